@@ -1,0 +1,3 @@
+from dupbench.cli import main
+
+raise SystemExit(main())

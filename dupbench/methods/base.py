@@ -1,0 +1,140 @@
+"""The method contract: a class that declares what it is and turns images into codes.
+
+A method never searches, never computes metrics and never writes files. Per-image methods (hashes,
+digests) implement ``encode_image`` and inherit ``encode``, which loads through ``dupbench.images``,
+records skips, shows progress and can fan out over worker processes. Batch methods (CNNs) override
+``encode`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+
+from dupbench import images
+from dupbench.records import Encodings, Kind, Metric, Skipped, pack_bits
+
+
+class Method(ABC):
+    """Base of every method adapter.
+
+    Subclasses set the class attributes and accept their parameters as keyword arguments in
+    ``__init__`` (store them with ``self._params``). ``size`` is the number of bits of a binary or
+    exact code, or the embedding dimension of a float one.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    metric: ClassVar[Metric]
+    #: default threshold for ``find_duplicates``: a Hamming distance, or a cosine similarity
+    default_threshold: ClassVar[float] = 0
+
+    def __init__(self, **params: Any) -> None:
+        self._params: dict[str, Any] = dict(params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    @property
+    def size(self) -> int:
+        raise NotImplementedError
+
+    #: keyword arguments for ``images.load``; profiles override (e.g. no EXIF, native mode)
+    @property
+    def load_options(self) -> dict[str, Any]:
+        return {}
+
+    def encode_image(self, image: Image.Image) -> np.ndarray:
+        """One decoded image → a 1-D bool bit vector (binary), uint64 words (exact) or float row."""
+        raise NotImplementedError(f"{type(self).__name__} encodes in batches; call encode()")
+
+    def encode_source(self, source: images.Source) -> np.ndarray:
+        """Load one source with this method's options and encode it (raises ``ImageError``)."""
+        return self.encode_image(images.load(source, **self.load_options))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
+        return f"{type(self).__name__}({args})"
+
+    def encode(
+        self,
+        sources: Sequence[images.Source],
+        ids: Sequence[str] | None = None,
+        *,
+        workers: int = 1,
+        progress: bool = False,
+    ) -> Encodings:
+        """Encode many images; unreadable ones become ``Skipped`` records, never exceptions."""
+        ids = [images.source_name(s) for s in sources] if ids is None else [str(i) for i in ids]
+        if len(ids) != len(sources):
+            raise ValueError(f"{len(sources)} sources but {len(ids)} ids")
+        results = _map_sources(self, list(sources), workers, progress)
+        kept_ids, rows, skipped = [], [], []
+        for ident, src, result in zip(ids, sources, results):
+            if isinstance(result, Skipped):
+                skipped.append(Skipped(images.source_name(src), result.reason))
+            else:
+                kept_ids.append(ident)
+                rows.append(result)
+        return Encodings(
+            ids=kept_ids,
+            codes=self._stack(rows),
+            kind=self.kind,
+            metric=self.metric,
+            size=self.size,
+            method=self.name,
+            params=self.params,
+            skipped=skipped,
+        )
+
+    def _stack(self, rows: list[np.ndarray]) -> np.ndarray:
+        if self.kind == "binary":
+            if not rows:
+                return np.zeros((0, max(1, -(-self.size // 64))), dtype=np.uint64)
+            return pack_bits(np.stack(rows))
+        if self.kind == "exact":
+            return np.stack(rows).astype(np.uint64) if rows else np.zeros((0, self.size // 64), np.uint64)
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.size), np.float32)
+
+
+def _encode_one(method: Method, source: images.Source) -> np.ndarray | Skipped:
+    try:
+        return method.encode_source(source)
+    except images.ImageError as e:
+        return Skipped(images.source_name(source), str(e))
+
+
+def _encode_chunk(method: Method, chunk: list) -> list:
+    return [_encode_one(method, s) for s in chunk]
+
+
+def _map_sources(method: Method, sources: list, workers: int, progress: bool) -> list:
+    """Encode in order, optionally over ``workers`` processes (0 or less: one per CPU)."""
+    from tqdm.auto import tqdm
+
+    workers = (os.cpu_count() or 1) if workers <= 0 else workers
+    bar = tqdm(total=len(sources), desc=f"encode {method.name}", unit="img", disable=not progress)
+    try:
+        if workers == 1 or len(sources) < 64:
+            out = []
+            for s in sources:
+                out.append(_encode_one(method, s))
+                bar.update()
+            return out
+        size = max(16, min(256, len(sources) // (workers * 8)))
+        chunks = [sources[k : k + size] for k in range(0, len(sources), size)]
+        out = []
+        with ProcessPoolExecutor(workers) as pool:
+            for part in pool.map(_encode_chunk, [method] * len(chunks), chunks):
+                out.extend(part)
+                bar.update(len(part))
+        return out
+    finally:
+        bar.close()

@@ -1,0 +1,208 @@
+"""The array-shaped values that flow between stages: skips, encodings and candidate pairs.
+
+Hex strings and ``{file: [dups]}`` maps exist only at the edges (API output, JSON files); inside,
+codes are packed ``uint64`` words (binary hashes, exact digests) or ``float32`` rows (embeddings),
+and search results are parallel index arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Kind = Literal["binary", "float", "exact"]
+Metric = Literal["hamming", "cosine", "equal"]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that could not be used, and why; a run records it and goes on."""
+
+    path: str
+    reason: str
+
+
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """Pack a (n, nbits) boolean matrix into (n, ceil(nbits/64)) uint64 words.
+
+    Bit order is big-endian within the row, so the hex of the words (see ``words_to_hex``) equals
+    imagehash's and imagededup's hex strings for the same bits.
+    """
+    bits = np.asarray(bits, dtype=bool)
+    if bits.ndim == 1:
+        bits = bits[None, :]
+    n, nbits = bits.shape
+    nwords = max(1, -(-nbits // 64))
+    padded = np.zeros((n, nwords * 64), dtype=bool)
+    padded[:, :nbits] = bits
+    packed = np.packbits(padded, axis=1)  # (n, nwords*8) uint8, big-endian bit order
+    return packed.view(">u8").astype(np.uint64)
+
+
+def unpack_bits(words: np.ndarray, nbits: int) -> np.ndarray:
+    """Inverse of ``pack_bits``: (n, nwords) uint64 → (n, nbits) bool."""
+    words = np.ascontiguousarray(np.atleast_2d(words).astype(">u8"))
+    return np.unpackbits(words.view(np.uint8), axis=1)[:, :nbits].astype(bool)
+
+
+def words_to_hex(words: np.ndarray, nbits: int) -> list[str]:
+    """Hex strings, one per row, with ``ceil(nbits/4)`` digits (imagehash / imagededup format)."""
+    digits = -(-nbits // 4)
+    be = np.ascontiguousarray(np.atleast_2d(words).astype(">u8"))
+    return [row.tobytes().hex()[:digits] for row in be]
+
+
+def hex_to_words(hexes: list[str], nbits: int) -> np.ndarray:
+    """Parse hex strings (as written by ``words_to_hex`` or imagededup) into packed words."""
+    nwords = max(1, -(-nbits // 64))
+    out = np.zeros((len(hexes), nwords * 8), dtype=np.uint8)
+    for r, h in enumerate(hexes):
+        h = h.strip().lower()
+        if len(h) % 2:
+            h += "0"
+        raw = bytes.fromhex(h)
+        if len(raw) > nwords * 8:
+            raise ValueError(f"hash {h!r} is longer than {nbits} bits")
+        out[r, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    return out.view(">u8").astype(np.uint64)
+
+
+@dataclass
+class Encodings:
+    """The output of ``Method.encode``: one code row per readable image, plus what was skipped.
+
+    ``codes`` is (n, words) uint64 for ``kind`` binary/exact and (n, dim) float32 for float.
+    ``size`` is the number of meaningful bits (binary/exact) or the dimension (float).
+    """
+
+    ids: list[str]
+    codes: np.ndarray
+    kind: Kind
+    metric: Metric
+    size: int
+    method: str = ""
+    params: dict = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.codes):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.codes)} code rows")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to_hex(self) -> dict[str, str]:
+        """``{id: hex}`` for binary and exact codes (the imagededup encoding-map edge format)."""
+        if self.kind == "float":
+            raise TypeError("float embeddings have no hex form; use .codes")
+        return dict(zip(self.ids, words_to_hex(self.codes, self.size)))
+
+    def save(self, path: str | Path) -> Path:
+        """Store as a compressed .npz with a JSON header; ``Encodings.load`` reads it back exactly."""
+        path = Path(path)
+        header = {
+            "kind": self.kind,
+            "metric": self.metric,
+            "size": self.size,
+            "method": self.method,
+            "params": self.params,
+            "skipped": [[s.path, s.reason] for s in self.skipped],
+        }
+        np.savez_compressed(
+            path,
+            codes=self.codes,
+            ids=np.array(self.ids, dtype=object).astype(str),
+            header=np.array(json.dumps(header)),
+        )
+        return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Encodings:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            return cls(
+                ids=[str(x) for x in z["ids"]],
+                codes=z["codes"],
+                kind=header["kind"],
+                metric=header["metric"],
+                size=header["size"],
+                method=header["method"],
+                params=header["params"],
+                skipped=[Skipped(p, r) for p, r in header["skipped"]],
+            )
+
+
+@dataclass
+class Candidates:
+    """Scored pairs found by a search: parallel arrays ``i``, ``j``, ``score``.
+
+    Within one collection (``cross=False``) every pair has ``i < j`` and there are no self pairs.
+    Across collections (``cross=True``) ``i`` indexes the queries and ``j`` the references.
+    ``score`` is a distance for hamming/equal (lower is closer) and a similarity for cosine.
+    Pairs are ordered best score first, then by (i, j), so results are deterministic.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    score: np.ndarray
+    metric: Metric
+    cross: bool = False
+
+    def __post_init__(self) -> None:
+        self.i = np.asarray(self.i, dtype=np.int64)
+        self.j = np.asarray(self.j, dtype=np.int64)
+        self.score = np.asarray(self.score)
+        if not (len(self.i) == len(self.j) == len(self.score)):
+            raise ValueError("i, j and score must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric == "cosine"
+
+    def within(self, threshold: float) -> Candidates:
+        """Pairs at least as close as ``threshold`` (distance ≤ t, or similarity ≥ t)."""
+        keep = self.score >= threshold if self.higher_is_better else self.score <= threshold
+        return Candidates(self.i[keep], self.j[keep], self.score[keep], self.metric, self.cross)
+
+    def sorted(self) -> Candidates:
+        """Best first, ties broken by (i, j)."""
+        key = -self.score.astype(np.float64) if self.higher_is_better else self.score
+        order = np.lexsort((self.j, self.i, key))
+        return Candidates(self.i[order], self.j[order], self.score[order], self.metric, self.cross)
+
+    @classmethod
+    def empty(cls, metric: Metric, cross: bool = False) -> Candidates:
+        dtype = np.float32 if metric == "cosine" else np.int32
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z.copy(), np.zeros(0, dtype=dtype), metric, cross)
+
+    @classmethod
+    def concat(cls, parts: list[Candidates], metric: Metric, cross: bool = False) -> Candidates:
+        if not parts:
+            return cls.empty(metric, cross)
+        return cls(
+            np.concatenate([p.i for p in parts]),
+            np.concatenate([p.j for p in parts]),
+            np.concatenate([p.score for p in parts]),
+            metric,
+            cross,
+        )
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(
+            path, i=self.i, j=self.j, score=self.score,
+            meta=np.array(json.dumps({"metric": self.metric, "cross": self.cross})),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Candidates:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return cls(z["i"], z["j"], z["score"], meta["metric"], meta["cross"])
