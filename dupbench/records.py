@@ -140,8 +140,10 @@ class Encodings:
 class Candidates:
     """Scored pairs found by a search: parallel arrays ``i``, ``j``, ``score``.
 
-    Within one collection (``cross=False``) every pair has ``i < j`` and there are no self pairs.
-    Across collections (``cross=True``) ``i`` indexes the queries and ``j`` the references.
+    Range search within one collection gives undirected pairs (``cross=False``): every pair has
+    ``i < j`` and there are no self pairs. Directed pairs (``cross=True``) come from searching
+    queries against references, and from top-k lists (where both (a, b) and (b, a) can appear):
+    ``i`` indexes the queries and ``j`` the references.
     ``score`` is a distance for hamming/equal (lower is closer) and a similarity for cosine.
     Pairs are ordered best score first, then by (i, j), so results are deterministic.
     """

@@ -1,5 +1,99 @@
 """Search over codes: Hamming (binary hashes), equality (digests) and cosine (embeddings).
 
 Every index answers ``range(threshold)`` (all pairs at least that close) and ``topk(k)`` with a
-``Candidates`` value: no self pairs, deterministic order, scores returned.
+``Candidates`` value: no self pairs, deterministic order, scores returned. ``build_index`` picks
+the index from the codes' metric and, with ``backend="auto"``, from the collection size.
 """
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from dupbench.records import Candidates, Encodings
+
+HAMMING_BACKENDS = ("brute", "bktree", "faiss")
+COSINE_BACKENDS = ("flat", "hnsw", "ivf")
+#: above this many codes, "auto" uses FAISS for Hamming search when it is installed
+FAISS_HAMMING_MIN = 20_000
+
+
+def _codes_and_metric(data: Encodings | np.ndarray, metric: str | None) -> tuple[np.ndarray, str]:
+    if isinstance(data, Encodings):
+        return data.codes, metric or data.metric
+    codes = np.asarray(data)
+    if metric is None:
+        metric = "cosine" if codes.dtype.kind == "f" else "hamming"
+    return codes, metric
+
+
+def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
+    """The backend ``build_index`` uses: explicit names are checked, "auto" decides by size."""
+    if metric == "equal":
+        return "equal"
+    valid = HAMMING_BACKENDS if metric == "hamming" else COSINE_BACKENDS
+    if backend == "auto":
+        if metric == "cosine":
+            return "flat"
+        has_faiss = importlib.util.find_spec("faiss") is not None
+        return "faiss" if has_faiss and n >= FAISS_HAMMING_MIN else "brute"
+    if backend not in valid:
+        raise ValueError(f"unknown {metric} backend {backend!r}; choose from {', '.join(valid)}")
+    return backend
+
+
+def build_index(data: Encodings | np.ndarray, metric: str | None = None,
+                backend: str = "auto", **params: Any):
+    """An index over ``data`` (Encodings or a code array) for its metric."""
+    codes, metric = _codes_and_metric(data, metric)
+    chosen = pick_backend(metric, len(codes), backend)
+    if metric == "equal":
+        from dupbench.search.exact import EqualIndex
+
+        return EqualIndex(codes)
+    if metric == "hamming":
+        from dupbench.search import hamming
+
+        cls = {"brute": hamming.HammingBruteForce, "bktree": hamming.BKTree,
+               "faiss": hamming.HammingFaiss}[chosen]
+        return cls(codes, **params)
+    if metric == "cosine":
+        from dupbench.search.cosine import CosineIndex
+
+        return CosineIndex(codes, backend=chosen, **params)
+    raise ValueError(f"unknown metric {metric!r}; expected hamming, equal or cosine")
+
+
+def _query_codes(queries: Encodings | np.ndarray | None) -> np.ndarray | None:
+    return queries.codes if isinstance(queries, Encodings) else queries
+
+
+def range_search(data: Encodings | np.ndarray, threshold: float, metric: str | None = None, *,
+                 queries: Encodings | np.ndarray | None = None, backend: str = "auto",
+                 **params: Any) -> Candidates:
+    """All pairs within ``threshold`` (Hamming distance ≤ t, cosine similarity ≥ t, or equal).
+
+    Hamming search at radius 0 uses equality grouping, which is exact and O(N log N).
+    """
+    codes, metric = _codes_and_metric(data, metric)
+    if metric == "hamming" and threshold == 0 and backend == "auto":
+        from dupbench.search.exact import EqualIndex
+
+        return EqualIndex(codes, metric="hamming").range(0, _query_codes(queries))
+    index = build_index(codes, metric, backend, **params)
+    return index.range(threshold, queries=_query_codes(queries))
+
+
+def topk_search(data: Encodings | np.ndarray, k: int, metric: str | None = None, *,
+                queries: Encodings | np.ndarray | None = None, backend: str = "auto",
+                **params: Any) -> Candidates:
+    """The ``k`` nearest references of every query (self excluded), as directed pairs."""
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    index = build_index(data, metric, backend, **params)
+    return index.topk(k, queries=_query_codes(queries))
+
+
+__all__ = ["Candidates", "build_index", "pick_backend", "range_search", "topk_search"]

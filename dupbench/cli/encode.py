@@ -1,0 +1,48 @@
+"""``dupbench encode DIR``: codes for every image, stored for later search or evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dupbench.cli.options import add_method_options, parse_params
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="encode a folder of images with one method",
+                       description="Encode every image in a folder; unreadable files are skipped "
+                                   "and listed.")
+    p.add_argument("directory", type=Path)
+    add_method_options(p)
+    p.add_argument("--out", "-o", type=Path, required=True,
+                   help=".npz (exact, any method) or .json ({file: hex}, hashes only)")
+    p.set_defaults(func=run)
+    methods = sub.add_parser("methods", help="list the available methods")
+    methods.set_defaults(func=list_methods)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dupbench.api import encode_images
+    from dupbench.duplicates import save_json
+
+    enc = encode_images(args.directory, args.method, recursive=args.recursive,
+                        num_enc_workers=args.workers, progress=not args.quiet,
+                        **parse_params(args.param))
+    if args.out.suffix == ".json":
+        save_json(enc.to_hex(), args.out)
+    else:
+        enc.save(args.out)
+    for s in enc.skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    print(f"encoded {len(enc)} images ({len(enc.skipped)} skipped) -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def list_methods(args: argparse.Namespace) -> int:
+    from dupbench.methods import available, method_class
+
+    for name in available():
+        cls = method_class(name)
+        print(f"{name:18s} {cls.kind:7s} {cls.metric:8s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    return 0

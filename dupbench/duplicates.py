@@ -1,0 +1,140 @@
+"""Turn search results into what people act on: duplicate maps, groups, and files to remove.
+
+``DuplicateResult`` keeps the array form (ids + ``Candidates``) and converts to the edge formats
+only when asked: imagededup's ``{file: [dups]}`` map, connected-component groups, and a keep
+policy that is explicit and deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from dupbench.records import Candidates, Skipped
+
+KeepPolicy = Literal["first", "largest_resolution", "largest_file", "oldest"]
+KEEP_POLICIES: tuple[str, ...] = ("first", "largest_resolution", "largest_file", "oldest")
+
+
+@dataclass
+class DuplicateResult:
+    """Pairs found among ``ids`` (within one collection), plus the files that were skipped.
+
+    ``paths`` maps each id to its file where one exists (needed by the size/date keep policies).
+    """
+
+    ids: list[str]
+    candidates: Candidates
+    skipped: list[Skipped] = field(default_factory=list)
+    paths: list[str | None] | None = None
+
+    def to_map(self, scores: bool = False) -> dict[str, list]:
+        """imagededup's output: every id a key; duplicates best first (ties by name).
+
+        With ``scores`` each entry is ``(id, score)``: an int Hamming distance, or a float cosine
+        similarity.
+        """
+        out: dict[str, list] = {k: [] for k in self.ids}
+        c = self.candidates
+        both_i = np.concatenate([c.i, c.j])
+        both_j = np.concatenate([c.j, c.i])
+        both_s = np.concatenate([c.score, c.score])
+        names = np.array(self.ids, dtype=object)
+        key = -both_s.astype(np.float64) if c.higher_is_better else both_s
+        # order by query, then score, then the duplicate's name
+        order = np.lexsort((names[both_j].astype(str), key, both_i))
+        cast = float if c.metric == "cosine" else int
+        for q, d, s in zip(both_i[order], both_j[order], both_s[order]):
+            out[self.ids[q]].append((self.ids[d], cast(s)) if scores else self.ids[d])
+        return out
+
+    def groups(self) -> list[list[str]]:
+        """Connected components of the duplicate graph with two or more members, largest first.
+
+        Chains join groups (a~b, b~c puts a and c together even when a≁c), which is what a
+        person reviewing clusters wants; ``to_remove`` does not rely on it.
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        n = len(self.ids)
+        c = self.candidates
+        graph = coo_matrix((np.ones(len(c), np.int8), (c.i, c.j)), shape=(n, n))
+        _, labels = connected_components(graph, directed=False)
+        members: dict[int, list[str]] = {}
+        for idx in np.flatnonzero(np.bincount(labels, minlength=1)[labels] > 1):
+            members.setdefault(int(labels[idx]), []).append(self.ids[idx])
+        return sorted((sorted(g) for g in members.values()), key=lambda g: (-len(g), g[0]))
+
+    def to_remove(self, keep: KeepPolicy = "first") -> list[str]:
+        """Files to remove so that no two kept files are duplicates of each other.
+
+        Greedy, like imagededup's ``get_files_to_remove``: visit files in order of preference; a
+        file not yet marked keeps itself and marks its duplicates. ``first`` prefers the earlier
+        name (imagededup's behaviour); the other policies prefer the larger resolution, the larger
+        file or the older modification time, ties broken by name. The result is sorted.
+        """
+        order = self._preference(keep)
+        neighbours: dict[int, list[int]] = {}
+        for a, b in zip(self.candidates.i.tolist(), self.candidates.j.tolist()):
+            neighbours.setdefault(a, []).append(b)
+            neighbours.setdefault(b, []).append(a)
+        removed: set[int] = set()
+        for idx in order:
+            if idx not in removed:
+                removed.update(neighbours.get(idx, ()))
+        return sorted(self.ids[k] for k in removed)
+
+    def _preference(self, keep: KeepPolicy) -> list[int]:
+        if keep not in KEEP_POLICIES:
+            raise ValueError(f"unknown keep policy {keep!r}; choose from {', '.join(KEEP_POLICIES)}")
+        by_name = sorted(range(len(self.ids)), key=lambda k: self.ids[k])
+        if keep == "first":
+            return by_name
+        if self.paths is None:
+            raise ValueError(f"keep={keep!r} needs files on disk (an image directory), not a map")
+        return sorted(by_name, key=lambda k: self._sort_key(keep, self.paths[k]))
+
+    @staticmethod
+    def _sort_key(keep: KeepPolicy, path: str | None) -> float:
+        if path is None:
+            return 0.0
+        if keep == "largest_resolution":
+            from PIL import Image
+
+            try:
+                with Image.open(path) as im:
+                    return -float(im.size[0] * im.size[1])
+            except OSError:
+                return 0.0
+        stat = os.stat(path)
+        return -float(stat.st_size) if keep == "largest_file" else stat.st_mtime
+
+    def summary(self) -> dict:
+        groups = self.groups()
+        return {
+            "files": len(self.ids) + len(self.skipped),
+            "encoded": len(self.ids),
+            "skipped": len(self.skipped),
+            "pairs": len(self.candidates),
+            "groups": len(groups),
+            "files_in_groups": sum(len(g) for g in groups),
+        }
+
+
+def save_json(data, outfile: str | os.PathLike) -> Path:
+    """Write API output as JSON (sorted keys, like imagededup), numpy scalars made plain."""
+    path = Path(outfile)
+
+    def plain(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=plain))
+    return path
