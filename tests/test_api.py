@@ -1,0 +1,110 @@
+"""The one-call API on real photos: imagededup output shapes, skips, groups and keep policies."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import dupbench
+from dupbench import api
+from dupbench.images import ImageError
+
+
+def _pairs(dups: dict) -> set[tuple[str, str]]:
+    return {tuple(sorted((k, d[0] if isinstance(d, tuple) else d))) for k, v in dups.items()
+            for d in v}
+
+
+@pytest.mark.parametrize("method", ["phash", "dhash", "ahash", "whash"])
+def test_find_duplicates_finds_the_planted_pairs(planted_dir, method):
+    dups = dupbench.find_duplicates(planted_dir["dir"], method=method, progress=False,
+                                    num_enc_workers=1)
+    good = {p.name for p in planted_dir["dir"].iterdir()} - planted_dir["bad"]
+    assert set(dups) == good  # every readable file is a key; bad files are not
+    assert _pairs(dups) == planted_dir["pairs"]
+    for k, v in dups.items():  # symmetric
+        assert all(k in dups[d] for d in v)
+
+
+def test_scores_are_sorted_distances_and_outfile_is_json(planted_dir, tmp_path):
+    out = tmp_path / "dups.json"
+    dups = api.find_duplicates(planted_dir["dir"], method="phash", max_distance_threshold=40,
+                               scores=True, outfile=out, progress=False, num_enc_workers=1)
+    for v in dups.values():
+        dists = [s for _, s in v]
+        assert all(isinstance(s, int) for s in dists) and dists == sorted(dists)
+    stored = json.loads(out.read_text())
+    assert {k: [list(x) for x in v] for k, v in dups.items()} == stored
+
+
+def test_encoding_map_input_equals_directory_input(planted_dir):
+    enc = api.encode_images(planted_dir["dir"], "phash", progress=False, num_enc_workers=1)
+    hexes = enc.to_hex()
+    assert all(len(h) == 16 for h in hexes.values())
+    assert api.find_duplicates(encoding_map=hexes, method="phash") == \
+        api.find_duplicates(planted_dir["dir"], method="phash", progress=False, num_enc_workers=1)
+    assert {s.path.rsplit(os.sep, 1)[-1] for s in enc.skipped} == planted_dir["bad"]
+
+
+def test_workers_give_the_same_codes(planted_dir):
+    one = api.encode_images(planted_dir["dir"], "dhash", progress=False, num_enc_workers=1)
+    two = api.encode_images(planted_dir["dir"], "dhash", progress=False, num_enc_workers=2)
+    assert one.ids == two.ids and np.array_equal(one.codes, two.codes)
+
+
+def test_encode_image_and_errors(planted_dir, photos):
+    h = api.encode_image(planted_dir["dir"] / "astronaut.png", method="phash")
+    assert h == api.encode_image(image_array=photos["astronaut"], method="phash")
+    with pytest.raises(ImageError, match="empty"):
+        api.encode_image(planted_dir["dir"] / "empty.png")
+    with pytest.raises(ValueError, match="exactly one"):
+        api.encode_image()
+    with pytest.raises(ValueError, match="max_distance_threshold"):
+        api.find_duplicates(planted_dir["dir"], max_distance_threshold=65, progress=False)
+    with pytest.raises(ValueError, match="min_similarity_threshold"):
+        api.find_duplicates(planted_dir["dir"], min_similarity_threshold=0.9, progress=False)
+    with pytest.raises(KeyError, match="available"):
+        api.find_duplicates(planted_dir["dir"], method="nohash", progress=False)
+
+
+def test_to_remove_keeps_one_of_each_set_by_policy(planted_dir):
+    d = planted_dir["dir"]
+    first = api.find_duplicates_to_remove(d, method="phash", progress=False, num_enc_workers=1)
+    # "first" keeps the earlier name: astronaut.png < astronaut_small.jpg
+    assert first == sorted(b for _, b in planted_dir["pairs"])
+    largest = api.find_duplicates_to_remove(d, method="phash", keep="largest_resolution",
+                                            progress=False, num_enc_workers=1)
+    assert largest == first  # the originals are also the larger images
+    smallest_file = {b for _, b in planted_dir["pairs"]}
+    biggest = api.find_duplicates_to_remove(d, method="phash", keep="largest_file",
+                                            progress=False, num_enc_workers=1)
+    assert set(biggest) == smallest_file  # PNG originals are bigger files than the small JPEGs
+    os.utime(d / "astronaut_small.jpg", (1, 1))  # make the copy the oldest file
+    oldest = api.find_duplicates_to_remove(d, method="phash", keep="oldest", progress=False,
+                                           num_enc_workers=1)
+    assert "astronaut.png" in oldest and "astronaut_small.jpg" not in oldest
+    with pytest.raises(ValueError, match="keep policy"):
+        api.find_duplicates_to_remove(d, keep="random", progress=False)
+
+
+def test_groups_are_connected_components():
+    dups = {"a": ["b"], "b": ["a", "c"], "c": ["b"], "d": [], "e": [("f", 3)], "f": [("e", 3)]}
+    assert api.duplicate_groups(dups) == [["a", "b", "c"], ["e", "f"]]
+
+
+def test_exact_digests_through_the_api(planted_dir):
+    d = planted_dir["dir"]
+    (d / "astronaut_copy.png").write_bytes((d / "astronaut.png").read_bytes())
+    dups = api.find_duplicates(d, method="file_digest", progress=False, num_enc_workers=1)
+    assert _pairs(dups) == {("astronaut.png", "astronaut_copy.png")}
+
+
+def test_imagededup_style_classes(planted_dir):
+    ph = dupbench.PHash(verbose=False)
+    hashes = ph.encode_images(planted_dir["dir"], num_enc_workers=1)
+    assert set(hashes) == {p.name for p in planted_dir["dir"].iterdir()} - planted_dir["bad"]
+    assert _pairs(ph.find_duplicates(encoding_map=hashes)) == planted_dir["pairs"]
+    assert len(ph.find_duplicates_to_remove(encoding_map=hashes)) == len(planted_dir["pairs"])
