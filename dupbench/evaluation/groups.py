@@ -1,0 +1,53 @@
+"""Recall per group of truth pairs (transform, severity, category): which method survives which edit.
+
+Only recall splits cleanly by group: a false positive pairs two unrelated images and belongs to no
+edit, so precision stays a corpus-level number (``pairwise_scores``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dupbench.evaluation.pairs import as_truth_pairs, canonical_pairs, label_pairs, lookup_scores
+from dupbench.records import Candidates
+
+BREAKDOWN_COLUMNS = ["group", "pairs", "found", "recall", "median_score"]
+
+
+def breakdown(candidates: Candidates, truth_pairs, pair_groups, threshold: float) -> pd.DataFrame:
+    """One row per group label: how many of its truth pairs were found at ``threshold``.
+
+    ``pair_groups[m]`` labels truth pair m (same order as ``truth_pairs``). Per group g::
+
+        pairs  = |G_g|
+        found  = |G_g ∩ R_t|      (R_t: candidates within the threshold, as ``Candidates.within``)
+        recall = found / pairs
+        median_score = median score of G_g's pairs among all candidates (NaN if none returned):
+                       how far the edit moves a copy, independent of the threshold.
+    """
+    raw = np.asarray(truth_pairs)
+    as_truth_pairs(raw, candidates.cross)  # validates shape, dtype and self pairs
+    labels = np.asarray(pair_groups)
+    if labels.ndim != 1 or len(labels) != len(raw):
+        raise ValueError(
+            f"pair_groups needs one label per truth pair: {len(raw)} pairs, labels of "
+            f"shape {labels.shape}"
+        )
+    if len(raw) == 0:
+        return pd.DataFrame(columns=BREAKDOWN_COLUMNS)
+    i, j = canonical_pairs(raw[:, 0], raw[:, 1], candidates.cross, "truth_pairs")
+    score = lookup_scores(i, j, label_pairs(candidates, raw))
+    found = ~np.isnan(lookup_scores(i, j, label_pairs(candidates.within(threshold), raw)))
+    table = (
+        pd.DataFrame({"group": labels, "found": found, "score": score})
+        .groupby("group", sort=True)
+        .agg(
+            pairs=("found", "size"),
+            found=("found", "sum"),
+            recall=("found", "mean"),
+            median_score=("score", "median"),
+        )
+        .reset_index()
+    )
+    return table[BREAKDOWN_COLUMNS]

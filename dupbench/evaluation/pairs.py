@@ -1,0 +1,191 @@
+"""Pair arithmetic shared by every metric: the pair space, truth checking, labelled candidate pairs.
+
+A pair (i, j) becomes one int64 key ``i * width + j``, so set operations on pairs are sorted-array
+operations (``np.unique`` / ``np.isin``) whose cost grows with the pairs *listed* (candidates and
+truth), never with the n(n-1)/2 pairs that exist. The pairs that were not listed are counted
+arithmetically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dupbench.records import Candidates
+
+#: ``n`` images within one collection, or ``(n_queries, n_references)`` across two collections
+Size = int | tuple[int, int]
+
+
+@dataclass(frozen=True)
+class PairSpace:
+    """The images pairs are drawn from: one collection (i < j) or queries × references."""
+
+    n_queries: int
+    n_references: int
+    cross: bool
+
+    @classmethod
+    def of(cls, n: Size, cross: bool) -> PairSpace:
+        if cross:
+            if not (isinstance(n, tuple | list) and len(n) == 2):
+                raise ValueError(
+                    f"cross-collection pairs need n=(n_queries, n_references), not {n!r}"
+                )
+            nq, nr = (int(x) for x in n)
+        else:
+            if isinstance(n, tuple | list):
+                raise ValueError(f"pairs within one collection need an int n, not {n!r}")
+            nq = nr = int(n)
+        if nq < 0 or nr < 0:
+            raise ValueError(f"n must not be negative, got {n!r}")
+        return cls(nq, nr, bool(cross))
+
+    @property
+    def total_pairs(self) -> int:
+        """Number of distinct pairs: n(n-1)/2 within one collection, n_q·n_r across two."""
+        if self.cross:
+            return self.n_queries * self.n_references
+        return self.n_queries * (self.n_queries - 1) // 2
+
+    def check(self, i: np.ndarray, j: np.ndarray, what: str) -> None:
+        """Raise a clear error when an index falls outside the collection(s)."""
+        for idx, limit, side in ((i, self.n_queries, "i"), (j, self.n_references, "j")):
+            if len(idx) and (idx.min() < 0 or idx.max() >= limit):
+                raise ValueError(
+                    f"{what}: index {side} out of range [0, {limit}) "
+                    f"(min {idx.min()}, max {idx.max()})"
+                )
+
+
+def canonical_pairs(
+    i: np.ndarray, j: np.ndarray, cross: bool, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Within one collection a pair is unordered: return it as (min, max); self pairs are errors."""
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    if (len(i) and i.min() < 0) or (len(j) and j.min() < 0):
+        raise ValueError(f"{what}: indices must not be negative")
+    if cross:
+        return i, j
+    if np.any(i == j):
+        raise ValueError(f"{what}: self pairs (i == j) are not allowed")
+    return np.minimum(i, j), np.maximum(i, j)
+
+
+def as_truth_pairs(truth_pairs, cross: bool = False, space: PairSpace | None = None) -> np.ndarray:
+    """Validate ground truth as an (m, 2) int64 array of unique canonical pairs, sorted."""
+    truth = np.asarray(truth_pairs)
+    if truth.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if truth.ndim != 2 or truth.shape[1] != 2:
+        raise ValueError(f"truth_pairs must have shape (m, 2), got {truth.shape}")
+    if not np.issubdtype(truth.dtype, np.integer):
+        raise ValueError(f"truth_pairs must hold integer indices, got dtype {truth.dtype}")
+    i, j = canonical_pairs(truth[:, 0], truth[:, 1], cross, "truth_pairs")
+    if space is not None:
+        space.check(i, j, "truth_pairs")
+    return np.unique(np.stack([i, j], axis=1), axis=0)
+
+
+def pair_keys(i: np.ndarray, j: np.ndarray, width: int) -> np.ndarray:
+    """One int64 per pair, ``i * width + j``; ``width`` must exceed every ``j``."""
+    return np.asarray(i, dtype=np.int64) * np.int64(width) + np.asarray(j, dtype=np.int64)
+
+
+def in_pair_set(i: np.ndarray, j: np.ndarray, pairs: np.ndarray, cross: bool) -> np.ndarray:
+    """Whether each pair (i, j), in either order within one collection, is one of ``pairs``.
+
+    ``pairs`` is canonical (as returned by ``as_truth_pairs``). Cost O((p + m) log(p + m)).
+    """
+    i, j = canonical_pairs(i, j, cross, "pairs")
+    if len(pairs) == 0 or len(i) == 0:
+        return np.zeros(len(i), dtype=bool)
+    width = int(max(j.max(), pairs[:, 1].max())) + 1
+    return np.isin(pair_keys(i, j, width), pair_keys(pairs[:, 0], pairs[:, 1], width))
+
+
+def score_order_key(score: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """An ascending sort key that puts the best score first (distance up, similarity down)."""
+    score = np.asarray(score, dtype=np.float64)
+    return -score if higher_is_better else score
+
+
+@dataclass(frozen=True)
+class LabelledPairs:
+    """Candidate pairs reduced to one entry per pair (its best score), each marked true or false.
+
+    ``truth`` is kept alongside (canonical, unique) because recall-type metrics divide by it.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    score: np.ndarray
+    is_true: np.ndarray
+    truth: np.ndarray
+    higher_is_better: bool
+    cross: bool
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    @property
+    def n_truth(self) -> int:
+        return len(self.truth)
+
+    def best_first(self, true_last_on_ties: bool = False) -> np.ndarray:
+        """Indices ordering the pairs best score first; ties by (i, j), or non-matches first."""
+        key = score_order_key(self.score, self.higher_is_better)
+        if true_last_on_ties:
+            return np.lexsort((self.j, self.i, self.is_true, key))
+        return np.lexsort((self.j, self.i, key))
+
+
+def label_pairs(candidates: Candidates, truth_pairs, n: Size | None = None) -> LabelledPairs:
+    """Deduplicate candidates (keeping each pair's best score) and mark which are truth pairs.
+
+    ``n`` (int, or (n_queries, n_references) for ``cross`` candidates) enables range checks.
+    """
+    if not isinstance(candidates, Candidates):
+        raise TypeError(f"expected dupbench.records.Candidates, got {type(candidates).__name__}")
+    cross = candidates.cross
+    space = PairSpace.of(n, cross) if n is not None else None
+    truth = as_truth_pairs(truth_pairs, cross, space)
+    i, j = canonical_pairs(candidates.i, candidates.j, cross, "candidates")
+    if space is not None:
+        space.check(i, j, "candidates")
+    score = candidates.score
+    if len(i):
+        width = int(j.max()) + 1
+        keys = pair_keys(i, j, width)
+        order = np.lexsort((score_order_key(score, candidates.higher_is_better), keys))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = keys[order][1:] != keys[order][:-1]
+        keep = order[first]
+        i, j, score = i[keep], j[keep], score[keep]
+    return LabelledPairs(
+        i=i,
+        j=j,
+        score=score,
+        is_true=in_pair_set(i, j, truth, cross),
+        truth=truth,
+        higher_is_better=candidates.higher_is_better,
+        cross=cross,
+    )
+
+
+def lookup_scores(i: np.ndarray, j: np.ndarray, labelled: LabelledPairs) -> np.ndarray:
+    """The candidate score of each pair (i, j), NaN where the search did not return it."""
+    i, j = canonical_pairs(i, j, labelled.cross, "pairs")
+    out = np.full(len(i), np.nan)
+    if len(i) == 0 or len(labelled) == 0:
+        return out
+    width = int(max(j.max(), labelled.j.max())) + 1
+    keys = pair_keys(labelled.i, labelled.j, width)
+    order = np.argsort(keys)
+    wanted = pair_keys(i, j, width)
+    pos = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    hit = keys[order][pos] == wanted
+    out[hit] = labelled.score[order][pos[hit]]
+    return out
