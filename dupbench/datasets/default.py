@@ -1,0 +1,144 @@
+"""The embedded default benchmark: real photos shipped inside installed packages, edited with the
+transform catalogue, built offline on first use into the user cache.
+
+Sources: scikit-image's bundled data images, scikit-learn's sample images and matplotlib's sample
+data. The motorcycle stereo pair (two photos of one scene) gives real "similar" hard negatives;
+textures, documents, graphics and scientific images are distractors with no copies. Sources
+that a package version does not ship are left out and listed in ``info["missing_sources"]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from dupbench.datasets.cache import cache_dir, clean_partial
+from dupbench.datasets.dataset import Dataset, file_sha256, is_dataset_dir, read_dataset_dir
+from dupbench.datasets.synthetic import (
+    BUILDER_VERSION,
+    SourcePhoto,
+    SyntheticConfig,
+    build_synthetic,
+    default_workers,
+)
+
+#: (id, package, file, category, scene); the first group get copies, DISTRACTORS do not
+DEFAULT_SOURCES = (
+    ("astronaut", "skimage", "astronaut.png", "portrait", None),
+    ("chelsea", "skimage", "chelsea.png", "animal", None),
+    ("coffee", "skimage", "coffee.png", "object", None),
+    ("rocket", "skimage", "rocket.jpg", "outdoor", None),
+    ("motorcycle_left", "skimage", "motorcycle_left.png", "object", "motorcycle"),
+    ("motorcycle_right", "skimage", "motorcycle_right.png", "object", "motorcycle"),
+    ("camera", "skimage", "camera.png", "portrait", None),
+    ("coins", "skimage", "coins.png", "object", None),
+    ("hubble_deep_field", "skimage", "hubble_deep_field.jpg", "astronomy", None),
+    ("immunohistochemistry", "skimage", "ihc.png", "microscopy", None),
+    ("retina", "skimage", "retina.jpg", "medical", None),
+    ("page", "skimage", "page.png", "document", None),
+    ("brick", "skimage", "brick.png", "texture", None),
+    ("china", "sklearn", "china.jpg", "outdoor", None),
+    ("flower", "sklearn", "flower.jpg", "outdoor", None),
+    ("grace_hopper", "matplotlib", "grace_hopper.jpg", "portrait", None),
+    # distractors: unrelated images that must not be matched to anything
+    ("moon", "skimage", "moon.png", "astronomy", None),
+    ("cell", "skimage", "cell.png", "microscopy", None),
+    ("clock_motion", "skimage", "clock_motion.png", "object", None),
+    ("grass", "skimage", "grass.png", "texture", None),
+    ("gravel", "skimage", "gravel.png", "texture", None),
+    ("text", "skimage", "text.png", "document", None),
+    ("horse", "skimage", "horse.png", "graphic", None),
+    ("logo", "skimage", "logo.png", "graphic", None),
+    ("color", "skimage", "color.png", "graphic", None),
+    ("microaneurysms", "skimage", "microaneurysms.png", "medical", None),
+    ("phantom", "skimage", "phantom.png", "graphic", None),
+    ("matplotlib_logo", "matplotlib", "logo2.png", "graphic", None),
+    ("present", "matplotlib", "Minduka_Present_Blue_Pack.png", "object", None),
+)
+DISTRACTORS = ("moon", "cell", "clock_motion", "grass", "gravel", "text", "horse", "logo", "color",
+               "microaneurysms", "phantom", "matplotlib_logo", "present")
+DEFAULT_CONFIG = SyntheticConfig(distractors=DISTRACTORS, max_side=384, chains=2,
+                                 query_fraction=0.2, seed=20240601)
+INFO = {
+    "description": "Embedded default: photos shipped in scikit-image, scikit-learn and matplotlib, "
+                   "each with ~27 seeded edits (catalogue: encodings, geometry, tone, filters, "
+                   "overlays, chains) plus unrelated distractors.",
+    "licence": "scikit-image data: public domain / CC0 / BSD-compatible (see skimage/data/README); "
+               "scikit-learn china/flower: CC BY 2.0 / public domain; matplotlib sample data: "
+               "matplotlib licence (grace_hopper: public domain)",
+    "citation": "dupbench embedded default (built locally; cite the checksum)",
+}
+
+
+def _package_file(package: str, name: str) -> Path | None:
+    if package == "skimage":
+        import skimage.data
+
+        path = Path(skimage.data.__file__).parent / name
+    elif package == "sklearn":
+        import sklearn.datasets
+
+        path = Path(sklearn.datasets.__file__).parent / "images" / name
+    else:
+        import matplotlib
+
+        path = Path(matplotlib.get_data_path()) / "sample_data" / name
+    return path if path.is_file() else None
+
+
+def default_sources() -> tuple[list[SourcePhoto], list[str]]:
+    """The default's source photos found in this installation, and the ids that are missing."""
+    found, missing = [], []
+    for ident, package, name, category, scene in DEFAULT_SOURCES:
+        path = _package_file(package, name)
+        if path is None:
+            missing.append(ident)
+        else:
+            found.append(SourcePhoto(ident, str(path), category, scene))
+    return found, missing
+
+
+def recipe_key(sources: list[SourcePhoto], config: SyntheticConfig = DEFAULT_CONFIG) -> str:
+    """A short hash of everything that determines the build (config, source bytes, versions):
+    a new scikit-image image or a builder change gives a new cache folder, never a stale one."""
+    from dupbench.datasets.synthetic import _versions
+
+    recipe = {"config": asdict(config), "builder": BUILDER_VERSION, "versions": _versions(),
+              "sources": [[s.id, file_sha256(s.path), s.category, s.scene] for s in sources]}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _recipe() -> tuple[list[SourcePhoto], list[str], SyntheticConfig]:
+    sources, missing = default_sources()
+    distractors = tuple(d for d in DISTRACTORS if d not in missing)
+    return sources, missing, SyntheticConfig(**{**asdict(DEFAULT_CONFIG),
+                                               "distractors": distractors})
+
+
+def build_default(out: str | Path, *, workers: int | None = None, progress: bool = True,
+                  overwrite: bool = False) -> Dataset:
+    """Build the default recipe into the folder ``out`` (atomically)."""
+    sources, missing, config = _recipe()
+    return build_synthetic(sources, out, config, name="default",
+                           info={**INFO, "missing_sources": missing},
+                           workers=default_workers() if workers is None else workers,
+                           progress=progress, overwrite=overwrite)
+
+
+def default_dataset(*, cache: str | Path | None = None, rebuild: bool = False,
+                    workers: int | None = None, progress: bool = True,
+                    verify: bool | str = True) -> Dataset:
+    """The embedded default, built on first use (offline, atomically) and loaded afterwards.
+
+    The folder name carries ``recipe_key``, so a changed recipe builds afresh beside the old one.
+    """
+    sources, _, config = _recipe()
+    parent = Path(cache) if cache is not None else cache_dir()
+    target = parent / f"default-{recipe_key(sources, config)}"
+    if is_dataset_dir(target) and not rebuild:
+        return read_dataset_dir(target, verify=verify)
+    clean_partial(parent)
+    build_default(target, workers=workers, progress=progress, overwrite=rebuild)
+    return read_dataset_dir(target, verify="exists")

@@ -1,0 +1,200 @@
+"""Fetching public datasets: resumable HTTP downloads with checksums, and safe extraction.
+
+A download goes to ``<file>.part``; an interrupted one resumes with an HTTP ``Range`` request
+(a server that ignores it sends the whole file, and we start over). Only a file whose size and
+checksum match is renamed into place. Extraction rejects absolute paths, ``..`` components,
+links and device files, so an archive cannot write outside its folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+from dupbench.datasets.cache import atomic_dir
+from dupbench.datasets.truth import DatasetError
+
+
+class DownloadError(DatasetError):
+    """A download that failed or whose checksum does not match."""
+
+
+class IncompleteDownload(DownloadError):
+    """The connection ended early; the partial file is kept so the next try resumes."""
+
+
+class UnsafeArchiveError(DatasetError):
+    """An archive member that would escape the extraction folder or is not a plain file."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One file of a public dataset: where to get it and how to recognise it."""
+
+    filename: str
+    urls: tuple[str, ...]
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+
+
+def file_digest(path: str | Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(path: Path, resource: Resource) -> None:
+    """Raise ``DownloadError`` unless the file has the resource's size and checksums."""
+    if resource.size is not None and path.stat().st_size != resource.size:
+        raise DownloadError(f"{path.name}: size {path.stat().st_size} != expected {resource.size}")
+    for algorithm, expected in (("sha256", resource.sha256), ("md5", resource.md5)):
+        if expected and file_digest(path, algorithm) != expected.lower():
+            raise DownloadError(f"{path.name}: {algorithm} does not match the published value")
+
+
+def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """Download ``url`` into ``part``, resuming from its current size where the server allows."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "dupbench"})
+    if offset and url.startswith(("http://", "https://")):
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:  # nothing left to send: the part is complete
+            return
+        raise
+    with response:
+        status = getattr(response, "status", None)
+        resumed = offset and status == 206
+        if not resumed:
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length else None
+        with open(part, "ab" if resumed else "wb") as f, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5],
+            disable=not progress,
+        ) as bar:
+            for block in iter(lambda: response.read(1 << 16), b""):
+                f.write(block)
+                bar.update(len(block))
+        if total is not None and part.stat().st_size < total:
+            raise IncompleteDownload(f"connection closed after {part.stat().st_size} of {total} bytes")
+
+
+def download(resource: Resource, folder: str | Path, *, timeout: float = 60.0,
+             progress: bool = True, retries: int = 2) -> Path:
+    """Fetch ``resource`` into ``folder`` (no-op when a verified copy is there); try each URL in
+    turn, resuming partial downloads, and verify size and checksums before keeping the file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / resource.filename
+    if dest.exists():
+        check_file(dest, resource)
+        return dest
+    part = folder / (resource.filename + ".part")
+    errors = []
+    for url in resource.urls:
+        for _ in range(retries + 1):
+            try:
+                _fetch(url, part, timeout, progress)
+                check_file(part, resource)
+            except IncompleteDownload as e:
+                errors.append(f"{url}: {e}")
+                continue
+            except DownloadError as e:  # complete but wrong: start over from zero
+                errors.append(f"{url}: {e}")
+                part.unlink(missing_ok=True)
+                continue
+            except (OSError, urllib.error.URLError) as e:
+                errors.append(f"{url}: {e}")
+                continue
+            part.rename(dest)
+            return dest
+    raise DownloadError(
+        f"could not download {resource.filename}:\n  " + "\n  ".join(errors)
+        + f"\nDownload it by hand into {folder} and run again."
+    )
+
+
+# ---------------------------------------------------------------- extraction
+
+
+def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise UnsafeArchiveError(f"{archive.name}: member {name!r} would escape the folder")
+    return path
+
+
+def safe_extract(archive: str | Path, dest: str | Path,
+                 keep: Callable[[str], bool] | None = None, password: bytes | None = None) -> Path:
+    """Extract a .zip / .tar(.gz|.bz2|.xz) into ``dest``, refusing unsafe members.
+
+    ``keep(name)`` selects members (default: all regular files). Links, devices and paths that
+    leave ``dest`` raise ``UnsafeArchiveError`` before anything is written.
+    """
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            members = []
+            for info in zf.infolist():
+                path = _safe_member_path(info.filename, archive)
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise UnsafeArchiveError(f"{archive.name}: member {info.filename!r} is a link")
+                if not info.is_dir() and (keep is None or keep(info.filename)):
+                    members.append((info, path))
+            for info, path in members:
+                target = dest.joinpath(*path.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with zf.open(info, pwd=password) as src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out)
+                except RuntimeError as e:  # encrypted member without (the right) password
+                    raise DatasetError(f"{archive.name}: {e}") from None
+        return dest
+    if tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            members = []
+            for member in tf.getmembers():
+                path = _safe_member_path(member.name, archive)
+                if member.issym() or member.islnk():
+                    raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} is a link")
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise UnsafeArchiveError(
+                        f"{archive.name}: member {member.name!r} is not a regular file")
+                if keep is None or keep(member.name):
+                    members.append((member, path))
+            for member, path in members:
+                target = dest.joinpath(*path.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tf.extractfile(member) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+        return dest
+    raise DatasetError(f"{archive}: not a zip or tar archive")
+
+
+def extract_once(archives: list[Path], dest: str | Path, **options) -> Path:
+    """Extract archives into ``dest`` all at once (atomically); skip if ``dest`` exists."""
+    dest = Path(dest)
+    if dest.is_dir():
+        return dest
+    with atomic_dir(dest) as tmp:
+        for archive in archives:
+            safe_extract(archive, tmp, **options)
+    return dest

@@ -1,0 +1,348 @@
+"""Build a near-duplicate benchmark from any set of photos with the seeded transform catalogue.
+
+Every source photo becomes an *original* (stored as PNG, optionally shrunk to ``max_side``) with
+edited copies, or an unrelated *distractor* with none. Ground truth:
+
+- every pair inside one original's group (original + its copies) is a duplicate: ``exact`` when
+  the two decode to identical pixels, ``near`` otherwise;
+- sources declared to show the same scene (``SourcePhoto.scene``) make every cross pair between
+  their groups ``similar`` (hard negatives for near-duplicate detection).
+
+Randomness comes from a numpy ``Generator`` seeded from (seed, image id, purpose), so a file's
+bytes depend only on the config, the seed, the source pixels and the library versions, never on
+build order or worker count. The build happens in a temporary folder renamed into place at the
+end, so an interrupted build never leaves a half dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from dupbench import images as image_io
+from dupbench.datasets.cache import atomic_dir
+from dupbench.datasets.dataset import Dataset, dataset_table
+from dupbench.datasets.transforms import (
+    ALL_TRANSFORMS,
+    COPY,
+    EXTENSIONS,
+    SEVERITIES,
+    TRANSFORMS,
+    Edit,
+    encode,
+)
+from dupbench.datasets.truth import DatasetError, GroundTruth, _preview, check_unique_ids
+
+#: bump when a change to the builder changes its output for the same config and seed
+BUILDER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SourcePhoto:
+    """One input photo: a stable id, where to read it, and optional metadata."""
+
+    id: str
+    path: str
+    category: str | None = None
+    scene: str | None = None  # photos sharing a scene are "similar" to each other
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What to build. Same config + seed + sources → byte-identical files.
+
+    transforms:    catalogue names ("copy" is a byte copy; chains are set with ``chains``)
+    severities:    allowed levels (1 light, 2 medium, 3 strong)
+    all_severities: one copy per level instead of one copy at a level drawn per image
+    chains:        number of chained-edit copies per original
+    distractors:   how many sources (drawn with the seed) get no copies, or their ids
+    max_side:      shrink sources whose longer side exceeds this (None: keep)
+    query_fraction: share of images put in the "query" split (None: no split)
+    """
+
+    transforms: tuple[str, ...] = tuple(t for t in ALL_TRANSFORMS if t != "chain")
+    severities: tuple[int, ...] = SEVERITIES
+    all_severities: bool = False
+    chains: int = 2
+    distractors: int | tuple[str, ...] = 0
+    max_side: int | None = 512
+    query_fraction: float | None = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.transforms if t not in ALL_TRANSFORMS]
+        if unknown:
+            raise DatasetError(f"unknown transform(s) {_preview(unknown)}; "
+                               f"choose from {', '.join(ALL_TRANSFORMS)}")
+        if "chain" in self.transforms:
+            raise DatasetError("set the number of chained edits with chains=, not in transforms")
+        if not self.severities or set(self.severities) - set(SEVERITIES):
+            raise DatasetError(f"severities must be a non-empty subset of {SEVERITIES}")
+        if self.chains < 0:
+            raise DatasetError("chains must be >= 0")
+        if self.query_fraction is not None and not 0 <= self.query_fraction <= 1:
+            raise DatasetError("query_fraction must be between 0 and 1")
+        if self.max_side is not None and self.max_side < 16:
+            raise DatasetError("max_side must be at least 16 pixels")
+
+
+def rng_for(seed: int, *keys: object) -> np.random.Generator:
+    """A generator that depends only on the seed and the keys (never on call order)."""
+    digest = hashlib.sha256(json.dumps([seed, *map(str, keys)]).encode()).digest()
+    return np.random.default_rng(np.frombuffer(digest, dtype=np.uint32))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_id(text: str) -> str:
+    """A file-name-safe id: path separators become ``__``, other odd characters ``_``."""
+    return _UNSAFE.sub("_", text.replace("/", "__").replace("\\", "__")).strip("._") or "image"
+
+
+def photos_from_folder(folder: str | Path, recursive: bool = True,
+                       scenes: dict[str, str] | None = None,
+                       categories: dict[str, str] | None = None) -> list[SourcePhoto]:
+    """Every file in ``folder`` as a source (unreadable ones are skipped at build time).
+
+    ids are relative paths without extension, made file-name safe; ``scenes``/``categories``
+    map those ids (or the relative paths) to a scene or category name.
+    """
+    folder = Path(folder)
+    out = []
+    for path in image_io.list_files(folder, recursive=recursive):
+        rel = path.relative_to(folder).as_posix()
+        ident = safe_id(rel.rsplit(".", 1)[0])
+        scene = (scenes or {}).get(ident, (scenes or {}).get(rel))
+        category = (categories or {}).get(ident, (categories or {}).get(rel))
+        out.append(SourcePhoto(ident, str(path), category, scene))
+    return out
+
+
+def _pixel_digest(data: bytes) -> str:
+    img = image_io.load(data)
+    return hashlib.sha256(f"{img.size}".encode() + img.tobytes()).hexdigest()
+
+
+def _copy_plan(source_id: str, config: SyntheticConfig) -> list[tuple[str, str, int | None]]:
+    """(copy id, transform, severity) for each copy of one original."""
+    plan = []
+    names = [*config.transforms] + ["chain"] * config.chains
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+        stem = f"{source_id}__{name}" + (str(counts[name]) if name == "chain" else "")
+        graded = name != COPY and TRANSFORMS[name].graded
+        if not graded:
+            plan.append((stem, name, None))
+        elif config.all_severities:
+            plan.extend((f"{stem}-s{sev}", name, sev) for sev in config.severities)
+        else:
+            rng = rng_for(config.seed, stem, "severity")
+            plan.append((stem, name, int(rng.choice(config.severities))))
+    return plan
+
+
+def _build_source(source: SourcePhoto, distractor: bool, config: SyntheticConfig,
+                  out_dir: str) -> dict:
+    """Worker: write one original and its copies; return their records (or a skip)."""
+    try:
+        img = image_io.load(source.path)
+    except image_io.ImageError as e:
+        return {"skipped": [source.path, str(e)]}
+    if config.max_side and max(img.size) > config.max_side:
+        scale = config.max_side / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.LANCZOS)
+    images_dir = Path(out_dir) / "images"
+    records = []
+
+    def write(ident: str, data: bytes, ext: str, **meta) -> None:
+        rel = f"images/{ident}.{ext}"
+        (images_dir / f"{ident}.{ext}").write_bytes(data)
+        records.append({"id": ident, "path": rel, "original": source.id,
+                        "category": source.category, "sha256": hashlib.sha256(data).hexdigest(),
+                        "pixels": _pixel_digest(data), **meta})
+
+    original = encode(Edit(img, {}, "PNG"))
+    write(source.id, original, "png", transform=None, severity=None, params=None)
+    if not distractor:
+        for ident, name, severity in _copy_plan(source.id, config):
+            if name == COPY:
+                write(ident, original, "png", transform=COPY, severity=None, params="{}")
+                continue
+            rng = rng_for(config.seed, ident, "edit")
+            edit = TRANSFORMS[name].apply(img, rng, severity or 1)
+            write(ident, encode(edit), EXTENSIONS[edit.format], transform=name,
+                  severity=severity, params=json.dumps(edit.params, sort_keys=True))
+    return {"records": records}
+
+
+def _truth(records: list[dict], scene_of: dict[str, str | None]) -> GroundTruth:
+    index = {r["id"]: k for k, r in enumerate(records)}
+    groups: dict[str, list[int]] = {}
+    for k, r in enumerate(records):
+        groups.setdefault(r["original"], []).append(k)
+    originals_by_pixels: dict[str, str] = {}
+    for orig in groups:
+        digest = records[index[orig]]["pixels"]
+        if digest in originals_by_pixels:
+            raise DatasetError(
+                f"sources {originals_by_pixels[digest]!r} and {orig!r} have identical pixels; "
+                "remove one (or give them one id) so the ground truth stays correct"
+            )
+        originals_by_pixels[digest] = orig
+    pairs, levels = [], []
+    for members in groups.values():
+        for p, i in enumerate(members):
+            for j in members[p + 1:]:
+                pairs.append((i, j))
+                levels.append("exact" if records[i]["pixels"] == records[j]["pixels"] else "near")
+    by_scene: dict[str, list[str]] = {}
+    for orig in groups:
+        if scene_of.get(orig):
+            by_scene.setdefault(scene_of[orig], []).append(orig)
+    for origs in by_scene.values():
+        for p, a in enumerate(origs):
+            for b in origs[p + 1:]:
+                pairs.extend((i, j) for i in groups[a] for j in groups[b])
+                levels.extend(["similar"] * (len(groups[a]) * len(groups[b])))
+    if not pairs:
+        return GroundTruth.empty()
+    return GroundTruth(np.array(pairs, dtype=np.int64), np.array(levels, dtype=object))
+
+
+def build_synthetic(
+    sources: str | Path | Sequence[SourcePhoto],
+    out: str | Path,
+    config: SyntheticConfig | None = None,
+    *,
+    name: str | None = None,
+    info: dict | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Dataset:
+    """Build the benchmark into the folder ``out`` (atomically) and return it.
+
+    ``sources`` is a folder of photos or a list of ``SourcePhoto``. Unreadable sources are
+    skipped and listed in ``info["skipped"]``.
+    """
+    config = config or SyntheticConfig()
+    out = Path(out)
+    if isinstance(sources, (str, Path)):
+        source_root = str(sources)
+        sources = photos_from_folder(sources)
+    else:
+        source_root = None
+        sources = list(sources)
+    if not sources:
+        raise DatasetError("no source photos to build from")
+    check_unique_ids([s.id for s in sources], where="the source photos")
+    bad = [s.id for s in sources if safe_id(s.id) != s.id]
+    if bad:
+        raise DatasetError(f"source ids must be file-name safe (see safe_id): {_preview(bad)}")
+    sources = sorted(sources, key=lambda s: s.id)
+    distractors = _choose_distractors(sources, config)
+
+    jobs = [(s, s.id in distractors, config) for s in sources]
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        (tmp / "images").mkdir()
+        results = _run(jobs, str(tmp), workers, progress)
+        skipped = [r["skipped"] for r in results if "skipped" in r]
+        records = sorted((rec for r in results for rec in r.get("records", [])),
+                         key=lambda rec: rec["id"])
+        if not records:
+            raise DatasetError(f"none of the {len(sources)} sources could be read: "
+                               f"{_preview(skipped)}")
+        for rec in records:
+            rec["split"] = _split(config, rec["id"])
+        truth = _truth(records, {s.id: s.scene for s in sources})
+        meta = {
+            "description": f"synthetic near-duplicates of {len(records) - len(skipped)} images",
+            "level": "exact+near (+similar where sources share a scene)",
+            "source": source_root or "list of photos",
+            "builder": {"version": BUILDER_VERSION, "config": asdict(config),
+                        "versions": _versions()},
+            "sources": [{"id": s.id, "file": Path(s.path).name, "category": s.category,
+                         "scene": s.scene, "distractor": s.id in distractors}
+                        for s in sources],
+            "skipped": skipped,
+            **(info or {}),
+        }
+        dataset = Dataset(name or out.name, tmp, dataset_table(records), truth, meta)
+        dataset.save()
+    return _relocated(dataset, out)
+
+
+def _relocated(dataset: Dataset, root: Path) -> Dataset:
+    images = dataset.images.assign(path=dataset.relative_paths())
+    return Dataset(dataset.name, root, images, dataset.truth, dataset.info)
+
+
+def _choose_distractors(sources: list[SourcePhoto], config: SyntheticConfig) -> set[str]:
+    ids = [s.id for s in sources]
+    if isinstance(config.distractors, int):
+        if not 0 <= config.distractors < len(ids):
+            raise DatasetError(f"distractors={config.distractors} leaves no original among "
+                               f"{len(ids)} sources")
+        order = rng_for(config.seed, "distractors").permutation(len(ids))
+        return {ids[k] for k in order[: config.distractors]}
+    unknown = sorted(set(config.distractors) - set(ids))
+    if unknown:
+        raise DatasetError(f"distractor ids not among the sources: {_preview(unknown)}")
+    return set(config.distractors)
+
+
+def _split(config: SyntheticConfig, ident: str) -> str | None:
+    if config.query_fraction is None:
+        return None
+    draw = rng_for(config.seed, ident, "split").random()
+    return "query" if draw < config.query_fraction else "reference"
+
+
+def _run(jobs: list[tuple], out_dir: str, workers: int, progress: bool) -> list[dict]:
+    bar = tqdm(total=len(jobs), desc="building", unit="photo", disable=not progress)
+    try:
+        if workers <= 1 or len(jobs) == 1:
+            results = []
+            for job in jobs:
+                results.append(_build_source(*job, out_dir))
+                bar.update()
+            return results
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            futures = [pool.submit(_build_source, *job, out_dir) for job in jobs]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                bar.update()
+            return results
+    finally:
+        bar.close()
+
+
+def _versions() -> dict[str, str]:
+    import PIL
+
+    from dupbench import __version__
+
+    return {"dupbench": __version__, "Pillow": PIL.__version__, "numpy": np.__version__}
+
+
+def default_workers() -> int:
+    """Processes to build with: the usable cores, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))

@@ -1,0 +1,69 @@
+"""The embedded default builds offline, deterministically, and the CLI drives it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import pytest
+
+from dupbench.cli import datasets as datasets_cli
+from dupbench.datasets import load_dataset
+from dupbench.datasets.default import DISTRACTORS, default_sources
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dupbench")
+    datasets_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_default_sources_ship_with_the_installed_packages():
+    sources, missing = default_sources()
+    assert not missing
+    assert {"motorcycle_left", "china", "grace_hopper"} <= {s.id for s in sources}
+    assert set(DISTRACTORS) <= {s.id for s in sources}
+
+
+@pytest.mark.slow
+def test_default_builds_twice_to_the_same_checksum(tmp_path, monkeypatch):
+    start = time.perf_counter()
+    first = load_dataset("default", cache=tmp_path / "a", progress=False, workers=2)
+    elapsed = time.perf_counter() - start
+    second = load_dataset("default", cache=tmp_path / "b", progress=False, workers=1)
+    assert first.checksum() == second.checksum()
+    assert 300 <= len(first) <= 600 and elapsed < 120
+    counts = first.truth.counts()
+    assert counts["exact"] > 0 and counts["near"] > 1000 and counts["similar"] > 0
+    assert first.info["builder"]["config"]["seed"] == second.info["builder"]["config"]["seed"]
+    reloaded = load_dataset("default", cache=tmp_path / "a")  # second use: no rebuild
+    assert reloaded.root == first.root and reloaded.checksum() == first.checksum()
+
+    monkeypatch.setenv("DUPBENCH_CACHE", str(tmp_path / "a"))
+    assert _cli(["datasets", "info", "default"]) == 0
+
+
+def test_cli_list_build_info_export(tmp_path, capsys):
+    from PIL import Image
+    from skimage import data
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(data.chelsea()).save(src / "cat.png")
+    Image.fromarray(data.coffee()).save(src / "cup.png")
+    assert _cli(["datasets", "list", "--json"]) == 0
+    names = [row["name"] for row in json.loads(capsys.readouterr().out)]
+    assert names[0] == "default" and "cifar10" in names
+    out = tmp_path / "bench"
+    assert _cli(["datasets", "build", "--from", str(src), "--out", str(out), "--transforms",
+                 "jpeg,crop", "--chains", "0", "--max-side", "64", "--no-progress"]) == 0
+    assert "checksum" in capsys.readouterr().out
+    assert _cli(["datasets", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["images"] == 6 and info["pairs"]["near"] == 6
+    assert _cli(["datasets", "export", str(out), str(tmp_path / "t.json")]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["cat"] == ["cat__crop", "cat__jpeg"]
+    assert _cli(["datasets", "info", str(tmp_path / "nowhere")]) == 2
+    assert "not an existing folder" in capsys.readouterr().err
