@@ -198,13 +198,21 @@ def load(
     except (ValueError, SyntaxError, EOFError, MemoryError) as e:
         raise ImageError(f"cannot decode: {type(e).__name__}: {e}") from None
     if exif and not isinstance(source, np.ndarray):
-        try:
-            img = ImageOps.exif_transpose(img)
-        except Exception as e:  # malformed EXIF must not lose an otherwise good image
-            warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=2)
+        img = _apply_orientation(img, name)
     if mode == "RGB":
         img = to_rgb(img, alpha=alpha, background=background)
     return img
+
+
+def _apply_orientation(img: Image.Image, name: str) -> Image.Image:
+    """Apply the EXIF orientation tag; without one, return the image itself (no copy)."""
+    try:
+        if img.getexif().get(0x0112, 1) in (1, None):
+            return img
+        return ImageOps.exif_transpose(img)
+    except Exception as e:  # malformed EXIF must not lose an otherwise good image
+        warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
+        return img
 
 
 def load_frames(source: Source, **options) -> list[Image.Image]:

@@ -64,7 +64,7 @@ def test_encode_image_and_errors(planted_dir, photos):
         api.encode_image()
     with pytest.raises(ValueError, match="max_distance_threshold"):
         api.find_duplicates(planted_dir["dir"], max_distance_threshold=65, progress=False)
-    with pytest.raises(ValueError, match="min_similarity_threshold"):
+    with pytest.raises(ValueError, match="Hamming distance: use max_distance_threshold"):
         api.find_duplicates(planted_dir["dir"], min_similarity_threshold=0.9, progress=False)
     with pytest.raises(KeyError, match="available"):
         api.find_duplicates(planted_dir["dir"], method="nohash", progress=False)
