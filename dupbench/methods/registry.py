@@ -15,7 +15,13 @@ from dupbench.methods.base import Method
 _REGISTRY: dict[str, type[Method]] = {}
 
 #: modules whose import registers methods; CNN modules import torch lazily inside their classes
-_FAMILY_MODULES = ("dupbench.methods.hashing", "dupbench.methods.exact", "dupbench.methods.cnn")
+_FAMILY_MODULES = (
+    "dupbench.methods.hashing",
+    "dupbench.methods.pdq",
+    "dupbench.methods.crop_resistant",
+    "dupbench.methods.exact",
+    "dupbench.methods.cnn",
+)
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -29,11 +35,7 @@ def register(cls: type[Method]) -> type[Method]:
 
 def _load_families() -> None:
     for module in _FAMILY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:  # a family's own missing dependency is a real error
-                raise
+        importlib.import_module(module)
 
 
 def available() -> list[str]:

@@ -1,0 +1,197 @@
+"""Crop-resistant hash: dHash each bright or dark region of the image separately.
+
+After imagehash's ``crop_resistant_hash`` (Jain et al., "Efficient Cropping-Resistant Robust Image
+Hashing", ARES 2014): the image is reduced to a blurred ``segmentation_image_size``² gray square,
+split at ``segment_threshold`` into 4-connected "hills" and "valleys", and every region larger
+than ``min_segment_size`` pixels is cropped from the original by its bounding box and dHashed. A
+crop keeps most regions whole, so most of their hashes survive.
+
+Fixed-width codes. imagehash's result is a *set* of hashes of varying size; here the ``segments``
+largest regions fill ``segments`` slots of ``hash_size²`` bits each (largest first, ties in
+imagehash's order). An image with fewer regions repeats its hashes cyclically to fill the slots,
+so the code still holds exactly the image's set of hashes. Two ways to match:
+
+- ``crop_resistant_search`` (the crop-resistant rule): a pair matches when at least
+  ``min_segments`` distinct region hashes of one image lie within ``threshold`` bits of some
+  region hash of the other (imagehash's ``matches`` with its 25 % bit-error default, taken in
+  the direction that matches more, so the result is symmetric). Its score is the smallest
+  region-to-region Hamming distance.
+- Plain Hamming distance over the whole code (what ``find_duplicates`` does with any binary
+  method): fine for resized or recompressed copies, whose regions come out in the same order,
+  but not crop-resistant, because a crop reorders the regions.
+
+The segmentation reproduces imagehash's, including its quirks (it stops collecting dark regions
+once its pixel count, which includes the 2·(h + w) border sentinels and leaves out one-pixel
+regions, reaches h·w), with ``scipy.ndimage.label`` instead of a per-pixel Python flood fill.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy import ndimage
+
+from dupbench.methods.hashing import DifferenceHash, HashMethod
+from dupbench.methods.registry import register
+from dupbench.records import Candidates, Encodings
+
+_LANCZOS = Image.Resampling.LANCZOS
+
+
+def find_segments(
+    pixels: np.ndarray, segment_threshold: float, min_segment_size: int
+) -> list[tuple[slice, slice, int]]:
+    """Bounding boxes (row slice, column slice, pixel count) of the regions imagehash keeps.
+
+    Order: bright regions, then dark ones, each in raster order of their first pixel (which is
+    both ``ndimage.label``'s numbering and imagehash's flood-fill order).
+    """
+    height, width = pixels.shape
+    bright = pixels > segment_threshold
+    counted = 2 * (height + width)  # imagehash seeds its "segmented" set with the outer border
+    kept = []
+    for mask, is_bright in ((bright, True), (~bright, False)):
+        labels, n = ndimage.label(mask)
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        for index, box in enumerate(ndimage.find_objects(labels)):
+            if not is_bright and counted >= height * width:
+                break
+            size = int(sizes[index])
+            counted += size if size > 1 else 0  # a lone start pixel is never marked segmented
+            if size > min_segment_size:
+                kept.append((box[0], box[1], size))
+    return kept
+
+
+@register
+class CropResistantHash(HashMethod):
+    """Region dHashes in ``segments`` fixed slots of ``hash_size²`` bits (see the module doc).
+
+    hash_size:   bits per region hash side; a multiple of 8, so each region fills whole words.
+    segments:    how many of the largest regions are kept (imagehash's ``limit_segments``).
+    segment_threshold, min_segment_size, segmentation_image_size: as in imagehash.
+    """
+
+    name = "crop_resistant"
+
+    def __init__(
+        self,
+        hash_size: int = 8,
+        segments: int = 8,
+        segment_threshold: int = 128,
+        min_segment_size: int = 500,
+        segmentation_image_size: int = 300,
+        **params: Any,
+    ) -> None:
+        if isinstance(hash_size, bool) or not isinstance(hash_size, int) or hash_size % 8:
+            raise ValueError(f"crop_resistant needs hash_size a multiple of 8, got {hash_size!r}")
+        if segments < 1 or segmentation_image_size < 2:
+            raise ValueError("segments must be ≥ 1 and segmentation_image_size ≥ 2")
+        self.hash_size = hash_size
+        self.segments = int(segments)
+        self.segment_threshold = segment_threshold
+        self.min_segment_size = int(min_segment_size)
+        self.segmentation_image_size = int(segmentation_image_size)
+        super().__init__(
+            hash_size=hash_size, segments=self.segments, segment_threshold=segment_threshold,
+            min_segment_size=self.min_segment_size,
+            segmentation_image_size=self.segmentation_image_size, **params,
+        )
+        self.region_hash = DifferenceHash(hash_size, profile=self.profile)
+
+    @property
+    def bits(self) -> int:
+        return self.segments * self.hash_size**2
+
+    @property
+    def work_size(self) -> int:
+        return self.segmentation_image_size
+
+    def region_boxes(self, image: Image.Image) -> list[tuple[float, float, float, float]]:
+        """Crop boxes in ``image`` coordinates for the kept regions, largest region first."""
+        side = self.segmentation_image_size
+        small = self.prepared(image).convert("L").resize((side, side), _LANCZOS)
+        small = small.filter(ImageFilter.GaussianBlur()).filter(ImageFilter.MedianFilter())
+        pixels = np.asarray(small).astype(np.float32)
+        found = find_segments(pixels, self.segment_threshold, self.min_segment_size)
+        if not found:  # imagehash: one segment spanning the whole image
+            found = [(slice(0, side), slice(0, side), side * side)]
+        found = sorted(found, key=lambda s: s[2], reverse=True)[: self.segments]
+        scale_w, scale_h = image.size[0] / side, image.size[1] / side
+        return [
+            (cols.start * scale_w, rows.start * scale_h,
+             cols.stop * scale_w, rows.stop * scale_h)
+            for rows, cols, _ in found
+        ]
+
+    def hash_bits(self, image: Image.Image) -> np.ndarray:
+        hashes = [self.region_hash.hash_bits(image.crop(box)).ravel()
+                  for box in self.region_boxes(image)]
+        slots = [hashes[k % len(hashes)] for k in range(self.segments)]
+        return np.concatenate(slots)
+
+
+def region_codes(encodings: Encodings) -> np.ndarray:
+    """(n, segments, words) view of crop-resistant codes: one row of words per region slot."""
+    if encodings.method != CropResistantHash.name:
+        raise ValueError(f"expected crop_resistant encodings, got {encodings.method!r}")
+    segments = int(encodings.params["segments"])
+    return encodings.codes.reshape(len(encodings), segments, -1)
+
+
+def crop_resistant_search(
+    encodings: Encodings, threshold: int | None = None, min_segments: int = 1
+) -> Candidates:
+    """Pairs of images sharing ≥ ``min_segments`` region hashes within ``threshold`` bits.
+
+    threshold defaults to imagehash's 25 % bit-error rate of one region hash (16 of 64 bits).
+    For images a, b with region-hash sets A, B: matched(a→b) = |{x ∈ A : min_y∈B d(x, y) ≤ t}|;
+    the pair is kept when max(matched(a→b), matched(b→a)) ≥ min_segments, scored by
+    min_{x∈A, y∈B} d(x, y). Region pairs come from one Hamming range search over all regions.
+    """
+    from dupbench.search import range_search
+
+    slots = region_codes(encodings)
+    n, segments, words = slots.shape
+    if threshold is None:
+        threshold = int(words * 64 * 0.25)
+    if min_segments < 1:
+        raise ValueError("min_segments must be at least 1")
+    if n < 2:
+        return Candidates.empty("hamming")
+    flat = np.ascontiguousarray(slots.reshape(n * segments, words))
+    first_equal = _first_equal_slot(slots)
+    regions = range_search(flat, threshold, "hamming", backend="brute")
+    image_a, image_b = regions.i // segments, regions.j // segments
+    keep = image_a != image_b
+    image_a, image_b, dist = image_a[keep], image_b[keep], regions.score[keep]
+    slot_a = first_equal.ravel()[regions.i[keep]]
+    slot_b = first_equal.ravel()[regions.j[keep]]
+    lo, hi = np.minimum(image_a, image_b), np.maximum(image_a, image_b)
+    slot_lo = np.where(image_a < image_b, slot_a, slot_b)
+    slot_hi = np.where(image_a < image_b, slot_b, slot_a)
+    pair = lo * n + hi
+    pairs, inverse = np.unique(pair, return_inverse=True)
+    matched_lo = _distinct_per_pair(inverse, slot_lo, len(pairs))
+    matched_hi = _distinct_per_pair(inverse, slot_hi, len(pairs))
+    best = np.full(len(pairs), np.iinfo(np.int32).max, dtype=np.int64)
+    np.minimum.at(best, inverse, dist.astype(np.int64))
+    ok = np.maximum(matched_lo, matched_hi) >= min_segments
+    return Candidates(pairs[ok] // n, pairs[ok] % n, best[ok].astype(np.int32), "hamming").sorted()
+
+
+def _first_equal_slot(slots: np.ndarray) -> np.ndarray:
+    """For each slot, the first slot of the same image with an identical hash (undoes padding)."""
+    equal = np.all(slots[:, :, None, :] == slots[:, None, :, :], axis=-1)  # (n, s, s)
+    return equal.argmax(axis=2)
+
+
+def _distinct_per_pair(pair_index: np.ndarray, slot: np.ndarray, n_pairs: int) -> np.ndarray:
+    """How many distinct slots occur for each pair."""
+    unique = np.unique(np.stack([pair_index, slot]), axis=1)
+    return np.bincount(unique[0], minlength=n_pairs)
+
+
+__all__ = ["CropResistantHash", "crop_resistant_search", "find_segments", "region_codes"]
