@@ -72,9 +72,7 @@ class Method(ABC):
         progress: bool = False,
     ) -> Encodings:
         """Encode many images; unreadable ones become ``Skipped`` records, never exceptions."""
-        ids = [images.source_name(s) for s in sources] if ids is None else [str(i) for i in ids]
-        if len(ids) != len(sources):
-            raise ValueError(f"{len(sources)} sources but {len(ids)} ids")
+        ids = self._ids_for(sources, ids)
         results = _map_sources(self, list(sources), workers, progress)
         kept_ids, rows, skipped = [], [], []
         for ident, src, result in zip(ids, sources, results):
@@ -83,16 +81,20 @@ class Method(ABC):
             else:
                 kept_ids.append(ident)
                 rows.append(result)
-        return Encodings(
-            ids=kept_ids,
-            codes=self._stack(rows),
-            kind=self.kind,
-            metric=self.metric,
-            size=self.size,
-            method=self.name,
-            params=self.params,
-            skipped=skipped,
-        )
+        return self._encodings(kept_ids, self._stack(rows), skipped)
+
+    @staticmethod
+    def _ids_for(sources: Sequence[images.Source], ids: Sequence[str] | None) -> list[str]:
+        """The ids to report: as given, or each source's name."""
+        ids = [images.source_name(s) for s in sources] if ids is None else [str(i) for i in ids]
+        if len(ids) != len(sources):
+            raise ValueError(f"{len(sources)} sources but {len(ids)} ids")
+        return ids
+
+    def _encodings(self, ids: list[str], codes: np.ndarray, skipped: list[Skipped]) -> Encodings:
+        """Wrap codes with this method's self-description."""
+        return Encodings(ids=ids, codes=codes, kind=self.kind, metric=self.metric, size=self.size,
+                         method=self.name, params=self.params, skipped=skipped)
 
     def _stack(self, rows: list[np.ndarray]) -> np.ndarray:
         if self.kind == "binary":
