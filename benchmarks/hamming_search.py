@@ -93,7 +93,8 @@ def main() -> None:
         results = []
         for backend in plan:
             out = subprocess.run([sys.executable, __file__, "--one", backend, str(n),
-                                  str(args.radius)], capture_output=True, text=True)
+                                  str(args.radius)], capture_output=True, text=True,
+                                 check=False)
             if out.returncode:
                 print(f"{n:>9} {backend:<24} failed: {out.stderr.strip().splitlines()[-1]}")
                 continue

@@ -25,7 +25,7 @@ _API = {
     "available_methods": "dupbench.methods",
 }
 
-__all__ = sorted(_API)
+__all__ = list(_API)
 
 
 def __getattr__(name: str):

@@ -13,14 +13,14 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from dupbench.records import Skipped
 
-Source = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+Source = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 #: Formats imagededup accepts (its ``IMG_FORMATS``); the ``imagededup`` profile rejects others.
 IMAGEDEDUP_FORMATS = frozenset(
@@ -171,9 +171,9 @@ def load(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = _open(source)
             _check_size(img, max_pixels)
-            if formats is not None and not isinstance(source, (Image.Image, np.ndarray)):
-                if img.format not in set(formats):
-                    raise ImageError(f"format {img.format} is not accepted here")
+            from_file = not isinstance(source, (Image.Image, np.ndarray))
+            if formats is not None and from_file and img.format not in set(formats):
+                raise ImageError(f"format {img.format} is not accepted here")
             if frame:
                 n = getattr(img, "n_frames", 1)
                 if frame >= n:
@@ -210,7 +210,7 @@ def _apply_orientation(img: Image.Image, name: str) -> Image.Image:
         if img.getexif().get(0x0112, 1) in (1, None):
             return img
         return ImageOps.exif_transpose(img)
-    except Exception as e:  # malformed EXIF must not lose an otherwise good image
+    except Exception as e:  # noqa: BLE001 (malformed EXIF must not lose a good image)
         warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
         return img
 

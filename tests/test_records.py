@@ -7,8 +7,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dupbench.records import (Candidates, Encodings, Skipped, hex_to_words, pack_bits,
-                              unpack_bits, words_to_hex)
+from dupbench.records import (
+    Candidates,
+    Encodings,
+    Skipped,
+    hex_to_words,
+    pack_bits,
+    unpack_bits,
+    words_to_hex,
+)
 
 
 @given(st.integers(1, 300), st.integers(1, 5), st.integers(0, 2**32 - 1))

@@ -1,0 +1,55 @@
+"""``dupbench run [HYDRA OVERRIDES]``: the benchmark, configured with Hydra.
+
+Everything after ``run`` goes to Hydra unchanged (``-m``, ``--cfg job``, ``--config-dir DIR``,
+``key=value``); unless a method or an experiment is chosen, the default experiment runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+examples:
+  dupbench run                                   # experiment=default: every method, main table
+  dupbench run method=phash dataset=default      # one run
+  dupbench run dataset=ukbench                   # every method on another dataset
+  dupbench run -m method=ahash,dhash,phash benchmark.threshold='range(0,17)'
+  dupbench run experiment=hashes results_dir=/data/results
+  dupbench run -m hydra/launcher=parallel method=ahash,dhash     # jobs in parallel (joblib)
+  dupbench run -m hydra/launcher=slurm method=cnn,cnn_gem        # jobs on SLURM (submitit)
+  dupbench run --config-dir ./my_configs method=my_method        # add your own config folder
+  dupbench run --cfg job method=cnn                              # show the composed config
+  dupbench run --hydra-help                                      # Hydra's own flags
+
+groups: method, dataset, search, benchmark, experiment, hydra/launcher. An identical finished
+run is reused, not recomputed (force=true reruns). Runs land in results/runs/<date>/...
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run benchmarks (Hydra-configured)",
+        description="Benchmark duplicate-detection methods on labelled datasets; arguments are "
+                    "Hydra overrides.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(func=run, accepts_overrides=True)
+
+
+def with_default_experiment(overrides: list[str]) -> list[str]:
+    """Add ``experiment=default`` unless the overrides pick a method or an experiment, so
+    ``dupbench run`` runs every method, and ``dupbench run dataset=ukbench`` every method on
+    that dataset, while ``dupbench run method=phash`` is one run."""
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
+    chooses = any(k in ("method", "experiment") or k.startswith("method.") for k in keys)
+    hydra_only = {"--hydra-help", "--info", "-i", "--version", "--help", "-h"}
+    if chooses or hydra_only & set(overrides):
+        return list(overrides)
+    return ["experiment=default", *overrides]
+
+
+def run(args: argparse.Namespace) -> int:
+    from dupbench.harness.app import run_hydra
+
+    run_hydra(with_default_experiment(args.overrides))
+    return 0

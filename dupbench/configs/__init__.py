@@ -1,0 +1,1 @@
+"""Hydra configuration tree of ``dupbench run`` (package data; see config.yaml)."""

@@ -1,0 +1,87 @@
+"""The Hydra entry point of ``dupbench run``: compose the config, skip or run, print the result.
+
+The configs ship inside the package (``dupbench/configs``), so this works from any install;
+Hydra's own flags work as usual (``-m``, ``--cfg job``, ``--config-dir DIR`` to add a folder of
+your own configs, ``hydra.searchpath=[file://DIR]``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from dupbench.harness import runner, store
+from dupbench.harness.schema import RunConfig, register_schemas, to_run_config
+
+register_schemas()
+
+#: printed under every single run, and by the multirun callback
+SUMMARY = "{label}: precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  μAP {micro_ap:.3f}"
+
+
+#: overrides left out of labels: the method choice itself, the dataset (a column of its own),
+#: and where or how quietly a run happens
+_UNLABELLED_KEYS = ("method", "benchmark.progress")
+_UNLABELLED_ROOTS = ("dataset", "experiment", "results_dir", "force", "report", "hydra")
+
+
+def run_label(cfg: RunConfig, choice: str | None, task_overrides: list[str]) -> str:
+    """The name of a run in tables: ``method.label``, else the method's config file name, plus
+    the command-line overrides that change what is measured (``phash (threshold=4)``), so the
+    runs of a sweep stay apart."""
+    if cfg.method.label:
+        base = cfg.method.label
+    else:
+        base = choice or cfg.method.name
+    tweaks = []
+    for override in task_overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in _UNLABELLED_KEYS or key.split(".")[0].split("/")[0] in _UNLABELLED_ROOTS:
+            continue
+        short = key.removeprefix("method.params.").removeprefix("method.")
+        tweaks.append(f"{short.removeprefix('benchmark.')}={value}")
+    return f"{base} ({', '.join(tweaks)})" if tweaks else base
+
+
+def task(cfg: DictConfig) -> float:
+    """One job: run (or reuse) the benchmark in Hydra's output directory; returns F1 so that
+    optimising sweepers can use it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    import dupbench
+
+    hc = HydraConfig.get()
+    typed = to_run_config(cfg)
+    config = OmegaConf.to_container(
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    overrides = list(hc.overrides.task)
+    label = run_label(typed, hc.runtime.choices.get("method"), overrides)
+    run_dir = Path(hc.runtime.output_dir)
+    earlier = None
+    if not typed.force:
+        earlier = store.find_finished(typed.results_dir,
+                                      store.run_key(config, dupbench.__version__))
+    if earlier is not None:
+        metrics = runner.reuse(earlier, run_dir, overrides)
+        print(f"{label}: identical to the finished run {earlier.dir} (reused; force=true reruns)",
+              file=sys.stderr)
+    else:
+        metrics = runner.run(typed, run_dir, label, config, overrides)
+    print(SUMMARY.format(label=label, **metrics) + f"  -> {run_dir}", file=sys.stderr)
+    return metrics["f1"]
+
+
+main = hydra.main(version_base="1.3", config_path="../configs", config_name="config")(task)
+
+
+def run_hydra(overrides: list[str]) -> None:
+    """Run the Hydra app with command-line style ``overrides`` (Hydra reads ``sys.argv``)."""
+    saved = sys.argv
+    sys.argv = ["dupbench-run", *overrides]
+    try:
+        main()
+    finally:
+        sys.argv = saved

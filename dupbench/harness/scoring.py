@@ -1,0 +1,74 @@
+"""Scoring stored search output: the one code path shared by a run and by ``dupbench evaluate``,
+so re-evaluating a stored run at its threshold gives exactly the stored metrics.
+
+Only calls ``dupbench.evaluation``; no metric is computed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dupbench.harness.store import StoredTruth
+from dupbench.records import Candidates
+
+#: metrics kept per threshold in the sweep table (the full set is stored at the run's threshold)
+SWEEP_METRICS = ("precision", "recall", "f1", "map", "ndcg", "trec_map", "trec_ndcg", "jaccard")
+#: breakdown label joining two columns, e.g. "jpeg/3" for transform "jpeg" at severity 3
+COMBINED = ("transform", "severity")
+
+
+@dataclass
+class Scores:
+    metrics: dict[str, float]
+    curve: pd.DataFrame
+    sweep: pd.DataFrame
+    breakdown: pd.DataFrame
+
+
+def sweep_thresholds(metric: str, threshold: float, sweep_to: float, points: int) -> np.ndarray:
+    """Thresholds for the metrics-vs-threshold table: every integer distance from 0 to the widest
+    (Hamming), ``points`` similarities from the widest to 1 (cosine), and 0 alone (equality);
+    the run's own threshold is always included."""
+    if metric == "equal":
+        grid = np.array([0.0])
+    elif metric == "hamming":
+        grid = np.arange(0, int(max(threshold, sweep_to)) + 1, dtype=float)
+    else:
+        grid = np.round(np.linspace(min(threshold, sweep_to), 1.0, points), 6)
+    return np.unique(np.append(grid, float(threshold)))
+
+
+def group_labels(groups: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stored group columns plus the transform/severity combination where both exist."""
+    out = dict(groups)
+    if all(c in groups for c in COMBINED):
+        a, b = (np.asarray(groups[c], dtype=str) for c in COMBINED)
+        out["/".join(COMBINED)] = np.char.add(np.char.add(a, "/"), b)
+    return out
+
+
+def score(candidates: Candidates, truth: StoredTruth, threshold: float, k_values: Sequence[int],
+          target_precision: float, sweep: Sequence[float] = ()) -> Scores:
+    """Metrics at ``threshold``, the PR curve, metrics at each ``sweep`` threshold, and recall per
+    group label at ``threshold``."""
+    from dupbench.evaluation import breakdown, evaluate_run, pr_curve
+
+    metrics = evaluate_run(candidates, truth.pairs, truth.n, threshold, list(k_values),
+                           target_precision)
+    rows = []
+    for t in sweep:
+        at_t = evaluate_run(candidates, truth.pairs, truth.n, float(t), list(k_values),
+                            target_precision)
+        rows.append({"threshold": float(t), **{m: at_t[m] for m in SWEEP_METRICS if m in at_t}})
+    tables = []
+    for column, labels in group_labels(truth.groups).items():
+        if len(labels) and not all(v in ("", "None", "nan") for v in labels):
+            table = breakdown(candidates, truth.pairs, labels, threshold)
+            tables.append(table.assign(column=column))
+    per_group = (pd.concat(tables, ignore_index=True) if tables
+                 else pd.DataFrame(columns=["column", "group", "pairs", "found", "recall"]))
+    return Scores(metrics, pr_curve(candidates, truth.pairs), pd.DataFrame(rows), per_group)

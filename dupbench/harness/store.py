@@ -1,0 +1,208 @@
+"""The results store: what a run directory holds, how it is found again, and the tidy table of runs.
+
+```
+<run dir>/run.json        identity: key, label, config, overrides, dataset checksum, environment,
+                          seeds, per-stage timings and memory, status ("done" or "reused")
+<run dir>/metrics.json    every metric at the run's threshold (``dupbench.evaluation.evaluate_run``)
+<run dir>/candidates.npz  scored pairs up to the widest threshold, as dataset image indices
+<run dir>/truth.npz       the truth pairs scored against and their group labels (transform, ...)
+<run dir>/skipped.csv     files that could not be encoded, with the reason
+<run dir>/curve.csv       precision/recall at every distinct score; sweep.csv: metrics per threshold
+<run dir>/breakdown.csv   recall per group of truth pairs; encodings.npz when asked for
+```
+
+A run identical to a finished one (same ``key``) is not recomputed: its directory gets a
+``run.json`` with status "reused" pointing at the original, whose files it reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dupbench.records import Candidates, Skipped
+
+RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
+CANDIDATES_FILE, TRUTH_FILE, SKIPPED_FILE = "candidates.npz", "truth.npz", "skipped.csv"
+CURVE_FILE, SWEEP_FILE, BREAKDOWN_FILE = "curve.csv", "sweep.csv", "breakdown.csv"
+ENCODINGS_FILE = "encodings.npz"
+#: the stages a method is responsible for (load and evaluate are the harness's own work)
+METHOD_STAGES = ("encode", "index", "search")
+#: config keys that change how a run is shown or stored, not what it measures
+_NOT_IN_KEY = ("force", "report", "results_dir")
+
+
+def write_json(path: Path, data) -> None:
+    """JSON with NaN kept as NaN, so stored metrics round-trip exactly."""
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=_plain) + "\n")
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def _plain(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def run_key(config: dict, version: str) -> str:
+    """sha256 of what a run measures: its resolved config (minus display and storage options;
+    ``benchmark.progress`` only draws a bar) and the dupbench version."""
+    measured = {k: v for k, v in config.items() if k not in _NOT_IN_KEY}
+    bench = {k: v for k, v in measured.get("benchmark", {}).items() if k != "progress"}
+    text = json.dumps({**measured, "benchmark": bench, "version": version}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class StoredTruth:
+    """The truth a run was scored against: pairs of dataset indices over ``n`` images, and for
+    each breakdown column one label per pair."""
+
+    pairs: np.ndarray
+    n: int
+    groups: dict[str, np.ndarray]
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path, pairs=np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2), n=np.int64(self.n),
+            **{f"group_{k}": np.asarray(v, dtype=str) for k, v in self.groups.items()},
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> StoredTruth:
+        with np.load(path, allow_pickle=False) as z:
+            groups = {k[len("group_"):]: z[k] for k in z.files if k.startswith("group_")}
+            return cls(z["pairs"], int(z["n"]), groups)
+
+
+def save_skipped(skipped: list[Skipped], path: Path) -> None:
+    pd.DataFrame([(s.path, s.reason) for s in skipped], columns=["path", "reason"]).to_csv(
+        path, index=False)
+
+
+@dataclass
+class StoredRun:
+    """A finished run directory, read lazily. ``shown_as`` replaces the stored label where
+    two runs of one report would otherwise share it."""
+
+    dir: Path
+    shown_as: str | None = None
+
+    @cached_property
+    def info(self) -> dict:
+        return read_json(self.dir / RUN_FILE)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the raw outputs are: this directory, or the original of a reused run."""
+        return Path(self.info.get("reused_from") or self.dir)
+
+    @property
+    def label(self) -> str:
+        return self.shown_as or self.info["label"]
+
+    @cached_property
+    def metrics(self) -> dict[str, float]:
+        return read_json(self.data_dir / METRICS_FILE)
+
+    def candidates(self) -> Candidates:
+        return Candidates.load(self.data_dir / CANDIDATES_FILE)
+
+    def truth(self) -> StoredTruth:
+        return StoredTruth.load(self.data_dir / TRUTH_FILE)
+
+    def table(self, filename: str) -> pd.DataFrame:
+        path = self.data_dir / filename
+        if not path.is_file() or path.stat().st_size == 0:
+            return pd.DataFrame()
+        return pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
+
+
+def find_runs(root: str | Path) -> list[StoredRun]:
+    """Finished runs below ``root`` (at any depth), one per key: the original over reuses,
+    then the latest; ordered by label."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"no results directory {root}")
+    best: dict[str, StoredRun] = {}
+    for path in sorted(root.rglob(RUN_FILE)):
+        run = StoredRun(path.parent)
+        try:
+            info = run.info
+        except (OSError, json.JSONDecodeError):
+            continue
+        if info.get("status") not in ("done", "reused"):
+            continue
+        key = info["key"]
+        rank = (info["status"] == "done", info.get("finished", ""))
+        held = best.get(key)
+        if held is None or rank > (held.info["status"] == "done", held.info.get("finished", "")):
+            best[key] = run
+    runs = sorted(best.values(), key=lambda r: (r.label, str(r.dir)))
+    counts = Counter(r.label for r in runs)
+    for run in runs:
+        if counts[run.label] > 1:
+            run.shown_as = f"{run.label} [{run.info['dataset']['name']}, {run.dir.name}]"
+    return runs
+
+
+def find_finished(root: str | Path, key: str) -> StoredRun | None:
+    """The finished (not reused) run with ``key`` below ``root``, if any."""
+    if not Path(root).exists():
+        return None
+    for run in find_runs(root):
+        if run.info["key"] == key and run.info["status"] == "done":
+            return run
+    return None
+
+
+def runs_table(runs: list[StoredRun]) -> pd.DataFrame:
+    """One tidy row per run: identity columns, every metric, then per-stage time and memory;
+    ``peak_rss_mb`` is the highest of the method's stages, ``images_per_s`` the encoding rate."""
+    rows = []
+    for run in runs:
+        info = run.info
+        row = {
+            "label": info["label"],
+            "method": info["method"]["name"],
+            "params": json.dumps(info["method"]["params"], sort_keys=True),
+            "dataset": info["dataset"]["name"],
+            "dataset_checksum": info["dataset"]["checksum"],
+            "metric": info["metric"],
+            "images": info["dataset"]["images"],
+            "encoded": info["encoded"],
+            "skipped": info["skipped"],
+            "search_backend": info["search"]["backend"],
+            "sweep_to": info["sweep_to"],
+        }
+        row.update(run.metrics)
+        peaks = []
+        for stage, t in sorted(info["stages"].items()):
+            row[f"{stage}_wall_s"] = t["wall_s"]
+            row[f"{stage}_cpu_s"] = t["cpu_s"]
+            row[f"{stage}_peak_rss_mb"] = t["peak_rss_mb"]
+            if t.get("cuda_peak_mb") is not None:
+                row[f"{stage}_cuda_peak_mb"] = t["cuda_peak_mb"]
+            if stage in METHOD_STAGES:
+                peaks.append(t["peak_rss_mb"])
+        encode = info["stages"].get("encode", {})
+        row["images_per_s"] = encode.get("items_per_s", math.nan)
+        row["peak_rss_mb"] = max(peaks) if peaks else math.nan  # the method's, not the harness's
+        row["run_dir"] = str(run.dir)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,161 @@
+"""Result tables as Markdown, CSV and LaTeX, with the best value of each column marked.
+
+Only formatting: every number comes from a stored run (``dupbench.evaluation`` computed it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dupbench.harness.store import StoredRun
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    #: True: higher is better, False: lower is better, None: not ranked
+    higher: bool | None
+    digits: int = 3
+
+
+#: the main table: quality at the run's threshold, threshold-free quality, then cost
+MAIN_COLUMNS = (
+    Column("label", "method", None),
+    Column("threshold", "threshold", None, 2),
+    Column("precision", "precision", True),
+    Column("recall", "recall", True),
+    Column("f1", "F1", True),
+    Column("map", "MAP", True),
+    Column("ndcg", "NDCG", True),
+    Column("micro_ap", "μAP", True),
+    Column("recall_at_precision", "R@P", True),
+    Column("best_f1", "best F1", True),
+    Column("best_f1_threshold", "best-F1 thr.", None, 2),
+    Column("encode_wall_s", "encode s", False, 2),
+    Column("search_wall_s", "search s", False, 3),
+    Column("images_per_s", "images/s", True, 1),
+    Column("peak_rss_mb", "peak MB", False, 0),
+)
+NOTES = (
+    "precision, recall, F1: pairwise, at the run's threshold. MAP and NDCG: per query, averaged "
+    "over all images (imagededup's convention: an image with no duplicates that retrieves "
+    "nothing scores 1); NDCG's ideal ranking comes from the truth. μAP: DISC21 micro-AP over all "
+    "scored pairs. R@P: recall at the target precision. best F1 and its threshold: over every "
+    "threshold searched. Times: median over repeats; peak MB: highest RSS of any stage. "
+    "Best values in bold."
+)
+
+
+def main_table(runs_df: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``MAIN_COLUMNS`` from a ``store.runs_table``, one row per run."""
+    table = pd.DataFrame({c.title: runs_df.get(c.key, pd.Series(math.nan, index=runs_df.index))
+                          for c in MAIN_COLUMNS})
+    return table.reset_index(drop=True)
+
+
+def best_mask(table: pd.DataFrame, columns=MAIN_COLUMNS, per_row: bool = False) -> pd.DataFrame:
+    """True where a cell holds its column's best value, or with ``per_row`` the best of its row
+    among the ranked columns (ties all marked; NaN never)."""
+    mask = pd.DataFrame(False, index=table.index, columns=table.columns)
+    ranked = {c.title: c.higher for c in columns}
+    if per_row:
+        titles = [t for t in table.columns if ranked.get(t, True) is not None]
+        values = table[titles].apply(pd.to_numeric, errors="coerce")
+        if len(titles) > 1:
+            mask[titles] = values.eq(values.max(axis=1), axis=0)
+        return mask
+    for title in table.columns:
+        higher = ranked.get(title, True)
+        values = pd.to_numeric(table[title], errors="coerce")
+        if higher is None or values.notna().sum() < 2:
+            continue
+        best = values.max() if higher else values.min()
+        mask[title] = values == best
+    return mask
+
+
+def _cell(value, digits: int) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and not value.is_integer() or digits:
+        return f"{value:.{digits}f}"
+    return str(int(value))
+
+
+def _texts(table: pd.DataFrame, columns) -> pd.DataFrame:
+    digits = {c.title: c.digits for c in columns}
+    return pd.DataFrame({t: [_cell(v, digits.get(t, 3)) for v in table[t]] for t in table.columns})
+
+
+def to_markdown(table: pd.DataFrame, columns=MAIN_COLUMNS, per_row: bool = False) -> str:
+    texts, best = _texts(table, columns), best_mask(table, columns, per_row)
+    head = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" if pd.api.types.is_string_dtype(table[c]) else "---:"
+                          for c in table.columns) + "|"
+    lines = [head, rule]
+    for r in range(len(table)):
+        cells = [f"**{texts.iat[r, c]}**" if best.iat[r, c] else texts.iat[r, c]
+                 for c in range(len(table.columns))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "μ": r"$\mu$"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(table: pd.DataFrame, columns=MAIN_COLUMNS, caption: str = "",
+             per_row: bool = False) -> str:
+    """A booktabs ``table`` environment; best values in ``\\textbf``."""
+    texts, best = _texts(table, columns), best_mask(table, columns, per_row)
+    align = "".join("l" if pd.api.types.is_string_dtype(table[c]) else "r" for c in table.columns)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             " & ".join(_latex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    for r in range(len(table)):
+        cells = [_latex_escape(texts.iat[r, c]) for c in range(len(table.columns))]
+        cells = [rf"\textbf{{{v}}}" if best.iat[r, c] else v for c, v in enumerate(cells)]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{_latex_escape(caption)}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def breakdown_table(runs: list[StoredRun], column: str) -> pd.DataFrame:
+    """Recall per group (rows) and method (columns) for one breakdown column, plus pair counts."""
+    parts = []
+    for run in runs:
+        table = run.table("breakdown.csv")
+        if table.empty or "column" not in table:
+            continue
+        rows = table[table["column"] == column]
+        if len(rows):
+            parts.append(rows.assign(label=run.label))
+    if not parts:
+        return pd.DataFrame()
+    long = pd.concat(parts, ignore_index=True)
+    long["group"] = long["group"].astype(str)
+    wide = long.pivot_table(index="group", columns="label", values="recall", aggfunc="first",
+                            sort=False)
+    pairs = long.groupby("group", sort=False)["pairs"].first()
+    wide.insert(0, "pairs", pairs.reindex(wide.index).astype(int))
+    wide.columns.name = None
+    return wide.reset_index().rename(columns={"group": column})
+
+
+def breakdown_columns(table: pd.DataFrame) -> tuple[Column, ...]:
+    """Column specs for a breakdown table: the group name, the pair count, recalls (ranked)."""
+    first, *rest = table.columns
+    return (Column(first, first, None), Column("pairs", "pairs", None, 0),
+            *(Column(c, c, True) for c in rest if c != "pairs"))

@@ -1,0 +1,184 @@
+"""Single runs on a tiny real-photo dataset: stored outputs, exact re-evaluation, reproducibility,
+skipping identical configs, and the stage measurements themselves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+from harness_fixtures import build_tiny_dataset, run_dirs, tiny_overrides, working_dir
+
+from dupbench.harness import store
+from dupbench.harness.app import run_hydra
+from dupbench.harness.runner import reevaluate
+from dupbench.records import Candidates
+
+RUN_FILES = ("run.json", "metrics.json", "candidates.npz", "truth.npz", "skipped.csv",
+             "curve.csv", "sweep.csv", "breakdown.csv")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, photos):
+    return build_tiny_dataset(tmp_path_factory.mktemp("tiny"), photos)
+
+
+@pytest.fixture(scope="module")
+def phash_run(tmp_path_factory, tiny):
+    """One pHash run searched to distance 32 (unrelated 64-bit hashes differ by ~32 bits, so
+    pairs beyond the threshold are stored too); returns its directory."""
+    work = tmp_path_factory.mktemp("work")
+    with working_dir(work):
+        run_hydra(["method=phash", *tiny_overrides(tiny, "benchmark.store_encodings=true",
+                                                   "benchmark.sweep_to=32")])
+    (run_dir,) = run_dirs(work / "results")
+    return run_dir
+
+
+def same(a: dict, b: dict) -> bool:
+    """Equal dicts of floats, NaN equal to NaN."""
+    return a.keys() == b.keys() and all(
+        (math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a)
+
+
+def test_run_directory_is_self_describing(phash_run, tiny):
+    for name in RUN_FILES:
+        assert (phash_run / name).is_file(), name
+    assert (phash_run / ".hydra" / "config.yaml").is_file()
+    info = json.loads((phash_run / "run.json").read_text())
+    from dupbench.datasets import load_dataset
+
+    dataset = load_dataset(str(tiny))
+    assert info["dataset"]["checksum"] == dataset.checksum()
+    assert info["dataset"]["images"] == len(dataset) == info["encoded"] + info["skipped"]
+    assert info["config"]["method"]["name"] == "phash"
+    assert f"dataset.name={tiny}" in info["overrides"]
+    assert info["seeds"]["numpy"] == 0
+    env = info["environment"]
+    assert env["packages"]["numpy"] == np.__version__ and env["cpu"] and env["cpu_count"] >= 1
+    assert set(info["stages"]) == {"load", "warmup", "encode", "index", "search", "evaluate"}
+    encode = info["stages"]["encode"]
+    assert encode["items"] == len(dataset) and encode["wall_s"] > 0 and encode["peak_rss_mb"] > 10
+    assert encode["items_per_s"] == pytest.approx(len(dataset) / encode["wall_s"])
+
+
+def test_stored_candidates_reach_the_widest_threshold(phash_run):
+    info = json.loads((phash_run / "run.json").read_text())
+    candidates = Candidates.load(phash_run / "candidates.npz")
+    assert info["threshold"] == 10 and info["sweep_to"] == 32
+    assert len(candidates) == info["candidates"] > 0
+    assert candidates.score.max() <= 32 and (candidates.i < candidates.j).all()
+    assert (candidates.score > info["threshold"]).any()  # pairs beyond the threshold are kept
+    enc = store.StoredRun(phash_run)
+    assert (phash_run / "encodings.npz").is_file() and enc.truth().n == info["dataset"]["images"]
+
+
+def test_reevaluation_gives_exactly_the_stored_metrics(phash_run):
+    stored = json.loads((phash_run / "metrics.json").read_text())
+    again = reevaluate(phash_run).metrics
+    assert same(stored, again)
+
+
+def test_reevaluation_at_another_threshold_matches_the_stored_sweep(phash_run):
+    sweep = store.StoredRun(phash_run).table("sweep.csv").set_index("threshold")
+    at_4 = reevaluate(phash_run, 4).metrics
+    assert at_4["threshold"] == 4
+    for name in ("precision", "recall", "f1", "map"):
+        assert at_4[name] == pytest.approx(sweep.loc[4.0, name], abs=1e-12)
+    assert at_4["recall"] <= reevaluate(phash_run).metrics["recall"]
+
+
+def test_reevaluation_beyond_the_searched_radius_is_refused(phash_run):
+    with pytest.raises(ValueError, match="beyond the widest threshold searched"):
+        reevaluate(phash_run, 33)
+
+
+def test_evaluate_command_prints_and_writes_the_metrics(phash_run, tmp_path, capsys):
+    from dupbench.cli import report as report_cli
+
+    out = tmp_path / "again.json"
+    args = argparse.Namespace(run_dir=phash_run, threshold=None, json=True, out=out)
+    assert report_cli.evaluate(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    stored = json.loads((phash_run / "metrics.json").read_text())
+    assert same(printed, stored) and same(json.loads(out.read_text()), stored)
+    bad = argparse.Namespace(run_dir=tmp_path, threshold=None, json=False, out=None)
+    assert report_cli.evaluate(bad) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_identical_config_is_reused_unless_forced(tmp_path, tiny, capsys):
+    overrides = ["method=dhash", *tiny_overrides(tiny)]
+    with working_dir(tmp_path):
+        run_hydra(overrides)
+        time.sleep(1.1)  # Hydra names run directories by the second
+        run_hydra(overrides)
+        time.sleep(1.1)
+        run_hydra([*overrides, "force=true"])
+    first, second, third = (store.StoredRun(d) for d in run_dirs(tmp_path / "results"))
+    assert "reused" in capsys.readouterr().err
+    assert first.info["status"] == "done" and third.info["status"] == "done"
+    assert second.info["status"] == "reused"
+    assert second.info["reused_from"] == str(first.dir.resolve())
+    assert same(second.metrics, first.metrics)
+    assert first.info["key"] == second.info["key"] == third.info["key"]  # force is not measured
+    # a report shows the configuration once: the latest finished original
+    (shown,) = store.find_runs(tmp_path / "results")
+    assert shown.dir == third.dir
+
+
+@pytest.mark.slow
+def test_two_runs_with_the_same_seed_give_the_same_metrics(tmp_path, tiny):
+    """A randomly initialised CNN (its weights come from torch's seeded generator), twice:
+    identical metrics and candidate scores."""
+    overrides = ["method=cnn", "method.params.weights=null", "+method.params.input_size=96",
+                 "force=true", *tiny_overrides(tiny)]
+    with working_dir(tmp_path):
+        run_hydra(overrides)
+        time.sleep(1.1)
+        run_hydra(overrides)
+    a, b = (store.StoredRun(d) for d in run_dirs(tmp_path / "results"))
+    assert a.info["status"] == b.info["status"] == "done"
+    assert same(a.metrics, b.metrics)
+    np.testing.assert_array_equal(a.candidates().score, b.candidates().score)
+    assert a.info["metric"] == "cosine" and a.info["threshold"] == 0.9 and a.info["sweep_to"] == 0.5
+    assert a.info["seeds"]["torch"] == 0
+
+
+def test_stopwatch_records_time_cpu_and_peak_memory():
+    from dupbench.harness.measure import MemorySampler, Stopwatch
+
+    with MemorySampler(interval=0.002) as sampler:
+        watch = Stopwatch(sampler)
+        with watch.stage("alloc", items=10):
+            block = np.ones(80 * 1024 * 1024 // 8)  # 80 MB, touched
+            time.sleep(0.05)
+            del block
+        with watch.stage("spin", items=10) as spin:
+            deadline = time.process_time() + 0.1
+            while time.process_time() < deadline:
+                pass
+            spin.items = 20
+    summary = watch.summary()
+    assert summary["alloc"]["added_rss_mb"] > 70
+    assert summary["alloc"]["wall_s"] >= 0.05
+    assert summary["spin"]["cpu_s"] >= 0.1 and summary["spin"]["items"] == 20
+    assert summary["spin"]["added_rss_mb"] < 40
+
+
+def test_peak_memory_includes_worker_processes():
+    """RSS of child processes counts: a child holding 100 MB raises the sampled peak."""
+    import subprocess
+    import sys
+
+    from dupbench.harness.measure import MemorySampler, tree_rss
+
+    before = tree_rss()
+    with MemorySampler(interval=0.005) as sampler:
+        code = "import numpy, time; a = numpy.ones(100 * 2**20 // 8); time.sleep(0.6)"
+        subprocess.run([sys.executable, "-c", code], check=True)
+        peak = sampler.peak
+    assert peak - before > 80 * 2**20
