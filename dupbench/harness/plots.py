@@ -30,8 +30,9 @@ def _figure(width: float, height: float):
 def _save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{fmt}" for fmt in FORMATS]
-    for path in paths:
-        fig.savefig(path, dpi=150)
+    for path in paths:  # no creation date in PDFs: the same runs give the same bytes
+        fig.savefig(path, dpi=150, metadata={"CreationDate": None} if path.suffix == ".pdf"
+                    else None)
     return paths
 
 
@@ -44,6 +45,11 @@ def _grid(fig, n: int, ncols: int = 4):
     return axes[:n]
 
 
+def _line_style(k: int) -> dict:
+    """A distinct colour and dash for the k-th run: ten colours, then the same ten dashed."""
+    return {"color": f"C{k % 10}", "ls": ("-", "--", ":", "-.")[(k // 10) % 4]}
+
+
 def _small_multiples_figure(n: int):
     ncols = max(1, min(4, n))
     return _figure(3.2 * ncols, 2.6 * math.ceil(n / ncols))
@@ -53,13 +59,13 @@ def pr_curves(runs: list[StoredRun], out: Path) -> list[Path]:
     """Pairwise precision against recall over every threshold; a dot at each run's threshold."""
     fig = _figure(6.5, 5)
     ax = fig.subplots()
-    for run in runs:
+    for k, run in enumerate(runs):
         curve = run.table(CURVE_FILE)
         if curve.empty:
             continue
-        line, = ax.plot(curve["recall"], curve["precision"], label=run.label, lw=1.4)
-        ax.plot(run.metrics["recall"], run.metrics["precision"], "o", color=line.get_color(),
-                ms=4)
+        style = _line_style(k)
+        ax.plot(curve["recall"], curve["precision"], label=run.label, lw=1.4, **style)
+        ax.plot(run.metrics["recall"], run.metrics["precision"], "o", color=style["color"], ms=4)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
            title="Precision-recall over the threshold (dot: run threshold)")
     ax.grid(alpha=0.3)
