@@ -19,7 +19,7 @@ def astronaut(photos) -> Image.Image:
 
 @pytest.mark.parametrize("fmt,ext", [("JPEG", "jpg"), ("PNG", "png"), ("GIF", "gif"),
                                      ("WEBP", "webp"), ("TIFF", "tif"), ("BMP", "bmp"),
-                                     ("PPM", "ppm")])
+                                     ("PPM", "ppm"), ("MPO", "mpo")])
 def test_every_common_format_loads_as_rgb(tmp_path, astronaut, fmt, ext):
     path = tmp_path / f"a.{ext}"
     astronaut.save(path, fmt)
@@ -28,6 +28,20 @@ def test_every_common_format_loads_as_rgb(tmp_path, astronaut, fmt, ext):
     # lossless formats give the pixels back; lossy/palette ones stay close
     diff = np.abs(np.asarray(img, int) - np.asarray(astronaut, int)).mean()
     assert diff < (0.5 if fmt in ("PNG", "TIFF", "BMP", "PPM") else 25)
+
+
+def test_heic_loads_when_pillow_heif_is_installed(tmp_path, astronaut):
+    """Written by pillow-heif itself, read in a fresh process: proves images.py registers it."""
+    import subprocess
+    import sys
+
+    pillow_heif = pytest.importorskip("pillow_heif")
+    path = tmp_path / "a.heic"
+    pillow_heif.from_pillow(astronaut).save(path, quality=90)
+    code = ("from dupbench import images; im = images.load(r'%s'); "
+            "print(im.mode, im.size[0], im.size[1])" % path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["RGB", "128", "128"]
 
 
 def test_gray_pgm_and_wrong_extension(tmp_path, astronaut):
