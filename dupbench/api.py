@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from dupbench import images
-from dupbench.duplicates import DuplicateResult, KeepPolicy, save_json
+from dupbench.duplicates import DuplicateResult, KeepPolicy
+from dupbench.files import write_json
 from dupbench.methods import Method, get_method
 from dupbench.records import Candidates, Encodings, hex_to_words
 from dupbench.search import range_search
@@ -78,9 +79,17 @@ def _encodings_from_map(encoding_map: dict, m: Method) -> Encodings:
     ids = list(encoding_map)
     values = list(encoding_map.values())
     if m.kind == "float":
-        codes = np.stack([np.asarray(v, dtype=np.float32) for v in values]) if values else \
-            np.zeros((0, m.size), np.float32)
+        codes = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in values]) if values \
+            else np.zeros((0, m.size), np.float32)
+        if codes.shape[1] != m.size:
+            raise ValueError(f"encoding map holds {codes.shape[1]}-d vectors; {m!r} makes "
+                             f"{m.size}-d ones")
     else:
+        digits = -(-m.size // 4)
+        wrong = next((k for k, v in encoding_map.items() if len(str(v).strip()) != digits), None)
+        if wrong is not None:
+            raise ValueError(f"hash of {wrong!r} has {len(str(encoding_map[wrong]).strip())} hex "
+                             f"digits; {m!r} makes {digits} (a {m.size}-bit code)")
         codes = hex_to_words([str(v) for v in values], m.size)
     return Encodings(ids, codes, m.kind, m.metric, m.size, m.name, m.params)
 
@@ -163,7 +172,7 @@ def find_duplicates(
     )
     out = result.to_map(scores=scores)
     if outfile:
-        save_json(out, outfile)
+        write_json(outfile, out)
     return out
 
 
@@ -193,7 +202,7 @@ def find_duplicates_to_remove(
     )
     out = result.to_remove(keep)
     if outfile:
-        save_json(out, outfile)
+        write_json(outfile, out)
     return out
 
 

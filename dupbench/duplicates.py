@@ -7,10 +7,8 @@ policy that is explicit and deterministic.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -32,6 +30,11 @@ class DuplicateResult:
     candidates: Candidates
     skipped: list[Skipped] = field(default_factory=list)
     paths: list[str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.candidates.cross:
+            raise ValueError("DuplicateResult needs undirected pairs within one collection "
+                             "(a range search), not directed query→reference pairs")
 
     def to_map(self, scores: bool = False) -> dict[str, list]:
         """imagededup's output: every id a key; duplicates best first (ties by name).
@@ -79,44 +82,30 @@ class DuplicateResult:
         name (imagededup's behaviour); the other policies prefer the larger resolution, the larger
         file or the older modification time, ties broken by name. The result is sorted.
         """
-        order = self._preference(keep)
+        if keep not in KEEP_POLICIES:
+            raise ValueError(f"unknown keep policy {keep!r}; choose from {', '.join(KEEP_POLICIES)}")
         neighbours: dict[int, list[int]] = {}
         for a, b in zip(self.candidates.i.tolist(), self.candidates.j.tolist()):
             neighbours.setdefault(a, []).append(b)
             neighbours.setdefault(b, []).append(a)
         removed: set[int] = set()
-        for idx in order:
+        for idx in self._preference(keep, sorted(neighbours)):
             if idx not in removed:
-                removed.update(neighbours.get(idx, ()))
+                removed.update(neighbours[idx])
         return sorted(self.ids[k] for k in removed)
 
-    def _preference(self, keep: KeepPolicy) -> list[int]:
-        if keep not in KEEP_POLICIES:
-            raise ValueError(f"unknown keep policy {keep!r}; choose from {', '.join(KEEP_POLICIES)}")
-        by_name = sorted(range(len(self.ids)), key=lambda k: self.ids[k])
+    def _preference(self, keep: KeepPolicy, paired: list[int]) -> list[int]:
+        """The paired images (only they can be removed), most worth keeping first."""
+        by_name = sorted(paired, key=lambda k: self.ids[k])
         if keep == "first":
             return by_name
         if self.paths is None:
             raise ValueError(f"keep={keep!r} needs files on disk (an image directory), not a map")
-        return sorted(by_name, key=lambda k: self._sort_key(keep, self.paths[k]))
+        return sorted(by_name, key=lambda k: _keep_key(keep, self.paths[k]))
 
-    @staticmethod
-    def _sort_key(keep: KeepPolicy, path: str | None) -> float:
-        if path is None:
-            return 0.0
-        if keep == "largest_resolution":
-            from PIL import Image
-
-            try:
-                with Image.open(path) as im:
-                    return -float(im.size[0] * im.size[1])
-            except OSError:
-                return 0.0
-        stat = os.stat(path)
-        return -float(stat.st_size) if keep == "largest_file" else stat.st_mtime
-
-    def summary(self) -> dict:
-        groups = self.groups()
+    def summary(self, groups: list[list[str]] | None = None) -> dict:
+        """Counts for a report; pass ``groups`` when already computed."""
+        groups = self.groups() if groups is None else groups
         return {
             "files": len(self.ids) + len(self.skipped),
             "encoded": len(self.ids),
@@ -127,14 +116,17 @@ class DuplicateResult:
         }
 
 
-def save_json(data, outfile: str | os.PathLike) -> Path:
-    """Write API output as JSON (sorted keys, like imagededup), numpy scalars made plain."""
-    path = Path(outfile)
+def _keep_key(keep: KeepPolicy, path: str | None) -> float:
+    """Lower sorts first (is kept): larger area, larger file, older file. Unreadable: last."""
+    if path is None:
+        return float("inf")
+    if keep == "largest_resolution":
+        from dupbench.images import image_size
 
-    def plain(o):
-        if isinstance(o, np.generic):
-            return o.item()
-        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=plain))
-    return path
+        size = image_size(path)
+        return -float(size[0] * size[1]) if size else float("inf")
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return float("inf")
+    return -float(stat.st_size) if keep == "largest_file" else stat.st_mtime

@@ -2,23 +2,23 @@
 
 Everything else (methods, dataset builders, plots) asks this module for pixels, so format support,
 mode conversion, EXIF orientation, frame choice, reduced-size decoding and the decompression-bomb
-guard are decided once. Callers that iterate use ``iter_load``, which turns failures into
-``Skipped`` records instead of exceptions so that one bad file never stops a run.
+guard are decided once. Failures are ``ImageError`` with a one-line reason, which the encoders
+record as ``Skipped`` so that one bad file never stops a run.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
-
-from dupbench.records import Skipped
 
 Source = str | os.PathLike | bytes | Image.Image | np.ndarray
 
@@ -166,11 +166,28 @@ def load(
     Raises ``ImageError`` with a one-line reason for anything unusable.
     """
     name = source_name(source)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    img = _decode(source, name, limit, frame, draft, formats)
+    out = img
+    if exif and not isinstance(source, np.ndarray):
+        out = _apply_orientation(out, name)
+    if mode == "RGB":
+        out = to_rgb(out, alpha=alpha, background=background)
+    if out is not img and img is not source:
+        img.close()  # the converted copy holds the pixels; release the file and the original
+    return out
+
+
+def _decode(source: Source, name: str, limit: int | None, frame: int,
+            draft: tuple[int, int] | None, formats: Iterable[str] | None) -> Image.Image:
+    """Open, check and decode one frame; every failure becomes an ``ImageError``."""
+    img = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(), _pillow_guard_above(limit):
+            # Pillow warns above its own limit; ours (``limit``) decides instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = _open(source)
-            _check_size(img, max_pixels)
+            _check_size(img, limit)
             from_file = not isinstance(source, (Image.Image, np.ndarray))
             if formats is not None and from_file and img.format not in set(formats):
                 raise ImageError(f"format {img.format} is not accepted here")
@@ -182,26 +199,63 @@ def load(
             if draft is not None and img.format == "JPEG":
                 img.draft("RGB", draft)
             img.load()
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"too many pixels (decompression-bomb guard): {e}") from None
-    except UnidentifiedImageError:
-        raise ImageError("not a recognised image format") from None
-    except PermissionError as e:
-        raise ImageError(f"cannot read: permission denied ({e.filename or name})") from None
-    except OSError as e:
+            return img
+    except BaseException as e:  # noqa: BLE001 (close the file, then re-raise as ImageError)
+        if img is not None and img is not source:
+            img.close()
+        raise _as_image_error(e, name) from None
+
+
+def _as_image_error(e: BaseException, name: str) -> BaseException:
+    """The one-line reason for a decode failure (other exceptions pass through unchanged)."""
+    if isinstance(e, ImageError):
+        return e
+    if isinstance(e, Image.DecompressionBombError):
+        return ImageError(f"too many pixels (decompression-bomb guard): {e}")
+    if isinstance(e, UnidentifiedImageError):
+        return ImageError("not a recognised image format")
+    if isinstance(e, PermissionError):
+        return ImageError(f"cannot read: permission denied ({e.filename or name})")
+    if isinstance(e, OSError):
         msg = str(e)
         if "truncated" in msg or "broken data stream" in msg or "premature end" in msg.lower():
-            raise ImageError(f"truncated or corrupt data: {msg}") from None
-        raise ImageError(f"cannot decode: {msg}") from None
-    except (ValueError, SyntaxError, EOFError, MemoryError) as e:
-        raise ImageError(f"cannot decode: {type(e).__name__}: {e}") from None
-    if exif and not isinstance(source, np.ndarray):
-        img = _apply_orientation(img, name)
-    if mode == "RGB":
-        img = to_rgb(img, alpha=alpha, background=background)
-    return img
+            return ImageError(f"truncated or corrupt data: {msg}")
+        return ImageError(f"cannot decode: {msg}")
+    if isinstance(e, (ValueError, SyntaxError, EOFError, MemoryError)):
+        return ImageError(f"cannot decode: {type(e).__name__}: {e}")
+    return e
+
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _pillow_guard_above(limit: int | None):
+    """Let Pillow open images up to ``limit`` when that is above its own (process-wide) guard.
+
+    Pillow refuses images over twice ``Image.MAX_IMAGE_PIXELS`` inside ``Image.open``; a caller
+    who asks for a higher ``max_pixels`` gets it for this one open, under a lock.
+    """
+    pillow = Image.MAX_IMAGE_PIXELS
+    if pillow is None or (limit is not None and 0 < limit <= 2 * pillow):
+        yield
+        return
+    with _PILLOW_LIMIT_LOCK:
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) of an image file from its header alone, or None when it is not usable."""
+    register_heif()
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def _apply_orientation(img: Image.Image, name: str) -> Image.Image:
@@ -215,12 +269,28 @@ def _apply_orientation(img: Image.Image, name: str) -> Image.Image:
         return img
 
 
-def load_frames(source: Source, **options) -> list[Image.Image]:
-    """Every frame of an animated or multi-page image, each converted as ``load`` would."""
-    first = load(source, mode="native", exif=False, max_pixels=options.get("max_pixels"))
+def load_frames(source: Source, *, mode: Literal["RGB", "native"] = "RGB", exif: bool = True,
+                alpha: Literal["composite", "drop"] = "composite",
+                background: tuple[int, int, int] = (255, 255, 255),
+                max_pixels: int | None = None,
+                formats: Iterable[str] | None = None) -> list[Image.Image]:
+    """Every frame of an animated or multi-page image, converted as ``load`` would, in one pass."""
+    name = source_name(source)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    img = _decode(source, name, limit, 0, None, formats)
     frames = []
-    for i, _ in enumerate(ImageSequence.Iterator(first)):
-        frames.append(load(source, frame=i, **options))
+    try:
+        for frame in ImageSequence.Iterator(img):
+            out = frame.copy()
+            if exif and not isinstance(source, np.ndarray):
+                out = _apply_orientation(out, name)
+            frames.append(to_rgb(out, alpha=alpha, background=background) if mode == "RGB"
+                          else out)
+    except (OSError, ValueError, EOFError) as e:
+        raise _as_image_error(e, name) from None
+    finally:
+        if img is not source:
+            img.close()
     return frames
 
 
@@ -230,21 +300,10 @@ def _check_size(img: Image.Image, max_pixels: int | None) -> None:
     if limit and w * h > limit:
         raise ImageError(
             f"too many pixels: {w}x{h} = {w * h:,} exceeds the limit of {limit:,} "
-            "(decompression-bomb guard; raise it with max_pixels= / --max-pixels)"
+            "(decompression-bomb guard; raise it with max_pixels= or PIL.Image.MAX_IMAGE_PIXELS)"
         )
     if w == 0 or h == 0:
         raise ImageError(f"image has zero size {w}x{h}")
-
-
-def iter_load(
-    sources: Iterable[Source], **options
-) -> Iterator[tuple[int, Image.Image | Skipped]]:
-    """Yield ``(index, image)`` or ``(index, Skipped)`` for each source; never raises ImageError."""
-    for k, src in enumerate(sources):
-        try:
-            yield k, load(src, **options)
-        except ImageError as e:
-            yield k, Skipped(source_name(src), str(e))
 
 
 def list_files(directory: str | os.PathLike, recursive: bool = False) -> list[Path]:

@@ -131,3 +131,33 @@ def test_cnn_find_duplicates_with_offline_weights(planted_dir):
     default = api.find_duplicates(planted_dir["dir"], method="cnn", scores=True, progress=False)
     assert set(default) == set(every)
     assert _pairs(default) <= planted and all(s >= 0.9 for v in default.values() for _, s in v)
+
+
+def test_encoding_maps_must_match_the_method_code_length(planted_dir):
+    hexes = api.encode_images(planted_dir["dir"], "phash", progress=False,
+                              num_enc_workers=1).to_hex()
+    with pytest.raises(ValueError, match="16 hex digits.*makes 64"):
+        api.find_duplicates(encoding_map=hexes, method="phash", hash_size=16)
+
+
+def test_duplicate_result_refuses_directed_pairs():
+    from dupbench.duplicates import DuplicateResult
+    from dupbench.records import Candidates
+
+    directed = Candidates([0, 1], [1, 0], np.array([1, 1], np.int32), "hamming", cross=True)
+    with pytest.raises(ValueError, match="undirected"):
+        DuplicateResult(["a", "b"], directed)
+
+
+def test_keep_policies_only_look_at_paired_files_and_survive_unreadable_ones(planted_dir):
+    from dupbench.duplicates import DuplicateResult
+    from dupbench.records import Candidates
+
+    d = planted_dir["dir"]
+    pair = Candidates([0], [1], np.array([2], np.int32), "hamming")
+    # the second file of the pair is not an image: it cannot win "largest resolution"
+    result = DuplicateResult(["astronaut.png", "notes.jpg", "missing.png"], pair,
+                             paths=[str(d / "astronaut.png"), str(d / "notes.jpg"),
+                                    str(d / "missing.png")])
+    assert result.to_remove("largest_resolution") == ["notes.jpg"]
+    assert result.to_remove("largest_file") == ["notes.jpg"]

@@ -51,3 +51,12 @@ def test_console_entry_point_lists_methods():
                             text=True, check=True)
     names = {line.split()[0] for line in result.stdout.splitlines()}
     assert {"phash", "dhash", "ahash", "whash", "file_digest", "pixel_digest"} <= names
+
+
+def test_cli_refuses_bad_requests_before_doing_the_work(planted_dir, tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="npz"):
+        main(["encode", str(planted_dir["dir"]), "-m", "cnn", "-o", str(tmp_path / "e.json")])
+    with pytest.raises(ValueError, match="integer"):
+        main(["find", str(planted_dir["dir"]), "-t", "10.7", "-q"])

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from dupbench import images
-from dupbench.records import Skipped
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +37,8 @@ def test_heic_loads_when_pillow_heif_is_installed(tmp_path, astronaut):
     pillow_heif = pytest.importorskip("pillow_heif")
     path = tmp_path / "a.heic"
     pillow_heif.from_pillow(astronaut).save(path, quality=90)
-    code = ("from dupbench import images; im = images.load(r'%s'); "
-            "print(im.mode, im.size[0], im.size[1])" % path)
+    code = (f"from dupbench import images; im = images.load(r'{path}'); "
+            "print(im.mode, im.size[0], im.size[1])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["RGB", "128", "128"]
 
@@ -180,12 +179,53 @@ def test_missing_file_and_format_filter(tmp_path, astronaut):
         images.load(path, formats=images.IMAGEDEDUP_FORMATS)
 
 
-def test_iter_load_turns_failures_into_skips(planted_dir):
-    files = images.list_files(planted_dir["dir"])
-    results = dict(images.iter_load(files))
-    skipped = {files[k].name for k, r in results.items() if isinstance(r, Skipped)}
-    assert skipped == planted_dir["bad"]
-    assert all(r.reason for r in results.values() if isinstance(r, Skipped))
+def test_every_bad_file_gets_a_reason_and_the_good_ones_load(planted_dir):
+    reasons = {}
+    for path in images.list_files(planted_dir["dir"]):
+        try:
+            images.load(path)
+        except images.ImageError as e:
+            reasons[path.name] = str(e)
+    assert set(reasons) == planted_dir["bad"] and all(reasons.values())
+
+
+def test_max_pixels_can_also_raise_pillows_limit(tmp_path, astronaut, monkeypatch):
+    path = tmp_path / "a.png"
+    astronaut.save(path)  # 128 x 128 = 16,384 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow itself refuses above 2,000
+    with pytest.raises(images.ImageError, match="too many pixels"):
+        images.load(path)
+    assert images.load(path, max_pixels=20_000).size == (128, 128)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored after the open
+
+
+def test_files_are_closed_on_failure_and_after_conversion(tmp_path, astronaut):
+    """An image Pillow opened and nobody closed warns (ResourceWarning) when collected."""
+    import gc
+    import warnings
+
+    png = tmp_path / "a.png"
+    astronaut.convert("P").save(png)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        leaked = Image.open(png)  # the control: proves an unclosed file is seen here
+        del leaked
+        gc.collect()
+    assert any(w.category is ResourceWarning for w in caught)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(images.ImageError):
+            images.load(png, formats={"JPEG"})
+        images.load(png)  # P -> RGB: the opened original is closed after conversion
+        gc.collect()
+    assert not [w for w in caught if w.category is ResourceWarning]
+
+
+def test_image_size_reads_the_header_only(tmp_path, astronaut, planted_dir):
+    path = tmp_path / "a.png"
+    astronaut.save(path)
+    assert images.image_size(path) == (128, 128)
+    assert images.image_size(planted_dir["dir"] / "notes.jpg") is None
 
 
 def test_list_files_ignores_hidden_and_recurses_on_request(tmp_path):

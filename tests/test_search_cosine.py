@@ -191,3 +191,18 @@ def test_bad_arguments_are_rejected_clearly():
 def test_empty_collection():
     index = CosineIndex(np.zeros((0, 8), np.float32))
     assert len(index.range(0.5)) == 0 and len(index.topk(3)) == 0
+
+
+@pytest.mark.parametrize("backend", ["hnsw", "ivf"])
+def test_faiss_backends_keep_pairs_exactly_at_the_threshold(backend):
+    """FAISS keeps similarities strictly above its radius; exact copies at t = 1.0 must stay."""
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[10] = x[5]
+    x[200] = x[100]
+    found = CosineIndex(x, backend=backend, nlist=4, nprobe=4).range(1.0)
+    pairs = set(zip(found.i.tolist(), found.j.tolist()))
+    assert {(5, 10), (100, 200)} <= pairs
+    assert np.all(found.score >= np.float32(1.0))

@@ -24,18 +24,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dupbench.api import encode_images
-    from dupbench.duplicates import save_json
+    from dupbench.files import write_json
+    from dupbench.methods import get_method
 
-    enc = encode_images(args.directory, args.method, recursive=args.recursive,
-                        num_enc_workers=args.workers, progress=not args.quiet,
-                        **parse_params(args.param))
-    if args.out.suffix == ".json":
-        save_json(enc.to_hex(), args.out)
-    else:
-        enc.save(args.out)
+    method = get_method(args.method, **parse_params(args.param))
+    as_json = args.out.suffix == ".json"
+    if as_json and method.kind == "float":  # refuse before the work, not after it
+        raise SystemExit(f"{method.name} makes float embeddings: write them to a .npz file")
+    enc = encode_images(args.directory, method, recursive=args.recursive,
+                        num_enc_workers=args.workers, progress=not args.quiet)
+    path = write_json(args.out, enc.to_hex()) if as_json else enc.save(args.out)
     for s in enc.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
-    print(f"encoded {len(enc)} images ({len(enc.skipped)} skipped) -> {args.out}", file=sys.stderr)
+    print(f"encoded {len(enc)} images ({len(enc.skipped)} skipped) -> {path}", file=sys.stderr)
     return 0
 
 
@@ -44,5 +45,5 @@ def list_methods(args: argparse.Namespace) -> int:
 
     for name in available():
         cls = method_class(name)
-        print(f"{name:18s} {cls.kind:7s} {cls.metric:8s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print(f"{name:18s} {cls.kind:7s} {cls.metric:8s} {((cls.__doc__ or '').strip() or '-').splitlines()[0]}")
     return 0

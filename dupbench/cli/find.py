@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from dupbench.cli.options import add_method_options, parse_params
-from dupbench.duplicates import KEEP_POLICIES, save_json
+from dupbench.duplicates import KEEP_POLICIES
+from dupbench.files import write_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,20 +42,21 @@ def run(args: argparse.Namespace) -> int:
     threshold = {}
     if args.threshold is not None:
         key = "min_similarity_threshold" if method.metric == "cosine" else "max_distance_threshold"
-        threshold[key] = args.threshold if method.metric == "cosine" else int(args.threshold)
+        threshold[key] = args.threshold
     start = time.perf_counter()
     result = search_duplicates(args.directory, method=method, recursive=args.recursive,
                                num_enc_workers=args.workers, search_method=args.backend,
                                progress=not args.quiet, **threshold)
     elapsed = time.perf_counter() - start
-    summary = result.summary()
+    groups = result.groups()
+    summary = result.summary(groups)
     to_remove = result.to_remove(args.keep)
     if args.out:
-        save_json(result.to_map(scores=True), args.out)
+        write_json(args.out, result.to_map(scores=True))
     if args.groups:
-        save_json(result.groups(), args.groups)
+        write_json(args.groups, groups)
     if args.remove_list:
-        save_json(to_remove, args.remove_list)
+        write_json(args.remove_list, to_remove)
     err = sys.stderr
     print(f"method        {method!r}", file=err)
     print(f"files         {summary['files']}  (encoded {summary['encoded']}, "
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
           f"({summary['files_in_groups']} files); {len(to_remove)} to remove (keep={args.keep})",
           file=err)
     print(f"time          {elapsed:.2f} s", file=err)
-    for group in result.groups():
+    for group in groups:
         print("  " + "  ".join(group))
     if args.move_to:
         _move(args.directory, to_remove, args.move_to, apply=args.apply)

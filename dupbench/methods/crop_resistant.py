@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
-from scipy import ndimage
 
 from dupbench.methods.hashing import DifferenceHash, HashMethod
 from dupbench.methods.registry import register
@@ -48,6 +47,8 @@ def find_segments(
     Order: bright regions, then dark ones, each in raster order of their first pixel (which is
     both ``ndimage.label``'s numbering and imagehash's flood-fill order).
     """
+    from scipy import ndimage
+
     height, width = pixels.shape
     bright = pixels > segment_threshold
     counted = 2 * (height + width)  # imagehash seeds its "segmented" set with the outer border

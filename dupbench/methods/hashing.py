@@ -28,8 +28,6 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import pywt
-import scipy.fft
 from PIL import Image
 
 from dupbench import images
@@ -213,6 +211,8 @@ class PerceptualHash(SquareHash):
         return self.hash_size * self.highfreq_factor
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
+        import scipy.fft
+
         side = self.work_size
         pixels = self.gray_pixels(image, side, side).astype(np.float64)
         coefficients = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)
@@ -237,6 +237,8 @@ class SimplePerceptualHash(PerceptualHash):
     name = "phash_simple"
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
+        import scipy.fft
+
         side = self.work_size
         pixels = self.gray_pixels(image, side, side).astype(np.float64)
         if self.profile == "default":
@@ -271,6 +273,8 @@ class WaveletHash(SquareHash):
         remove_max_haar_ll: bool | None = None,
         **params: Any,
     ) -> None:
+        import pywt
+
         if not isinstance(hash_size, int) or hash_size & (hash_size - 1):
             raise ValueError(f"whash needs a power-of-two hash_size, got {hash_size}")
         if image_scale is not None and (image_scale & (image_scale - 1) or image_scale < hash_size):
@@ -300,6 +304,8 @@ class WaveletHash(SquareHash):
 
     def band_side(self, scale: int) -> int:
         """Side of the LL band after ``log2(scale / hash_size)`` levels of this wavelet."""
+        import pywt
+
         side = scale
         for _ in range(int(np.log2(scale)) - int(np.log2(self.hash_size))):
             side = pywt.dwt_coeff_len(side, self.filter_length, "symmetric")
@@ -314,6 +320,8 @@ class WaveletHash(SquareHash):
         return self.scale_for(None)
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
+        import pywt
+
         scale = self.scale_for(image)
         side = self.band_side(scale)
         if side**2 != self.bits:

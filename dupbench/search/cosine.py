@@ -26,9 +26,9 @@ from typing import Literal
 import numpy as np
 
 from dupbench.records import Candidates
+from dupbench.search import COSINE_BACKENDS
 
 Backend = Literal["flat", "hnsw", "ivf"]
-BACKENDS = ("flat", "hnsw", "ivf")
 
 
 def _import_faiss():
@@ -128,8 +128,9 @@ class CosineIndex:
         nprobe: int = 16,
         progress: bool = False,
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown cosine backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if backend not in COSINE_BACKENDS:
+            raise ValueError(f"unknown cosine backend {backend!r}; "
+                             f"choose from {', '.join(COSINE_BACKENDS)}")
         if query_block < 1 or ref_block < 1:
             raise ValueError("query_block and ref_block must be positive")
         self.vectors = unit_rows(vectors)
@@ -201,11 +202,15 @@ class CosineIndex:
             return self._flat_range(t, q, cross)
         parts_i, parts_j, parts_s = [], [], []
         for s in self._blocks(len(q), f"cosine range ({self.backend})"):
-            lims, sims, idx = self._index.range_search(q[s : s + self.query_block], t)
+            # FAISS keeps similarities strictly above its radius: ask for the next float below t,
+            # then keep >= t exactly, as the flat backend does (t = 1.0 must find exact copies)
+            below = float(np.nextafter(np.float32(t), np.float32(-2)))
+            lims, sims, idx = self._index.range_search(q[s : s + self.query_block], below)
             qi = np.repeat(np.arange(s, s + len(lims) - 1), np.diff(lims).astype(np.int64))
-            parts_i.append(qi)
-            parts_j.append(idx.astype(np.int64))
-            parts_s.append(sims)
+            keep = sims >= np.float32(t)
+            parts_i.append(qi[keep])
+            parts_j.append(idx[keep].astype(np.int64))
+            parts_s.append(sims[keep])
         i, j, sim = (np.concatenate(p) for p in (parts_i, parts_j, parts_s))
         if cross:
             return Candidates(i, j, sim.astype(np.float32), "cosine", cross=True).sorted()

@@ -62,7 +62,8 @@ class HammingBruteForce:
         self.block_bytes = block_bytes
 
     def _block_rows(self, n_cols: int) -> int:
-        per_row = max(1, n_cols * self.codes.shape[1] * 9)  # xor words + popcount bytes
+        # per cell: the XOR words and their popcount bytes, the int32 sum and the bool mask
+        per_row = max(1, n_cols * (self.codes.shape[1] * 9 + 5))
         return max(1, self.block_bytes // per_row)
 
     def range(self, radius: int, queries: np.ndarray | None = None) -> Candidates:
