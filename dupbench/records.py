@@ -136,6 +136,32 @@ class Encodings:
             )
 
 
+def canonical_pairs(
+    i, j, cross: bool = False, what: str = "pairs", error: type[Exception] = ValueError
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate index pairs and return them as int64 arrays in their canonical orientation.
+
+    Negative indices raise ``error``. Within one collection (``cross=False``) a pair is
+    unordered: it comes back as (min, max), and a self pair (i == j) raises ``error``. Directed
+    pairs (``cross=True``) are returned as given.
+    """
+    i = np.asarray(i, dtype=np.int64).reshape(-1)
+    j = np.asarray(j, dtype=np.int64).reshape(-1)
+    if len(i) != len(j):
+        raise error(f"{what}: {len(i)} first indices but {len(j)} second indices")
+    if (len(i) and i.min() < 0) or (len(j) and j.min() < 0):
+        raise error(f"{what}: indices must not be negative")
+    if cross:
+        return i, j
+    selfs = i == j
+    if selfs.any():
+        raise error(
+            f"{what}: self pairs (i == j) are not allowed; {int(selfs.sum())} found "
+            f"(an image listed as its own duplicate), e.g. index {int(i[selfs][0])}"
+        )
+    return np.minimum(i, j), np.maximum(i, j)
+
+
 @dataclass
 class Candidates:
     """Scored pairs found by a search: parallel arrays ``i``, ``j``, ``score``.

@@ -26,3 +26,16 @@ def random_problem(seed, n, metric="hamming", cross=False, p_candidate=0.4, p_tr
         score = rng.integers(0, 6, len(picked))
     candidates = Candidates(picked[:, 0], picked[:, 1], score, metric, cross).sorted()
     return candidates, truth
+
+
+def directed(candidates, seed, both=False):
+    """The undirected ``candidates`` as a top-k search returns them within one collection:
+    ``cross=True`` pairs, each pair listed as (i, j), (j, i) or (with ``both``, always) both
+    ways, with its score."""
+    rng = np.random.default_rng(seed)
+    way = np.full(len(candidates), 2) if both else rng.integers(0, 3, len(candidates))
+    forward, backward = way != 1, way != 0  # 0: i→j, 1: j→i, 2: both
+    i = np.concatenate([candidates.i[forward], candidates.j[backward]])
+    j = np.concatenate([candidates.j[forward], candidates.i[backward]])
+    score = np.concatenate([candidates.score[forward], candidates.score[backward]])
+    return Candidates(i, j, score, candidates.metric, cross=True).sorted()

@@ -168,6 +168,8 @@ def test_bad_sources_and_config_are_reported(tmp_path, source_dir):
     (folder / "notes.png").write_text("not an image")
     ds = build_synthetic(folder, tmp_path / "d", SMALL, progress=False)
     assert [Path(p).name for p, _ in ds.info["skipped"]] == ["notes.png"]
+    # 6 sources, 1 unreadable: the description counts source photos, not images minus sources
+    assert ds.info["description"] == "synthetic near-duplicates of 5 source photos"
     shutil.copy(folder / "chelsea.png", folder / "chelsea_again.png")
     with pytest.raises(DatasetError, match="identical pixels"):
         build_synthetic(folder, tmp_path / "e", SMALL, progress=False)
@@ -185,3 +187,30 @@ def test_plain_folder_with_truth_file(tmp_path, source_dir):
     truth.write_text('{"moto_left.png": ["gone.png"], "gone.png": ["moto_left.png"]}')
     with pytest.raises(DatasetError, match="not found in.*gone.png"):
         from_folder(source_dir, truth)
+
+
+def test_save_replaces_each_file_atomically_and_writes_info_last(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from dupbench.datasets import dataset as dataset_module
+
+    table = pd.DataFrame({"id": ["a", "b", "c"], "path": ["a.png", "b.png", "c.png"]})
+    dataset_module.Dataset("d", tmp_path, table, GroundTruth([[0, 1]], "near")).save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["info.json", "manifest.csv", "truth.csv"]
+    real_write_text, written = dataset_module.write_text, []
+
+    def crash_on_info(path, text):
+        if Path(path).name == "info.json":
+            raise OSError("disk full")
+        written.append(Path(path).name)
+        return real_write_text(path, text)
+
+    monkeypatch.setattr(dataset_module, "write_text", crash_on_info)
+    second = dataset_module.Dataset("d", tmp_path, table, GroundTruth([[1, 2]], "near"))
+    with pytest.raises(OSError, match="disk full"):
+        second.save()
+    assert written == ["manifest.csv", "truth.csv"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # the new truth is whole but the recorded checksum is the old one: refused, not mixed
+    with pytest.raises(DatasetError, match="changed after the build"):
+        read_dataset_dir(tmp_path, verify=False)

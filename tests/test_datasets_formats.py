@@ -16,7 +16,12 @@ from dupbench.datasets import (
     read_truth,
     write_truth,
 )
-from dupbench.datasets.formats import read_imagededup_json, read_pairs_csv
+from dupbench.datasets.formats import (
+    detect_format,
+    read_id_pairs,
+    read_imagededup_json,
+    read_pairs_csv,
+)
 
 IDS = ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
 
@@ -150,3 +155,30 @@ def test_to_map_lists_every_id_symmetrically(truth):
     assert m["e.jpg"] == [] and sorted(m["c.jpg"]) == ["a.jpg", "b.jpg"]
     assert all(x in m[y] for x, dups in m.items() for y in dups)
     assert np.array_equal(truth.components(5, ["similar"])[[3, 4]], [3, 3])
+
+
+def test_pairs_csv_row_without_its_level_cell_is_a_truth_error(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("id_a,id_b,level\na.jpg,b.jpg,exact\nc.jpg,d.jpg\n")
+    with pytest.raises(TruthError, match=r"p.csv:3: expected a level in column 3"):
+        read_pairs_csv(path)
+    path.write_text("id_a,id_b,level\na.jpg,b.jpg,\n")  # an empty cell takes the default
+    assert read_pairs_csv(path, level="similar").levels == ["similar"]
+
+
+def test_csv_with_an_excel_byte_order_mark(tmp_path):
+    groups = tmp_path / "g.csv"
+    groups.write_bytes("id,group\na.jpg,g1\nb.jpg,g1\n".encode("utf-8-sig"))
+    assert detect_format(groups) == "groups"
+    assert (read_id_pairs(groups).a, read_id_pairs(groups).b) == (["a.jpg"], ["b.jpg"])
+    pairs = tmp_path / "p.csv"
+    pairs.write_bytes("id_a,id_b,level\na.jpg,b.jpg,exact\n".encode("utf-8-sig"))
+    read = read_id_pairs(pairs)
+    assert (read.a, read.b, read.levels) == (["a.jpg"], ["b.jpg"], ["exact"])
+
+
+def test_ground_truth_from_groups():
+    truth = GroundTruth.from_groups([[0, 2, 4], [1], [5, 3]], "similar")
+    assert truth.pairs.tolist() == [[0, 2], [0, 4], [2, 4], [3, 5]]
+    assert set(truth.levels) == {"similar"}
+    assert len(GroundTruth.from_groups([[1], []])) == 0

@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import io
 import pickle
+import shutil
 import tarfile
 import threading
 import zipfile
@@ -184,6 +185,15 @@ def test_california_nd_encrypted_zip_and_observer_matrices(tmp_path):
     assert ds.truth.pairs.tolist() == [[0, 1]]
     strict = _load("californiand", tmp_path, [archive], agreement=0.3)
     assert strict.truth.pairs.tolist() == [[0, 1], [2, 3]]
+    # a password is used but never written down, and does not change the build's stamp
+    with_password = _load("californiand", tmp_path, [archive], agreement=0.3, password="s3cret")
+    info = (tmp_path / "californiand" / "info.json").read_text()
+    assert "s3cret" not in info and '"password"' not in info
+    assert with_password.info["params"] == strict.info["params"]
+    shutil.rmtree(tmp_path / "californiand" / "downloads")  # a rebuild would need them
+    again = load_dataset("californiand", root=tmp_path / "californiand", download_missing=False,
+                         agreement=0.3)
+    assert again.checksum() == strict.checksum()
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -236,6 +246,37 @@ def test_download_rejects_a_wrong_checksum_and_keeps_nothing(tmp_path, server):
     with pytest.raises(DownloadError, match="sha256 does not match"):
         download(resource, tmp_path, progress=False, retries=0, timeout=10)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_download_replaces_a_damaged_copy(tmp_path, server):
+    payload = _RangeHandler.payload
+    (tmp_path / "file.bin").write_bytes(payload[:1000])  # truncated by an earlier tool
+    resource = Resource("file.bin", (server,), sha256=hashlib.sha256(payload).hexdigest())
+    path = download(resource, tmp_path, progress=False, timeout=10)
+    assert path.read_bytes() == payload
+    sized = Resource("file.bin", (server,), size=len(payload))
+    path.write_bytes(b"<html>error</html>")
+    assert download(sized, tmp_path, progress=False, timeout=10).read_bytes() == payload
+
+
+def test_a_download_that_is_not_an_archive_is_deleted_with_a_clear_error(tmp_path):
+    page = tmp_path / "ukbench.zip"
+    page.write_bytes(b"<html>404 Not Found</html>")  # what a broken mirror serves
+    resource = Resource("ukbench.zip", (page.as_uri(),))  # no size or checksum to catch it
+    with pytest.raises(DatasetError, match="not a zip or tar archive.*deleted"):
+        load_dataset("ukbench", root=tmp_path / "ukbench", resources=(resource,), progress=False)
+    assert not (tmp_path / "ukbench" / "downloads" / "ukbench.zip").exists()
+    assert not (tmp_path / "ukbench" / "raw" / "ukbench").exists()  # nothing half-extracted
+
+
+def test_a_damaged_saved_dataset_is_rebuilt(tmp_path):
+    members = {f"full/ukbench{k:05d}.jpg": _jpeg(k) for k in range(4)}
+    ds = _load("ukbench", tmp_path, [_zip(tmp_path / "ukbench.zip", members)])
+    truth = tmp_path / "ukbench" / "truth.csv"
+    truth.write_text(truth.read_text().splitlines()[0] + "\n")  # as if a save was cut short
+    again = load_dataset("ukbench", root=tmp_path / "ukbench", download_missing=False,
+                         progress=False)
+    assert again.checksum() == ds.checksum() and len(again.truth) == 6
 
 
 @pytest.mark.parametrize("name", ["../evil.txt", "/etc/evil.txt", "a/../../evil.txt"])

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from evaluation_fixtures import random_problem
+from evaluation_fixtures import directed, random_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
@@ -151,3 +151,37 @@ def test_breakdown_median_score_and_label_checks():
     assert (rotate["found"], rotate["recall"], rotate["median_score"]) == (0, 0.0, 8.0)
     with pytest.raises(ValueError, match="one label per truth pair"):
         breakdown(candidates, truth, ["jpeg"], threshold=5)
+
+
+def test_curves_fold_directed_pairs_within_one_collection():
+    # top-k within one collection: 0→1 (score 3), 1→0 (score 1), 2→0 (score 2); truth {0, 1}
+    candidates = Candidates([0, 1, 2], [1, 0, 0], [3, 1, 2], "hamming", cross=True)
+    curve = pr_curve(candidates, [[0, 1]], n=3)
+    assert curve[["threshold", "tp", "fp"]].values.tolist() == [[1, 1, 0], [2, 1, 1]]
+    assert micro_ap(candidates, [[0, 1]], n=3) == 1.0
+    distributions = score_distributions(candidates, [[0, 1]], n=3)
+    assert distributions["true_pairs"].tolist() == [1] and distributions["false_pairs"].tolist() == [2]
+    table = breakdown(candidates, [[0, 1]], ["jpeg"], threshold=1, n=3)
+    assert (table["found"].item(), table["median_score"].item()) == (1, 1.0)
+    # without n the arrays stay queries × references: 1→0 is not the truth pair (0, 1)
+    assert breakdown(candidates, [[0, 1]], ["jpeg"], threshold=1)["found"].item() == 0
+
+
+@given(problems, st.booleans())
+def test_curves_of_directed_pairs_equal_the_undirected_ones(problem, both):
+    seed, n, metric = problem
+    candidates, truth = random_problem(seed, n, metric)
+    directed_candidates = directed(candidates, seed, both)
+    assert micro_ap(directed_candidates, truth, n) == pytest.approx(
+        micro_ap(candidates, truth), nan_ok=True
+    )
+    got = score_distributions(directed_candidates, truth, n)
+    expected = score_distributions(candidates, truth)
+    for name in ("true_pairs", "false_pairs"):
+        assert sorted(got[name].tolist()) == sorted(expected[name].tolist())
+    threshold = 0.5 if metric == "cosine" else 2
+    groups = np.array(["a", "b"])[np.arange(len(truth)) % 2]
+    pd.testing.assert_frame_equal(
+        breakdown(directed_candidates, truth, groups, threshold, n),
+        breakdown(candidates, truth, groups, threshold),
+    )

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from evaluation_fixtures import all_pairs, random_problem
+from evaluation_fixtures import all_pairs, directed, random_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import precision_recall_fscore_support
@@ -128,8 +128,38 @@ def test_bad_input_is_refused_clearly(kwargs, message):
 
 
 def test_cross_needs_both_collection_sizes():
+    # an int n with cross candidates now means directed pairs within one collection
     with pytest.raises(ValueError, match="n_queries, n_references"):
-        pairwise_scores(Candidates([0], [1], [0], "hamming", cross=True), [[0, 1]], 5)
+        pairwise_scores(Candidates([0], [1], [0], "hamming", cross=True), [[0, 1]], (5, 5, 5))
+
+
+def test_directed_pairs_within_one_collection_count_each_pair_once():
+    # top-k within one collection: 0→1, 1→0 and 2→0; truth {0, 1} stored once, i < j
+    candidates = Candidates([0, 1, 2], [1, 0, 0], [1, 2, 3], "hamming", cross=True)
+    scores = pairwise_scores(candidates, [[0, 1]], 3)
+    # folded: {0,1} (best score 1) is true, {0,2} is false; N = 3 pairs
+    assert (scores["tp"], scores["fp"], scores["fn"], scores["tn"]) == (1, 1, 0, 1)
+    assert scores["precision"] == 0.5 and scores["recall"] == 1.0
+    assert pairwise_scores(candidates, [[0, 1]], 3, threshold=1)["fp"] == 0
+    # the truth may be listed either way round
+    assert pairwise_scores(candidates, [[1, 0]], 3) == scores
+    with pytest.raises(ValueError, match="self pairs"):
+        pairwise_scores(Candidates([1], [1], [0], "hamming", cross=True), [[0, 1]], 3)
+
+
+@given(problems.filter(lambda p: not p[3]), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_directed_within_one_collection_equals_undirected(problem, both):
+    seed, n, metric, _ = problem
+    candidates, truth = random_problem(seed, n, metric)
+    directed_candidates = directed(candidates, seed, both)
+    for threshold in (None, 2 if metric == "hamming" else 0.5):
+        assert pairwise_scores(directed_candidates, truth, n, threshold) == pairwise_scores(
+            candidates, truth, n, threshold
+        )
+    pd.testing.assert_frame_equal(
+        pr_curve(directed_candidates, truth, n), pr_curve(candidates, truth, n)
+    )
 
 
 def test_candidates_must_be_candidates():

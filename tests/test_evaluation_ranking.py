@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from evaluation_fixtures import random_problem
+from evaluation_fixtures import directed, random_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -200,3 +200,35 @@ def test_a_million_queries_cost_only_their_listed_pairs():
     assert imagededup["queries"] == n
     assert trec["queries"] == 10_000
     assert trec["map"] == trec["ndcg"] == trec["r@1"] == pytest.approx(0.8)
+
+
+def test_directed_top_k_within_one_collection_by_hand():
+    # top-k lists within one collection: 0→1, 1→0, 2→0; truth {0, 1} stored once (i < j)
+    candidates = Candidates([0, 1, 2], [1, 0, 0], [1, 1, 2], "hamming", cross=True)
+    scores = retrieval_scores(candidates, [[0, 1]], 3, k_values=(1,))
+    # q0: [1] relevant, AP 1; q1: [0] relevant, AP 1; q2: [0] with no duplicates, AP 0
+    assert scores["map"] == pytest.approx(2 / 3)
+    assert scores["p@1"] == pytest.approx(2 / 3)
+    assert scores["queries"] == 3
+    trec = retrieval_scores(candidates, [[0, 1]], 3, k_values=(1,), convention="trec")
+    assert (trec["map"], trec["p@1"], trec["queries"]) == (1.0, 1.0, 2.0)
+    # as queries × references the same arrays mean something else: only (0, 1) is relevant
+    assert retrieval_scores(candidates, [[0, 1]], (3, 3), k_values=(1,))["map"] == pytest.approx(
+        1 / 3
+    )
+    with pytest.raises(ValueError, match="self pairs"):
+        retrieval_scores(Candidates([0], [0], [0], "hamming", cross=True), [[0, 1]], 3)
+
+
+@given(problems.filter(lambda p: not p[3]))
+@settings(max_examples=60, deadline=None)
+def test_directed_lists_both_ways_equal_the_undirected_pairs(problem):
+    seed, n, metric, _ = problem
+    candidates, truth = random_problem(seed, n, metric)
+    both_ways = directed(candidates, seed, both=True)
+    for convention in ("imagededup", "trec"):
+        expected = retrieval_scores(candidates, truth, n, K_VALUES, convention)
+        got = retrieval_scores(both_ways, truth, n, K_VALUES, convention)
+        assert got.keys() == expected.keys()
+        for name in expected:
+            assert got[name] == pytest.approx(expected[name], nan_ok=True), name

@@ -18,15 +18,16 @@ import hashlib
 import io
 import json
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from dupbench.datasets.formats import format_pairs_csv, read_pairs_csv, write_pairs_csv
+from dupbench.datasets.formats import format_pairs_csv, read_pairs_csv
 from dupbench.datasets.truth import DatasetError, GroundTruth, _preview, check_unique_ids
+from dupbench.files import write_text
 
 #: every manifest column, in file order; ``Dataset.images`` has these plus the absolute ``path``
 COLUMNS = ("id", "path", "original", "transform", "severity", "category", "split", "params",
@@ -39,8 +40,9 @@ class ChecksumError(DatasetError):
     """Files on disk that are missing or differ from the manifest."""
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes (``hashlib`` algorithm name), read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
@@ -205,7 +207,7 @@ class Dataset:
         for ident, path, expected in self.images[["id", "path", "sha256"]].itertuples(index=False):
             if not Path(path).is_file():
                 problems.append(f"{ident}: file missing ({path})")
-            elif content and expected and file_sha256(path) != expected:
+            elif content and expected and file_digest(path) != expected:
                 problems.append(f"{ident}: sha256 mismatch ({path})")
         return problems
 
@@ -227,12 +229,17 @@ class Dataset:
     # ------------------------------------------------------------ persistence
 
     def save(self) -> Path:
-        """Write manifest, truth and info (with the checksum) into ``root``."""
+        """Write manifest, truth and info (with the checksum) into ``root``.
+
+        Each file is replaced atomically (temporary file, then rename), info.json last: after a
+        crash every file is whole, and a manifest or truth newer than the recorded checksum
+        makes ``read_dataset_dir`` raise ``DatasetError`` rather than load a mixed dataset.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / MANIFEST).write_text(self.manifest_text(), encoding="utf-8")
-        write_pairs_csv(self.truth, self.ids, self.root / TRUTH)
+        write_text(self.root / MANIFEST, self.manifest_text())
+        write_text(self.root / TRUTH, self.truth_text())
         info = {**self.info, "name": self.name, "checksum": self.checksum()}
-        (self.root / INFO).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+        write_text(self.root / INFO, json.dumps(info, indent=1, sort_keys=True) + "\n")
         return self.root
 
 
@@ -316,12 +323,3 @@ def from_folder(folder: str | Path, truth_file: str | Path | None = None, *,
     table = pd.DataFrame({"id": ids, "path": [str(p) for p in files]})
     return Dataset(name or folder.name, folder, table, truth,
                    {"source": str(folder), "truth_file": str(truth_file) if truth_file else None})
-
-
-def dataset_table(rows: Sequence[dict]) -> pd.DataFrame:
-    """Rows (dicts with some of ``COLUMNS``) → an images table with every column present."""
-    table = pd.DataFrame(list(rows))
-    for column in COLUMNS:
-        if column not in table:
-            table[column] = None
-    return table[list(COLUMNS)]

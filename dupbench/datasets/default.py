@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dupbench.datasets.cache import cache_dir, clean_partial
-from dupbench.datasets.dataset import Dataset, file_sha256, is_dataset_dir, read_dataset_dir
+from dupbench.datasets.dataset import Dataset, file_digest, is_dataset_dir, read_dataset_dir
 from dupbench.datasets.synthetic import (
     BUILDER_VERSION,
     SourcePhoto,
@@ -106,7 +106,7 @@ def recipe_key(sources: list[SourcePhoto], config: SyntheticConfig = DEFAULT_CON
     from dupbench.datasets.synthetic import _versions
 
     recipe = {"config": asdict(config), "builder": BUILDER_VERSION, "versions": _versions(),
-              "sources": [[s.id, file_sha256(s.path), s.category, s.scene] for s in sources]}
+              "sources": [[s.id, file_digest(s.path), s.category, s.scene] for s in sources]}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 

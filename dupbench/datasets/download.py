@@ -8,7 +8,6 @@ links and device files, so an archive cannot write outside its folder.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tarfile
 import urllib.error
@@ -21,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from dupbench.datasets.cache import atomic_dir
+from dupbench.datasets.dataset import file_digest
 from dupbench.datasets.truth import DatasetError
 
 
@@ -30,6 +30,11 @@ class DownloadError(DatasetError):
 
 class IncompleteDownload(DownloadError):
     """The connection ended early; the partial file is kept so the next try resumes."""
+
+
+class NotAnArchiveError(DatasetError):
+    """A file that should be an archive but is neither zip nor tar (an HTML error page, a
+    truncated download)."""
 
 
 class UnsafeArchiveError(DatasetError):
@@ -45,14 +50,6 @@ class Resource:
     sha256: str | None = None
     md5: str | None = None
     size: int | None = None
-
-
-def file_digest(path: str | Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_file(path: Path, resource: Resource) -> None:
@@ -97,13 +94,20 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
 def download(resource: Resource, folder: str | Path, *, timeout: float = 60.0,
              progress: bool = True, retries: int = 2) -> Path:
     """Fetch ``resource`` into ``folder`` (no-op when a verified copy is there); try each URL in
-    turn, resuming partial downloads, and verify size and checksums before keeping the file."""
+    turn, resuming partial downloads, and verify size and checksums before keeping the file.
+
+    A copy already in ``folder`` that fails the check is deleted and downloaded again. A resource
+    without size or checksum cannot be verified: a truncated file or an HTML error page is only
+    caught later (``load_public`` deletes a "archive" that is not one)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     dest = folder / resource.filename
     if dest.exists():
-        check_file(dest, resource)
-        return dest
+        try:
+            check_file(dest, resource)
+            return dest
+        except DownloadError:  # corrupt or from another release: fetch it again
+            dest.unlink()
     part = folder / (resource.filename + ".part")
     errors = []
     for url in resource.urls:
@@ -186,7 +190,7 @@ def safe_extract(archive: str | Path, dest: str | Path,
                 with tf.extractfile(member) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out)
         return dest
-    raise DatasetError(f"{archive}: not a zip or tar archive")
+    raise NotAnArchiveError(f"{archive}: not a zip or tar archive")
 
 
 def extract_once(archives: list[Path], dest: str | Path, **options) -> Path:

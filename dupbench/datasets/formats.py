@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dupbench.datasets.truth import LEVELS, GroundTruth, TruthError, _preview
+from dupbench.datasets.truth import LEVELS, GroundTruth, TruthError, _preview, group_pairs
 
 FORMATS = ("imagededup", "pairs", "qrels", "groups")
 #: TREC relevance grade written for each level, and read back
@@ -119,7 +119,7 @@ def read_pairs_csv(path: str | Path, level: str = "near") -> IdPairs:
     """Read a CSV of pairs; the first two columns are ids, ``level`` (if present) per pair."""
     path = _existing(path)
     _check_level(level, path)
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's byte-order mark
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or len(header) < 2:
@@ -135,8 +135,11 @@ def read_pairs_csv(path: str | Path, level: str = "near") -> IdPairs:
             x, y = row[0].strip(), row[1].strip()
             if not y:  # a query without a match (DISC21 lists every query)
                 continue
-            pair_level = row[level_col].strip() if level_col is not None else level
-            out.add(x, y, _check_level(pair_level or level, path))
+            if level_col is not None and level_col >= len(row):
+                raise TruthError(f"{path}:{lineno}: expected a level in column {level_col + 1} "
+                                 f"(as the header says), got {row!r}")
+            pair_level = (row[level_col].strip() if level_col is not None else "") or level
+            out.add(x, y, _check_level(pair_level, path))
     out.check_no_self_pairs(path)
     return out
 
@@ -209,7 +212,7 @@ def read_groups_csv(path: str | Path, level: str = "near") -> IdPairs:
     _check_level(level, path)
     groups: dict[str, list[str]] = {}
     seen: set[str] = set()
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's byte-order mark
         reader = csv.reader(f)
         header = [h.strip().lower() for h in next(reader, [])]
         if header[:2] != ["id", "group"]:
@@ -226,10 +229,8 @@ def read_groups_csv(path: str | Path, level: str = "near") -> IdPairs:
             if group:
                 groups.setdefault(group, []).append(ident)
     out = IdPairs()
-    for members in groups.values():
-        for p, x in enumerate(members):
-            for y in members[p + 1:]:
-                out.add(x, y, level)
+    for x, y in group_pairs(groups.values()):
+        out.add(x, y, level)
     return out
 
 
@@ -265,7 +266,7 @@ def detect_format(path: str | Path) -> str:
     if suffix in (".qrels", ".txt", ".trec"):
         return "qrels"
     if suffix == ".csv":
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8-sig") as f:
             header = [h.strip().lower() for h in f.readline().split(",")]
         return "groups" if header[:2] == ["id", "group"] else "pairs"
     raise TruthError(f"{path}: cannot tell the format from the name; pass format= one of {FORMATS}")

@@ -26,12 +26,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
 from dupbench import images as image_io
 from dupbench.datasets.cache import atomic_dir
-from dupbench.datasets.dataset import Dataset, dataset_table
+from dupbench.datasets.dataset import Dataset
 from dupbench.datasets.transforms import (
     ALL_TRANSFORMS,
     COPY,
@@ -41,7 +42,13 @@ from dupbench.datasets.transforms import (
     Edit,
     encode,
 )
-from dupbench.datasets.truth import DatasetError, GroundTruth, _preview, check_unique_ids
+from dupbench.datasets.truth import (
+    DatasetError,
+    GroundTruth,
+    _preview,
+    check_unique_ids,
+    group_pairs,
+)
 
 #: bump when a change to the builder changes its output for the same config and seed
 BUILDER_VERSION = 1
@@ -202,12 +209,9 @@ def _truth(records: list[dict], scene_of: dict[str, str | None]) -> GroundTruth:
                 "remove one (or give them one id) so the ground truth stays correct"
             )
         originals_by_pixels[digest] = orig
-    pairs, levels = [], []
-    for members in groups.values():
-        for p, i in enumerate(members):
-            for j in members[p + 1:]:
-                pairs.append((i, j))
-                levels.append("exact" if records[i]["pixels"] == records[j]["pixels"] else "near")
+    pairs = group_pairs(groups.values())
+    levels = ["exact" if records[i]["pixels"] == records[j]["pixels"] else "near"
+              for i, j in pairs]
     by_scene: dict[str, list[str]] = {}
     for orig in groups:
         if scene_of.get(orig):
@@ -269,7 +273,8 @@ def build_synthetic(
             rec["split"] = _split(config, rec["id"])
         truth = _truth(records, {s.id: s.scene for s in sources})
         meta = {
-            "description": f"synthetic near-duplicates of {len(records) - len(skipped)} images",
+            "description": f"synthetic near-duplicates of {len(sources) - len(skipped)} source "
+                           "photos",
             "level": "exact+near (+similar where sources share a scene)",
             "source": source_root or "list of photos",
             "builder": {"version": BUILDER_VERSION, "config": asdict(config),
@@ -280,7 +285,7 @@ def build_synthetic(
             "skipped": skipped,
             **(info or {}),
         }
-        dataset = Dataset(name or out.name, tmp, dataset_table(records), truth, meta)
+        dataset = Dataset(name or out.name, tmp, pd.DataFrame(records), truth, meta)
         dataset.save()
     return _relocated(dataset, out)
 

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+from dupbench.records import canonical_pairs
 
 LEVELS = ("exact", "near", "similar")
 #: a pair listed twice keeps its strongest level (exact > near > similar)
 _STRENGTH = {level: rank for rank, level in enumerate(LEVELS)}
+T = TypeVar("T")
 
 
 class DatasetError(ValueError):
@@ -48,6 +52,19 @@ def check_unique_ids(ids: Sequence[str], where: str = "the corpus") -> None:
         raise DatasetError(f"duplicate ids in {where}: {_preview(sorted(set(dups)))}")
 
 
+def group_pairs(groups: Iterable[Sequence[T]]) -> list[tuple[T, T]]:
+    """All unordered pairs inside each group, each once, in group then member order.
+
+    Works for groups of indices and of ids alike (a ``dict`` of groups: pass ``.values()``).
+    """
+    pairs: list[tuple[T, T]] = []
+    for members in groups:
+        members = list(members)
+        for p, x in enumerate(members):
+            pairs.extend((x, y) for y in members[p + 1:])
+    return pairs
+
+
 @dataclass
 class GroundTruth:
     """Duplicate pairs over a corpus: ``pairs`` (m, 2) int64 with i < j, and ``levels`` (m,) str.
@@ -69,15 +86,8 @@ class GroundTruth:
         bad = sorted({str(v) for v in levels} - set(LEVELS))
         if bad:
             raise TruthError(f"unknown level(s) {_preview(bad)}; use one of {LEVELS}")
-        if (pairs < 0).any():
-            raise TruthError("negative image index in ground truth")
-        selfs = pairs[:, 0] == pairs[:, 1]
-        if selfs.any():
-            raise TruthError(
-                f"{int(selfs.sum())} self pair(s) (an image listed as its own duplicate), "
-                f"e.g. index {int(pairs[selfs][0, 0])}"
-            )
-        pairs = np.sort(pairs, axis=1)
+        i, j = canonical_pairs(pairs[:, 0], pairs[:, 1], what="ground truth", error=TruthError)
+        pairs = np.stack([i, j], axis=1)
         strength = np.array([_STRENGTH[str(v)] for v in levels], dtype=np.int64)
         order = np.lexsort((strength, pairs[:, 1], pairs[:, 0]))
         pairs, levels = pairs[order], levels[order]
@@ -92,6 +102,14 @@ class GroundTruth:
     @classmethod
     def empty(cls) -> GroundTruth:
         return cls(np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=object))
+
+    @classmethod
+    def from_groups(cls, groups: Iterable[Sequence[int]], level: str = "near") -> GroundTruth:
+        """Every pair of indices inside each group, at ``level`` (groups of one add nothing)."""
+        pairs = group_pairs(groups)
+        if not pairs:
+            return cls.empty()
+        return cls(np.array(pairs, dtype=np.int64), [level] * len(pairs))
 
     @classmethod
     def from_id_pairs(

@@ -10,14 +10,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dupbench.evaluation.pairs import label_pairs
+from dupbench.evaluation.pairs import Size, label_pairs, pair_level
 from dupbench.evaluation.pairwise import f1, ratio
 from dupbench.records import Candidates
 
 CURVE_COLUMNS = ["threshold", "tp", "fp", "fn", "precision", "recall", "f1"]
 
 
-def pr_curve(candidates: Candidates, truth_pairs) -> pd.DataFrame:
+def labelled_pairs(candidates: Candidates, truth_pairs, n: Size | None):
+    """The pairs every curve is built from, one entry per pair of images.
+
+    Without ``n`` the candidates are taken as they are (``cross`` ones as queries × references).
+    With ``cross`` candidates and an int ``n`` they are directed pairs within one collection
+    (top-k lists): folded to unordered pairs, (a, b) and (b, a) count once with the better
+    score, matching the unordered truth either way round.
+    """
+    return label_pairs(pair_level(candidates, n), truth_pairs, n)
+
+
+def pr_curve(candidates: Candidates, truth_pairs, n: Size | None = None) -> pd.DataFrame:
     """Pair-level precision and recall at every distinct candidate score, strictest first.
 
     Row t keeps the pairs at least as close as ``threshold`` t (distance ≤ t, or similarity ≥ t),
@@ -28,8 +39,10 @@ def pr_curve(candidates: Candidates, truth_pairs) -> pd.DataFrame:
         precision = tp / K     recall = tp / |G|     f1 = 2PR / (P + R)
 
     Pairs the search never returned are only in ``fn``: no threshold can recover them.
+    ``n`` is optional (range checks); see ``labelled_pairs`` for directed pairs within one
+    collection.
     """
-    labelled = label_pairs(candidates, truth_pairs)
+    labelled = labelled_pairs(candidates, truth_pairs, n)
     order = labelled.best_first()
     score = labelled.score[order]
     hits = np.cumsum(labelled.is_true[order], dtype=np.int64)
@@ -94,7 +107,7 @@ def operating_points(curve: pd.DataFrame, target_precision: float = 0.99) -> dic
     return points
 
 
-def micro_ap(candidates: Candidates, truth_pairs) -> float:
+def micro_ap(candidates: Candidates, truth_pairs, n: Size | None = None) -> float:
     """Micro average precision (μAP, as in the DISC21 image-similarity challenge).
 
     All candidate pairs are pooled into one list sorted best score first, with non-matches first
@@ -103,9 +116,9 @@ def micro_ap(candidates: Candidates, truth_pairs) -> float:
         μAP = (1 / |G|) · Σ_k rel_k · P@k,    P@k = (Σ_{l≤k} rel_l) / k
 
     Dividing by |G| (all truth pairs, not only those returned) makes missed pairs lower the score.
-    NaN when there are no truth pairs.
+    NaN when there are no truth pairs. ``n`` as in ``pr_curve``.
     """
-    labelled = label_pairs(candidates, truth_pairs)
+    labelled = labelled_pairs(candidates, truth_pairs, n)
     if labelled.n_truth == 0:
         return float("nan")
     rel = labelled.is_true[labelled.best_first(true_last_on_ties=True)]
@@ -113,10 +126,11 @@ def micro_ap(candidates: Candidates, truth_pairs) -> float:
     return float(precision_at_k[rel].sum() / labelled.n_truth)
 
 
-def score_distributions(candidates: Candidates, truth_pairs) -> dict:
+def score_distributions(candidates: Candidates, truth_pairs, n: Size | None = None) -> dict:
     """Scores of the candidate pairs that are duplicates (``true_pairs``) and that are not
-    (``false_pairs``), one entry per distinct pair; their overlap is what no threshold can split."""
-    labelled = label_pairs(candidates, truth_pairs)
+    (``false_pairs``), one entry per distinct pair; their overlap is what no threshold can split.
+    ``n`` as in ``pr_curve``."""
+    labelled = labelled_pairs(candidates, truth_pairs, n)
     return {
         "true_pairs": labelled.score[labelled.is_true],
         "false_pairs": labelled.score[~labelled.is_true],

@@ -9,13 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dupbench.evaluation.pairs import as_truth_pairs, canonical_pairs, label_pairs, lookup_scores
+from dupbench.evaluation.pairs import Size, label_pairs, lookup_scores, pair_level
 from dupbench.records import Candidates
 
 BREAKDOWN_COLUMNS = ["group", "pairs", "found", "recall", "median_score"]
 
 
-def breakdown(candidates: Candidates, truth_pairs, pair_groups, threshold: float) -> pd.DataFrame:
+def breakdown(
+    candidates: Candidates, truth_pairs, pair_groups, threshold: float, n: Size | None = None
+) -> pd.DataFrame:
     """One row per group label: how many of its truth pairs were found at ``threshold``.
 
     ``pair_groups[m]`` labels truth pair m (same order as ``truth_pairs``). Per group g::
@@ -25,9 +27,14 @@ def breakdown(candidates: Candidates, truth_pairs, pair_groups, threshold: float
         recall = found / pairs
         median_score = median score of G_g's pairs among all candidates (NaN if none returned):
                        how far the edit moves a copy, independent of the threshold.
+
+    ``n`` (optional) enables range checks; with ``cross`` candidates and an int ``n`` they are
+    directed pairs within one collection, and a truth pair counts as found in either direction.
     """
     raw = np.asarray(truth_pairs)
-    as_truth_pairs(raw, candidates.cross)  # validates shape, dtype and self pairs
+    candidates = pair_level(candidates, n)
+    # one validation of the truth, one labelling of the candidates
+    labelled = label_pairs(candidates, raw, n)
     labels = np.asarray(pair_groups)
     if labels.ndim != 1 or len(labels) != len(raw):
         raise ValueError(
@@ -36,9 +43,8 @@ def breakdown(candidates: Candidates, truth_pairs, pair_groups, threshold: float
         )
     if len(raw) == 0:
         return pd.DataFrame(columns=BREAKDOWN_COLUMNS)
-    i, j = canonical_pairs(raw[:, 0], raw[:, 1], candidates.cross, "truth_pairs")
-    score = lookup_scores(i, j, label_pairs(candidates, raw))
-    found = ~np.isnan(lookup_scores(i, j, label_pairs(candidates.within(threshold), raw)))
+    score = lookup_scores(raw[:, 0], raw[:, 1], labelled)  # each row's best candidate score
+    found = score >= threshold if labelled.higher_is_better else score <= threshold  # NaN: False
     table = (
         pd.DataFrame({"group": labels, "found": found, "score": score})
         .groupby("group", sort=True)

@@ -4,6 +4,12 @@ A pair (i, j) becomes one int64 key ``i * width + j``, so set operations on pair
 operations (``np.unique`` / ``np.isin``) whose cost grows with the pairs *listed* (candidates and
 truth), never with the n(n-1)/2 pairs that exist. The pairs that were not listed are counted
 arithmetically.
+
+Three kinds of pairs: undirected within one collection (``cross=False``, int ``n``; stored
+i < j), queries × references (``cross=True``, ``n=(n_queries, n_references)``) and directed
+within one collection (``cross=True``, int ``n``: top-k lists, where (a, b) and (b, a) can both
+appear). Truth is always unordered within one collection, so in the directed case it matches
+either direction; pair-level metrics fold directed pairs to one entry per pair of images.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dupbench.records import Candidates
+from dupbench.records import Candidates, canonical_pairs
 
 #: ``n`` images within one collection, or ``(n_queries, n_references)`` across two collections
 Size = int | tuple[int, int]
@@ -20,32 +26,43 @@ Size = int | tuple[int, int]
 
 @dataclass(frozen=True)
 class PairSpace:
-    """The images pairs are drawn from: one collection (i < j) or queries × references."""
+    """The images pairs are drawn from: one collection (i < j) or queries × references.
+
+    ``directed_self`` marks directed pairs within one collection (``cross=True`` candidates with
+    an int ``n``, as top-k lists give): (a, b) and (b, a) are distinct retrieval results, but
+    they are one unordered pair of images.
+    """
 
     n_queries: int
     n_references: int
     cross: bool
+    directed_self: bool = False
 
     @classmethod
     def of(cls, n: Size, cross: bool) -> PairSpace:
-        if cross:
-            if not (isinstance(n, tuple | list) and len(n) == 2):
+        """``n`` an int: one collection of n images (directed pairs if ``cross``); ``n`` a
+        (n_queries, n_references) pair: queries against references (``cross`` only)."""
+        if isinstance(n, tuple | list):
+            if not cross:
+                raise ValueError(f"pairs within one collection need an int n, not {n!r}")
+            if len(n) != 2:
                 raise ValueError(
                     f"cross-collection pairs need n=(n_queries, n_references), not {n!r}"
                 )
             nq, nr = (int(x) for x in n)
+            directed_self = False
         else:
-            if isinstance(n, tuple | list):
-                raise ValueError(f"pairs within one collection need an int n, not {n!r}")
             nq = nr = int(n)
+            directed_self = bool(cross)
         if nq < 0 or nr < 0:
             raise ValueError(f"n must not be negative, got {n!r}")
-        return cls(nq, nr, bool(cross))
+        return cls(nq, nr, bool(cross), directed_self)
 
     @property
     def total_pairs(self) -> int:
-        """Number of distinct pairs: n(n-1)/2 within one collection, n_q·n_r across two."""
-        if self.cross:
+        """Number of distinct pairs: n(n-1)/2 within one collection (directed or not: a pair of
+        images is one sample), n_q·n_r across two."""
+        if self.cross and not self.directed_self:
             return self.n_queries * self.n_references
         return self.n_queries * (self.n_queries - 1) // 2
 
@@ -59,19 +76,29 @@ class PairSpace:
                 )
 
 
-def canonical_pairs(
-    i: np.ndarray, j: np.ndarray, cross: bool, what: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Within one collection a pair is unordered: return it as (min, max); self pairs are errors."""
-    i = np.asarray(i, dtype=np.int64)
-    j = np.asarray(j, dtype=np.int64)
-    if (len(i) and i.min() < 0) or (len(j) and j.min() < 0):
-        raise ValueError(f"{what}: indices must not be negative")
-    if cross:
-        return i, j
-    if np.any(i == j):
-        raise ValueError(f"{what}: self pairs (i == j) are not allowed")
-    return np.minimum(i, j), np.maximum(i, j)
+def is_directed_self(candidates: Candidates, n: Size | None) -> bool:
+    """Whether ``candidates`` are directed pairs within one collection: ``cross`` with an int n."""
+    return (
+        isinstance(candidates, Candidates)
+        and bool(candidates.cross)
+        and n is not None
+        and not isinstance(n, tuple | list)
+    )
+
+
+def undirected(candidates: Candidates) -> Candidates:
+    """Directed pairs within one collection folded to unordered (min, max) pairs, self pairs
+    refused. (a, b) and (b, a) both stay listed; ``label_pairs`` keeps the better score."""
+    i, j = canonical_pairs(candidates.i, candidates.j, False, "candidates")
+    return Candidates(i, j, candidates.score, candidates.metric, cross=False)
+
+
+def pair_level(candidates: Candidates, n: Size | None) -> Candidates:
+    """The candidates as pair-level metrics count them: each unordered pair of images once.
+
+    Directed candidates within one collection (``cross`` with an int ``n``) are folded with
+    ``undirected``; anything else is returned unchanged."""
+    return undirected(candidates) if is_directed_self(candidates, n) else candidates
 
 
 def as_truth_pairs(truth_pairs, cross: bool = False, space: PairSpace | None = None) -> np.ndarray:
@@ -126,6 +153,7 @@ class LabelledPairs:
     truth: np.ndarray
     higher_is_better: bool
     cross: bool
+    directed_self: bool = False
 
     def __len__(self) -> int:
         return len(self.i)
@@ -146,13 +174,20 @@ def label_pairs(candidates: Candidates, truth_pairs, n: Size | None = None) -> L
     """Deduplicate candidates (keeping each pair's best score) and mark which are truth pairs.
 
     ``n`` (int, or (n_queries, n_references) for ``cross`` candidates) enables range checks.
+    ``cross`` candidates with an int ``n`` are directed pairs within one collection: each
+    direction is kept as its own entry, self pairs are refused, and the truth (unordered, stored
+    i < j) matches either direction. Pair-level metrics fold them first (``pair_level``).
     """
     if not isinstance(candidates, Candidates):
         raise TypeError(f"expected dupbench.records.Candidates, got {type(candidates).__name__}")
     cross = candidates.cross
     space = PairSpace.of(n, cross) if n is not None else None
-    truth = as_truth_pairs(truth_pairs, cross, space)
+    directed_self = space is not None and space.directed_self
+    truth_cross = cross and not directed_self  # directed within one collection: truth unordered
+    truth = as_truth_pairs(truth_pairs, truth_cross, space)
     i, j = canonical_pairs(candidates.i, candidates.j, cross, "candidates")
+    if directed_self:
+        canonical_pairs(i, j, False, "candidates")  # refuses self pairs
     if space is not None:
         space.check(i, j, "candidates")
     score = candidates.score
@@ -168,10 +203,11 @@ def label_pairs(candidates: Candidates, truth_pairs, n: Size | None = None) -> L
         i=i,
         j=j,
         score=score,
-        is_true=in_pair_set(i, j, truth, cross),
+        is_true=in_pair_set(i, j, truth, truth_cross),
         truth=truth,
         higher_is_better=candidates.higher_is_better,
         cross=cross,
+        directed_self=directed_self,
     )
 
 

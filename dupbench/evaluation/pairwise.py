@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dupbench.evaluation.pairs import PairSpace, Size, label_pairs
+from dupbench.evaluation.pairs import PairSpace, Size, label_pairs, pair_level
 from dupbench.records import Candidates
 
 
@@ -42,9 +42,16 @@ def pairwise_scores(
         support_pos = tp + fn           support_neg = tn + fp
 
     Any 0/0 is reported as 0, as sklearn (and so imagededup) does.
+
+    ``cross`` candidates with an int ``n`` are directed pairs within one collection (top-k
+    lists): they are folded to unordered pairs first, so (a, b) and (b, a) count as one retrieved
+    pair (its better score) and N is n(n-1)/2.
     """
+    if not isinstance(candidates, Candidates):
+        raise TypeError(f"expected dupbench.records.Candidates, got {type(candidates).__name__}")
     if threshold is not None:
         candidates = candidates.within(threshold)
+    candidates = pair_level(candidates, n)
     labelled = label_pairs(candidates, truth_pairs, n)
     total = PairSpace.of(n, candidates.cross).total_pairs
     tp = int(labelled.is_true.sum())

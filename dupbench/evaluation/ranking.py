@@ -38,14 +38,23 @@ class RankedLists:
 
 
 def ranked_lists(candidates: Candidates, truth_pairs, n: Size) -> RankedLists:
-    """Per-query lists from scored pairs: within one collection each pair (i, j) serves both
-    queries i and j; across collections only query i. Order: best score, then document index."""
+    """Per-query lists from scored pairs. Order: best score, then document index.
+
+    - within one collection (``cross`` False, int ``n``): each unordered pair (i, j) serves both
+      queries i and j;
+    - directed within one collection (``cross`` True, int ``n``; top-k lists): each (i, j) serves
+      query i only, and the truth is symmetrised: G(q) holds every image paired with q, in
+      either order. Self pairs are refused;
+    - across collections (``cross`` True, n=(n_queries, n_references)): (i, j) serves query i.
+    """
     labelled = label_pairs(candidates, truth_pairs, n)
     space = PairSpace.of(n, candidates.cross)
     truth = labelled.truth
     if labelled.cross:
         query, doc, score = labelled.i, labelled.j, labelled.score
         relevant, truth_query = labelled.is_true, truth[:, 0]
+        if labelled.directed_self:
+            truth_query = np.concatenate([truth[:, 0], truth[:, 1]])
     else:
         query = np.concatenate([labelled.i, labelled.j])
         doc = np.concatenate([labelled.j, labelled.i])
@@ -154,6 +163,8 @@ def retrieval_scores(
 
     R(q) is every candidate involving q, ordered by score then index; apply a threshold first with
     ``candidates.within(t)``. ``n`` is the corpus size, or (n_queries, n_references) for cross
-    candidates, whose queries are the i side only.
+    candidates, whose queries are the i side only. ``cross`` candidates with an int ``n`` are
+    directed pairs within one collection (top-k lists): R(q) is the pairs (q, ·) and G(q) every
+    truth pair containing q, whichever way round it is stored (see ``ranked_lists``).
     """
     return ranking_scores(ranked_lists(candidates, truth_pairs, n), k_values, convention)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from dupbench.datasets.cache import cache_dir
 from dupbench.datasets.dataset import Dataset, is_dataset_dir, read_dataset_dir
-from dupbench.datasets.download import Resource, download, extract_once
+from dupbench.datasets.download import NotAnArchiveError, Resource, download, extract_once
 from dupbench.datasets.truth import DatasetError, GroundTruth
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -44,6 +44,14 @@ class PublicSet:
     resources: Callable[[dict], tuple[Resource, ...]]
     parse: Callable[..., Parsed]  # parse(raw: Path, files: dict[str, Path], **params)
     extract_options: Callable[[dict], dict] = lambda params: {}
+    #: parameters that are secrets (passwords): used, but never written to info.json's stamp
+    secret_params: tuple[str, ...] = ()
+
+    def stamp(self, params: dict) -> str:
+        """The build parameters as recorded in info.json, secrets left out: a load with the same
+        stamp reuses the saved dataset, so a secret neither lands on disk nor forces a rebuild."""
+        public = {k: v for k, v in params.items() if k not in self.secret_params}
+        return json.dumps(public, sort_keys=True, default=str)
 
     def describe(self) -> dict:
         return {"name": self.name, "description": self.description, "size": self.size,
@@ -67,44 +75,41 @@ def load_public(spec: PublicSet, *, root: str | Path | None = None, download_mis
     local copies, test fixtures). Each archive is extracted into ``raw/<archive name>/``.
     """
     root = Path(root) if root is not None else cache_dir() / spec.name
-    stamp = json.dumps(params, sort_keys=True, default=str)
+    stamp = spec.stamp(params)
     if is_dataset_dir(root) and not rebuild:
-        dataset = read_dataset_dir(root, verify="exists")
-        if dataset.info.get("params") == stamp:
+        try:
+            dataset = read_dataset_dir(root, verify="exists")
+        except DatasetError:  # a half-written or damaged save: build it again below
+            dataset = None
+        if dataset is not None and dataset.info.get("params") == stamp:
             return dataset
-    files = {}
+    files, urls = {}, {}
     for resource in resources if resources is not None else spec.resources(params):
         local = root / "downloads" / resource.filename
         if not local.exists() and not download_missing:
             raise DatasetError(f"{spec.name}: {resource.filename} is not in {local.parent}; "
                                f"download it from {resource.urls[0]} or allow downloading")
         files[resource.filename] = download(resource, root / "downloads", progress=progress)
+        urls[resource.filename] = resource.urls[0] if resource.urls else "its publisher"
     raw = root / "raw"
     options = spec.extract_options(params)
     for filename, path in files.items():
         if filename.lower().endswith(ARCHIVE_SUFFIXES):
-            extract_once([path], raw / archive_stem(filename), **options)
+            try:
+                extract_once([path], raw / archive_stem(filename), **options)
+            except NotAnArchiveError:
+                path.unlink(missing_ok=True)
+                raise DatasetError(
+                    f"{spec.name}: the downloaded {filename} is not a zip or tar archive (an "
+                    "HTML error page or a truncated download?); it was deleted so the next run "
+                    f"fetches it again. If this repeats, download it by hand from "
+                    f"{urls[filename]} into {path.parent}"
+                ) from None
     parsed = spec.parse(raw, files, progress=progress, **params)
     info = {**spec.describe(), **parsed.info, "params": stamp}
     dataset = Dataset(spec.name, root, parsed.images, parsed.truth, info)
     dataset.save()
     return dataset
-
-
-def group_pairs(groups: dict[object, list[int]]) -> list[tuple[int, int]]:
-    """All unordered pairs of indices inside each group."""
-    pairs = []
-    for members in groups.values():
-        for p, i in enumerate(members):
-            pairs.extend((i, j) for j in members[p + 1:])
-    return pairs
-
-
-def truth_from_groups(groups: dict[object, list[int]], level: str) -> GroundTruth:
-    pairs = group_pairs(groups)
-    if not pairs:
-        return GroundTruth.empty()
-    return GroundTruth(pairs, [level] * len(pairs))
 
 
 def find_files(raw: Path, pattern: str) -> list[Path]:

@@ -84,4 +84,5 @@ SPEC = PublicSet(
         Resource("californiaND.zip", ("http://vintage.winklerbros.net/californiaND.zip",)),),
     parse=parse,
     extract_options=_extract_options,
+    secret_params=("password",),
 )

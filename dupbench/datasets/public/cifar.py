@@ -113,7 +113,7 @@ def make_parse(variant: str):
     return parse
 
 
-def _spec(variant: str, md5: str, size: str, classes: int) -> PublicSet:
+def _spec(variant: str, md5: str, nbytes: int, size: str, classes: int) -> PublicSet:
     tarball = f"{'cifar-10' if variant == 'cifar10' else 'cifar-100'}-python.tar.gz"
     return PublicSet(
         name=variant,
@@ -127,7 +127,7 @@ def _spec(variant: str, md5: str, size: str, classes: int) -> PublicSet:
                  "near-duplicates. Journal of Imaging 6(6), 2020.",
         homepage="https://cvjena.github.io/cifair/",
         resources=lambda params: (
-            Resource(tarball, (_TORONTO + tarball,), md5=md5),
+            Resource(tarball, (_TORONTO + tarball,), md5=md5, size=nbytes),
             Resource(f"duplicates_{variant}.csv", (_CIFAIR + f"duplicates_{variant}.csv",)),
             Resource(f"duplicates_{variant}_test.csv",
                      (_CIFAIR + f"duplicates_{variant}_test.csv",)),
@@ -136,7 +136,8 @@ def _spec(variant: str, md5: str, size: str, classes: int) -> PublicSet:
     )
 
 
-CIFAR10 = _spec("cifar10", "c58f30108f718f92721af3b95e74349a",
+#: md5 and byte size of the Toronto tarballs (as torchvision and Keras check them)
+CIFAR10 = _spec("cifar10", "c58f30108f718f92721af3b95e74349a", 170_498_071,
                 "60,000 images (50k train, 10k test), 163 MB", 10)
-CIFAR100 = _spec("cifar100", "eb9058c3a382ffc7106e4002c42a8d85",
+CIFAR100 = _spec("cifar100", "eb9058c3a382ffc7106e4002c42a8d85", 169_001_437,
                  "60,000 images (50k train, 10k test), 161 MB", 100)

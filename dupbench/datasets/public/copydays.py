@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from dupbench.datasets.download import Resource
-from dupbench.datasets.public.base import Parsed, PublicSet, find_files, truth_from_groups
-from dupbench.datasets.truth import DatasetError
+from dupbench.datasets.public.base import Parsed, PublicSet, find_files
+from dupbench.datasets.truth import DatasetError, GroundTruth
 
 _HOSTS = ("https://dl.fbaipublicfiles.com/vissl/datasets/",
           "http://pascal.inrialpes.fr/data/holidays/")
@@ -59,7 +59,7 @@ def parse(raw: Path, files: dict, **params) -> Parsed:
     groups: dict[int, list[int]] = {}
     for k, g in enumerate(table["group"]):
         groups.setdefault(g, []).append(k)
-    return Parsed(table.drop(columns="group"), truth_from_groups(groups, "near"))
+    return Parsed(table.drop(columns="group"), GroundTruth.from_groups(groups.values(), "near"))
 
 
 SPEC = PublicSet(

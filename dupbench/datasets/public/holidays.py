@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from dupbench.datasets.download import Resource
-from dupbench.datasets.public.base import Parsed, PublicSet, find_files, truth_from_groups
-from dupbench.datasets.truth import DatasetError
+from dupbench.datasets.public.base import Parsed, PublicSet, find_files
+from dupbench.datasets.truth import DatasetError, GroundTruth
 
 
 def parse(raw: Path, files: dict, **params) -> Parsed:
@@ -27,7 +27,7 @@ def parse(raw: Path, files: dict, **params) -> Parsed:
         "category": [f"scene{n // 100}" for n in numbers],
         "split": ["query" if n % 100 == 0 else "reference" for n in numbers],
     })
-    return Parsed(images, truth_from_groups(groups, "similar"))
+    return Parsed(images, GroundTruth.from_groups(groups.values(), "similar"))
 
 
 _HOSTS = ("ftp://ftp.inrialpes.fr/pub/lear/douze/data/", "http://pascal.inrialpes.fr/data/holidays/")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from dupbench.datasets.download import Resource
-from dupbench.datasets.public.base import Parsed, PublicSet, truth_from_groups
-from dupbench.datasets.truth import DatasetError
+from dupbench.datasets.public.base import Parsed, PublicSet
+from dupbench.datasets.truth import DatasetError, GroundTruth
 
 _NAME = re.compile(r"ukbench(\d{5})\.jpg$", re.IGNORECASE)
 
@@ -33,7 +33,8 @@ def parse(raw: Path, files: dict, **params) -> Parsed:
         "path": [str(found[n]) for n in numbers],
         "category": [f"object{n // 4:04d}" for n in numbers],
     })
-    return Parsed(images, truth_from_groups(groups, "similar"), {"incomplete_groups": incomplete})
+    truth = GroundTruth.from_groups(groups.values(), "similar")
+    return Parsed(images, truth, {"incomplete_groups": incomplete})
 
 
 SPEC = PublicSet(
