@@ -148,9 +148,13 @@ def test_two_runs_with_the_same_seed_give_the_same_metrics(tmp_path, tiny):
     assert a.info["seeds"]["torch"] == 0
 
 
-def test_stopwatch_records_time_cpu_and_peak_memory():
+def test_stopwatch_records_time_cpu_and_peak_memory(monkeypatch):
+    from dupbench.harness import measure
     from dupbench.harness.measure import MemorySampler, Stopwatch
 
+    # this process only: a child left by an earlier test (a pool or DataLoader worker) exiting
+    # mid-stage would cancel the 80 MB out; children are the next test's subject
+    monkeypatch.setattr(measure, "_children", lambda pid: [])
     with MemorySampler(interval=0.002) as sampler:
         watch = Stopwatch(sampler)
         with watch.stage("alloc", items=10):
@@ -185,3 +189,110 @@ def test_peak_memory_includes_worker_processes():
         subprocess.run([sys.executable, "-c", code], check=True)
         peak = sampler.peak
     assert peak - before > 80 * 2**20
+
+
+def test_run_json_is_written_atomically_and_keeps_nan(tmp_path):
+    path = tmp_path / "deep" / "metrics.json"
+    store.write_json(path, {"a": float("nan"), "b": np.float32(0.5), "c": np.arange(2),
+                            "d": tmp_path})
+    back = store.read_json(path)
+    assert math.isnan(back["a"]) and back["b"] == 0.5 and back["c"] == [0, 1]
+    assert back["d"] == str(tmp_path)
+    assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]  # no temporary file left
+
+
+def test_run_key_depends_on_the_code():
+    config = {"method": {"name": "phash"}, "benchmark": {"progress": True}, "force": False}
+    a = store.run_key(config, "1.0", {"commit": "abc", "source": "1"})
+    assert a == store.run_key({**config, "force": True}, "1.0", {"commit": "abc", "source": "1"})
+    assert a != store.run_key(config, "1.0", {"commit": "abd", "source": "1"})
+    assert a != store.run_key(config, "1.0", {"commit": "abc", "source": "2"})
+    from dupbench.harness import environment
+
+    state = environment.code_state()
+    assert set(state) == {"commit", "source"} and len(state["source"]) == 64
+
+
+def test_a_finished_run_is_not_reused_when_code_or_data_changed(tmp_path, tiny, capsys,
+                                                                  monkeypatch):
+    from dupbench.harness import environment
+
+    overrides = ["method=ahash", *tiny_overrides(tiny)]
+    with working_dir(tmp_path):
+        run_hydra(overrides)
+        (first,) = run_dirs(tmp_path / "results")
+        # the stored dataset checksum no longer matches the dataset: run again
+        info = store.read_json(first / "run.json")
+        info["dataset"]["checksum"] = "0" * 64
+        store.write_json(first / "run.json", info)
+        run_hydra(overrides)
+        assert "the dataset changed" in capsys.readouterr().err
+        second = [d for d in run_dirs(tmp_path / "results") if d != first]
+        assert len(second) == 1 and store.StoredRun(second[0]).info["status"] == "done"
+        # other code: another key, so nothing to reuse
+        state = environment.code_state()
+        monkeypatch.setattr(environment, "code_state", lambda: {**state, "source": "edited"})
+        run_hydra(overrides)
+    runs = [store.StoredRun(d) for d in run_dirs(tmp_path / "results")]
+    assert [r.info["status"] for r in runs] == ["done", "done", "done"]
+    assert runs[1].info["key"] == runs[0].info["key"] != runs[2].info["key"]
+    assert "reused" not in capsys.readouterr().err
+
+
+def test_runs_in_the_same_second_get_their_own_directories(tmp_path, tiny):
+    overrides = ["method=ahash", "force=true", *tiny_overrides(tiny)]
+    with working_dir(tmp_path):
+        run_hydra(overrides)
+        run_hydra(overrides)
+    dirs = run_dirs(tmp_path / "results")
+    assert len(dirs) == 2 and all(store.StoredRun(d).info["status"] == "done" for d in dirs)
+
+
+def test_a_failed_run_leaves_no_finished_marker(tmp_path, tiny, monkeypatch):
+    from dupbench.harness import runner
+
+    run_dir = tmp_path / "again"
+    overrides = ["method=ahash", "force=true", f"hydra.run.dir={run_dir}", *tiny_overrides(tiny)]
+    with working_dir(tmp_path):
+        run_hydra(overrides)
+        assert store.StoredRun(run_dir).info["status"] == "done"
+
+        def broken(cfg):
+            raise RuntimeError("encoder crashed")
+
+        monkeypatch.setattr(runner, "build_method", broken)
+        with pytest.raises((RuntimeError, SystemExit)):
+            run_hydra(overrides)
+    assert not (run_dir / "run.json").exists()
+    assert store.find_runs(tmp_path) == []
+
+
+def test_runs_whose_outputs_are_gone_are_skipped_with_a_warning(phash_run, tmp_path):
+    import shutil
+
+    shutil.copytree(phash_run, tmp_path / "good")
+    info = store.read_json(phash_run / "run.json")
+    orphan = tmp_path / "orphan"
+    orphan.mkdir()
+    store.write_json(orphan / "run.json", {**info, "status": "reused", "key": "other",
+                                           "reused_from": str(tmp_path / "deleted")})
+    no_metrics = tmp_path / "no_metrics"
+    shutil.copytree(phash_run, no_metrics)
+    (no_metrics / "metrics.json").unlink()
+    store.write_json(no_metrics / "run.json", {**info, "key": "third"})
+    with pytest.warns(UserWarning, match="skipping the run"):
+        runs = store.find_runs(tmp_path)
+    assert [r.dir for r in runs] == [tmp_path / "good"]
+    with pytest.warns(UserWarning, match="out of the table"):
+        table = store.runs_table([*runs, store.StoredRun(orphan)])
+    assert len(table) == 1
+
+
+def test_stored_metrics_are_evaluate_run_of_the_stored_pairs(phash_run):
+    from dupbench.evaluation import evaluate_run
+
+    run = store.StoredRun(phash_run)
+    info, truth = run.info, run.truth()
+    again = evaluate_run(run.candidates(), truth.pairs, truth.n, info["threshold"],
+                         info["k_values"], info["target_precision"])
+    assert same(run.metrics, again)

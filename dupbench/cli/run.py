@@ -42,7 +42,8 @@ def with_default_experiment(overrides: list[str]) -> list[str]:
     that dataset, while ``dupbench run method=phash`` is one run."""
     keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
     chooses = any(k in ("method", "experiment") or k.startswith("method.") for k in keys)
-    hydra_only = {"--hydra-help", "--info", "-i", "--version", "--help", "-h"}
+    # Hydra's own informational flags (-h/--help never get here: argparse answers them)
+    hydra_only = {"--hydra-help", "--info", "-i", "--version"}
     if chooses or hydra_only & set(overrides):
         return list(overrides)
     return ["experiment=default", *overrides]

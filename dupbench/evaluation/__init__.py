@@ -10,7 +10,7 @@ from dupbench.evaluation.curves import micro_ap, operating_points, pr_curve, sco
 from dupbench.evaluation.groups import breakdown
 from dupbench.evaluation.pairwise import pairwise_scores
 from dupbench.evaluation.ranking import RankedLists, ranked_lists, ranking_scores, retrieval_scores
-from dupbench.evaluation.run import evaluate_run
+from dupbench.evaluation.run import evaluate_run, scores_at, threshold_free_scores
 
 __all__ = [
     "RankedLists",
@@ -25,4 +25,6 @@ __all__ = [
     "ranking_scores",
     "retrieval_scores",
     "score_distributions",
+    "scores_at",
+    "threshold_free_scores",
 ]

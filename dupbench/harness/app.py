@@ -13,8 +13,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from dupbench.harness import runner, store
-from dupbench.harness.schema import RunConfig, register_schemas, to_run_config
+from dupbench.harness import environment, runner, store
+from dupbench.harness.schema import RunConfig, register_schemas, to_run_config, without_hydra
 
 register_schemas()
 
@@ -55,21 +55,24 @@ def task(cfg: DictConfig) -> float:
 
     hc = HydraConfig.get()
     typed = to_run_config(cfg)
-    config = OmegaConf.to_container(
-        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    config = OmegaConf.to_container(without_hydra(cfg), resolve=True)
     overrides = list(hc.overrides.task)
     label = run_label(typed, hc.runtime.choices.get("method"), overrides)
     run_dir = Path(hc.runtime.output_dir)
-    earlier = None
-    if not typed.force:
-        earlier = store.find_finished(typed.results_dir,
-                                      store.run_key(config, dupbench.__version__))
+    key = store.run_key(config, dupbench.__version__, environment.code_state())
+    earlier = None if typed.force else store.find_finished(typed.results_dir, key)
+    if earlier is not None:
+        checksum = runner.load_dataset(typed).checksum()
+        if earlier.info["dataset"]["checksum"] != checksum:
+            print(f"{label}: the dataset changed since the finished run {earlier.dir}; running "
+                  "again", file=sys.stderr)
+            earlier = None
     if earlier is not None:
         metrics = runner.reuse(earlier, run_dir, overrides)
         print(f"{label}: identical to the finished run {earlier.dir} (reused; force=true reruns)",
               file=sys.stderr)
     else:
-        metrics = runner.run(typed, run_dir, label, config, overrides)
+        metrics = runner.run(typed, run_dir, label, config, overrides, key)
     print(SUMMARY.format(label=label, **metrics) + f"  -> {run_dir}", file=sys.stderr)
     return metrics["f1"]
 

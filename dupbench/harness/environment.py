@@ -5,10 +5,12 @@ Stored in every run directory so a number can be traced to the code and the mach
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
 import sys
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -42,6 +44,30 @@ def git_state(path: str | os.PathLike) -> dict | None:
                 "dirty": bool(git("status", "--porcelain"))}
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+#: package files whose contents are the code a run executes (configs included)
+_SOURCE_SUFFIXES = (".py", ".yaml")
+
+
+@lru_cache(maxsize=1)
+def code_state() -> dict:
+    """What identifies the code a run executes, for the reuse key: the git commit of the dupbench
+    checkout (None outside one) and a sha256 over the package's own sources and configs. The
+    digest, not git's dirty flag, decides for an edited or installed tree: a dirty checkout still
+    reuses a run made by the very same code, and never one made by other code (a dirty flag would
+    also flip on files that change no result, such as results written inside the checkout).
+    Computed once per process: the code that runs is what was imported."""
+    import dupbench
+
+    package = Path(dupbench.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.suffix in _SOURCE_SUFFIXES and "__pycache__" not in path.parts and path.is_file():
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    git = git_state(package) or {}
+    return {"commit": git.get("commit"), "source": digest.hexdigest()}
 
 
 def cpu_model() -> str:

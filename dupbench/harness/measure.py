@@ -123,10 +123,6 @@ class StageTiming:
     items: int
     cuda_peak_mb: float | None = None
 
-    @property
-    def items_per_s(self) -> float:
-        return self.items / self.wall_s if self.wall_s > 0 else float("nan")
-
 
 def _cpu_seconds() -> float:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -98,7 +98,8 @@ def score_histograms(runs: list[StoredRun], out: Path) -> list[Path]:
 
     fig = _small_multiples_figure(len(runs))
     for ax, run in zip(_grid(fig, len(runs)), runs):
-        dist = score_distributions(run.candidates(), run.truth().pairs)
+        truth = run.truth()
+        dist = score_distributions(run.candidates(), truth.pairs, truth.n)
         true, false = dist["true_pairs"], dist["false_pairs"]
         both = np.concatenate([true, false]).astype(float)
         if run.info["metric"] == "cosine" or not len(both):

@@ -140,11 +140,19 @@ def _encode_index_search(method, paths: list[str], ids: list[str], cfg: RunConfi
     return encodings, found
 
 
-def run(cfg: RunConfig, run_dir: Path, label: str, config: dict, overrides: list[str]) -> dict:
-    """Run, measure and store one benchmark in ``run_dir``; returns the metrics."""
+def run(cfg: RunConfig, run_dir: Path, label: str, config: dict, overrides: list[str],
+        key: str | None = None) -> dict:
+    """Run, measure and store one benchmark in ``run_dir``; returns the metrics. ``key`` is the
+    run's ``store.run_key`` (computed from ``config`` and the current code when None)."""
     import dupbench
 
+    if key is None:
+        key = store.run_key(config, dupbench.__version__, environment.code_state())
     run_dir.mkdir(parents=True, exist_ok=True)
+    # run.json marks a finished run: an old one must never stand beside new, partial outputs
+    # (nor old encodings beside a run that does not store any)
+    for stale in (store.RUN_FILE, store.ENCODINGS_FILE):
+        (run_dir / stale).unlink(missing_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     seeds = seed_everything(cfg.benchmark.seed)
     with MemorySampler() as sampler:
@@ -170,7 +178,7 @@ def run(cfg: RunConfig, run_dir: Path, label: str, config: dict, overrides: list
                            cfg.benchmark.target_precision, sweep)
     _save_outputs(run_dir, candidates, truth, encodings, scores, cfg.benchmark.store_encodings)
     info = {
-        "key": store.run_key(config, dupbench.__version__),
+        "key": key,
         "status": "done",
         "label": label,
         "method": {"name": method.name, "params": method.params, "kind": method.kind,
@@ -214,7 +222,10 @@ def _save_outputs(run_dir: Path, candidates: Candidates, truth: store.StoredTrut
 
 
 def reuse(original: store.StoredRun, run_dir: Path, overrides: list[str]) -> dict:
-    """Record in ``run_dir`` that it repeats the finished run ``original``; returns its metrics."""
+    """Record in ``run_dir`` that it repeats the finished run ``original``; returns its metrics.
+    When ``run_dir`` is the original's own directory, it is left as it is."""
+    if run_dir.resolve() == original.dir.resolve():
+        return original.metrics
     run_dir.mkdir(parents=True, exist_ok=True)
     info = {**original.info, "status": "reused", "reused_from": str(original.dir.resolve()),
             "overrides": list(overrides)}

@@ -140,9 +140,14 @@ def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
     return out
 
 
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """A composed config without Hydra's own ``hydra`` node: what a run is configured by."""
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """A composed Hydra config (without its ``hydra`` node) → a validated ``RunConfig``."""
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    plain = without_hydra(cfg)
     unknown = unknown_keys(plain, RunConfig)
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)}; see `dupbench run --cfg job` "

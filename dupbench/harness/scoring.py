@@ -55,20 +55,26 @@ def score(candidates: Candidates, truth: StoredTruth, threshold: float, k_values
           target_precision: float, sweep: Sequence[float] = ()) -> Scores:
     """Metrics at ``threshold``, the PR curve, metrics at each ``sweep`` threshold, and recall per
     group label at ``threshold``."""
-    from dupbench.evaluation import breakdown, evaluate_run, pr_curve
+    from dupbench.evaluation import breakdown, pr_curve, scores_at, threshold_free_scores
 
-    metrics = evaluate_run(candidates, truth.pairs, truth.n, threshold, list(k_values),
-                           target_precision)
+    k_values = list(k_values)
+    curve = pr_curve(candidates, truth.pairs, truth.n)
+    # the threshold-free metrics once; per threshold only what the threshold changes
+    # (together exactly ``evaluate_run``)
+    free = threshold_free_scores(candidates, truth.pairs, target_precision, curve=curve,
+                                 n=truth.n)
+    at = scores_at(candidates, truth.pairs, truth.n, threshold, k_values)
+    metrics = {**at, **free}
     rows = []
     for t in sweep:
-        at_t = evaluate_run(candidates, truth.pairs, truth.n, float(t), list(k_values),
-                            target_precision)
+        at_t = (at if float(t) == float(threshold)
+                else scores_at(candidates, truth.pairs, truth.n, float(t), k_values))
         rows.append({"threshold": float(t), **{m: at_t[m] for m in SWEEP_METRICS if m in at_t}})
     tables = []
     for column, labels in group_labels(truth.groups).items():
         if len(labels) and not all(v in ("", "None", "nan") for v in labels):
-            table = breakdown(candidates, truth.pairs, labels, threshold)
+            table = breakdown(candidates, truth.pairs, labels, threshold, truth.n)
             tables.append(table.assign(column=column))
     per_group = (pd.concat(tables, ignore_index=True) if tables
                  else pd.DataFrame(columns=["column", "group", "pairs", "found", "recall"]))
-    return Scores(metrics, pr_curve(candidates, truth.pairs), pd.DataFrame(rows), per_group)
+    return Scores(metrics, curve, pd.DataFrame(rows), per_group)

@@ -11,8 +11,9 @@
 <run dir>/breakdown.csv   recall per group of truth pairs; encodings.npz when asked for
 ```
 
-A run identical to a finished one (same ``key``) is not recomputed: its directory gets a
-``run.json`` with status "reused" pointing at the original, whose files it reads.
+A run identical to a finished one (same ``key``: config, version and code; same dataset
+checksum) is not recomputed: its directory gets a ``run.json`` with status "reused" pointing at
+the original, whose files it reads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dupbench import files
 from dupbench.records import Candidates, Skipped
 
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
@@ -40,31 +43,24 @@ METHOD_STAGES = ("encode", "index", "search")
 _NOT_IN_KEY = ("force", "report", "results_dir")
 
 
-def write_json(path: Path, data) -> None:
-    """JSON with NaN kept as NaN, so stored metrics round-trip exactly."""
-    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=_plain) + "\n")
+def write_json(path: Path, data) -> Path:
+    """JSON through the shared atomic writer (``dupbench.files.write_json``); NaN stays NaN, so
+    stored metrics round-trip exactly."""
+    return files.write_json(path, data, indent=1, sort_keys=True)
 
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
 
 
-def _plain(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def run_key(config: dict, version: str) -> str:
+def run_key(config: dict, version: str, code: dict | None = None) -> str:
     """sha256 of what a run measures: its resolved config (minus display and storage options;
-    ``benchmark.progress`` only draws a bar) and the dupbench version."""
+    ``benchmark.progress`` only draws a bar), the dupbench version and ``code``
+    (``environment.code_state()``: git commit, dirty flag, digest of the package's sources)."""
     measured = {k: v for k, v in config.items() if k not in _NOT_IN_KEY}
     bench = {k: v for k, v in measured.get("benchmark", {}).items() if k != "progress"}
-    text = json.dumps({**measured, "benchmark": bench, "version": version}, sort_keys=True)
+    text = json.dumps({**measured, "benchmark": bench, "version": version, "code": code},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -116,6 +112,16 @@ class StoredRun:
     def label(self) -> str:
         return self.shown_as or self.info["label"]
 
+    def missing_data(self) -> str | None:
+        """Why this run's outputs cannot be read (its data directory or metrics file is gone,
+        e.g. the original of a reused run was deleted), or None when they can."""
+        data_dir = self.data_dir
+        if not data_dir.is_dir():
+            return f"its data directory {data_dir} is missing"
+        if not (data_dir / METRICS_FILE).is_file():
+            return f"{data_dir / METRICS_FILE} is missing"
+        return None
+
     @cached_property
     def metrics(self) -> dict[str, float]:
         return read_json(self.data_dir / METRICS_FILE)
@@ -148,6 +154,10 @@ def find_runs(root: str | Path) -> list[StoredRun]:
             continue
         if info.get("status") not in ("done", "reused"):
             continue
+        missing = run.missing_data()
+        if missing:
+            warnings.warn(f"skipping the run in {run.dir}: {missing}", stacklevel=2)
+            continue
         key = info["key"]
         rank = (info["status"] == "done", info.get("finished", ""))
         held = best.get(key)
@@ -162,10 +172,14 @@ def find_runs(root: str | Path) -> list[StoredRun]:
 
 
 def find_finished(root: str | Path, key: str) -> StoredRun | None:
-    """The finished (not reused) run with ``key`` below ``root``, if any."""
+    """The finished (not reused) run with ``key`` below ``root``, if any (runs whose outputs
+    are gone are never offered)."""
     if not Path(root).exists():
         return None
-    for run in find_runs(root):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a broken unrelated run is the report's business
+        runs = find_runs(root)
+    for run in runs:
         if run.info["key"] == key and run.info["status"] == "done":
             return run
     return None
@@ -176,6 +190,11 @@ def runs_table(runs: list[StoredRun]) -> pd.DataFrame:
     ``peak_rss_mb`` is the highest of the method's stages, ``images_per_s`` the encoding rate."""
     rows = []
     for run in runs:
+        missing = run.missing_data()
+        if missing:
+            warnings.warn(f"leaving the run in {run.dir} out of the table: {missing}",
+                          stacklevel=2)
+            continue
         info = run.info
         row = {
             "label": info["label"],

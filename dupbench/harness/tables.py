@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dupbench.harness.store import StoredRun
+from dupbench.harness.store import BREAKDOWN_FILE, StoredRun
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def breakdown_table(runs: list[StoredRun], column: str) -> pd.DataFrame:
     """Recall per group (rows) and method (columns) for one breakdown column, plus pair counts."""
     parts = []
     for run in runs:
-        table = run.table("breakdown.csv")
+        table = run.table(BREAKDOWN_FILE)
         if table.empty or "column" not in table:
             continue
         rows = table[table["column"] == column]
