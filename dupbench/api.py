@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from dupbench import images
-from dupbench.duplicates import DuplicateResult, KeepPolicy
+from dupbench.duplicates import DuplicateResult, KeepPolicy, split_entry
 from dupbench.files import write_json
 from dupbench.methods import Method, get_method
 from dupbench.records import Candidates, Encodings, hex_to_words
@@ -208,11 +208,10 @@ def find_duplicates_to_remove(
 
 def duplicate_groups(duplicates: dict[str, list]) -> list[list[str]]:
     """Connected components of a ``find_duplicates`` map (scored or not), largest first."""
-    ids = sorted(set(duplicates) | {d[0] if isinstance(d, (tuple, list)) else d
-                                    for v in duplicates.values() for d in v})
+    edges = [(a, split_entry(d)[0]) for a, v in duplicates.items() for d in v]
+    ids = sorted(set(duplicates) | {b for _, b in edges})
     index = {k: n for n, k in enumerate(ids)}
-    pairs = sorted({tuple(sorted((index[a], index[d[0] if isinstance(d, (tuple, list)) else d])))
-                    for a, v in duplicates.items() for d in v})
+    pairs = sorted({tuple(sorted((index[a], index[b]))) for a, b in edges})
     arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     cand = Candidates(arr[:, 0], arr[:, 1], np.zeros(len(arr), np.int32), "equal")
     return DuplicateResult(ids, cand).groups()

@@ -116,6 +116,11 @@ class DuplicateResult:
         }
 
 
+def split_entry(entry) -> tuple[str, float | None]:
+    """One entry of a ``find_duplicates`` list: a name, or ``(name, score)`` with scores."""
+    return (entry[0], entry[1]) if isinstance(entry, (tuple, list)) else (entry, None)
+
+
 def _keep_key(keep: KeepPolicy, path: str | None) -> float:
     """Lower sorts first (is kept): larger area, larger file, older file. Unreadable: last."""
     if path is None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dupbench.duplicates import split_entry
+
 #: longest side of the thumbnails drawn (plots never need the full resolution)
 THUMBNAIL = 512
 
@@ -101,7 +103,7 @@ def plot_duplicates(
     top = fig.add_subplot(grid[0, max(0, ncols - 2): ncols + 2])
     _draw(top, image_dir / filename, f"Original image: {filename}", 9)
     for k, entry in enumerate(found):
-        name, score = entry if isinstance(entry, tuple | list) else (entry, None)
+        name, score = split_entry(entry)
         row, col = 1 + k // ncols, 2 * (k % ncols)
         title = name if score is None else f"{name} ({_score_text(score)})"
         _draw(fig.add_subplot(grid[row, col: col + 2]), image_dir / name, title, 6)
