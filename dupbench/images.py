@@ -168,14 +168,18 @@ def load(
     name = source_name(source)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     img = _decode(source, name, limit, frame, draft, formats)
-    out = img
-    if exif and not isinstance(source, np.ndarray):
-        out = _apply_orientation(out, name)
-    if mode == "RGB":
-        out = to_rgb(out, alpha=alpha, background=background)
+    out = _finish(img, source, name, mode, exif, alpha, background)
     if out is not img and img is not source:
         img.close()  # the converted copy holds the pixels; release the file and the original
     return out
+
+
+def _finish(img: Image.Image, source: Source, name: str, mode: str, exif: bool, alpha: str,
+            background: tuple[int, int, int]) -> Image.Image:
+    """A decoded frame as the caller asked for it: EXIF-oriented (files only), then RGB."""
+    if exif and not isinstance(source, np.ndarray):
+        img = _apply_orientation(img, name)
+    return to_rgb(img, alpha=alpha, background=background) if mode == "RGB" else img
 
 
 def _decode(source: Source, name: str, limit: int | None, frame: int,
@@ -281,11 +285,7 @@ def load_frames(source: Source, *, mode: Literal["RGB", "native"] = "RGB", exif:
     frames = []
     try:
         for frame in ImageSequence.Iterator(img):
-            out = frame.copy()
-            if exif and not isinstance(source, np.ndarray):
-                out = _apply_orientation(out, name)
-            frames.append(to_rgb(out, alpha=alpha, background=background) if mode == "RGB"
-                          else out)
+            frames.append(_finish(frame.copy(), source, name, mode, exif, alpha, background))
     except (OSError, ValueError, EOFError) as e:
         raise _as_image_error(e, name) from None
     finally:
