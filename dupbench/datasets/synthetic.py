@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from dupbench import images as image_io
+from dupbench.cpus import usable_cores
 from dupbench.datasets.cache import atomic_dir
 from dupbench.datasets.dataset import Dataset
 from dupbench.datasets.transforms import (
@@ -346,8 +346,4 @@ def _versions() -> dict[str, str]:
 
 def default_workers() -> int:
     """Processes to build with: the usable cores, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return max(1, min(4, usable_cores()))

@@ -14,6 +14,8 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from dupbench.cpus import usable_cores
+
 #: distributions whose versions can change a result (absent ones are recorded as None)
 PACKAGES = (
     "dupbench", "numpy", "scipy", "Pillow", "PyWavelets", "pandas", "scikit-image", "hydra-core",
@@ -78,13 +80,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def memory_total_gb() -> float | None:
