@@ -218,9 +218,9 @@ def test_a_live_lock_is_waited_for_then_refused_naming_its_holder(tmp_path, caps
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         _wait_for(ready, proc)
-        with pytest.raises(locks.LockTimeout, match=f"pid {proc.pid} on"):
-            with locks.hold(lock, timeout=0.5):
-                pass
+        with pytest.raises(locks.LockTimeout, match=f"pid {proc.pid} on"), \
+                locks.hold(lock, timeout=0.5):
+            pass
         assert f"waiting for {lock}" in capsys.readouterr().err
     finally:
         proc.kill()

@@ -16,11 +16,11 @@ from dupbench.datasets.download import UnsafeArchiveError, extract_once, safe_ex
 
 
 def _zip_of_zeros(path: Path, size: int) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        with zf.open("zeros.bin", "w", force_zip64=True) as f:
-            block = bytes(1 << 20)
-            for _ in range(size >> 20):
-                f.write(block)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf, \
+            zf.open("zeros.bin", "w", force_zip64=True) as f:
+        block = bytes(1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
     return path
 
 

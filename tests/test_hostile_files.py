@@ -141,7 +141,7 @@ def _npz_claiming(path: Path, length: int) -> Path:
 def test_a_crafted_file_unpacking_to_800mb_is_refused_quickly_in_bounded_memory(tmp_path):
     bomb = _npz_claiming(tmp_path / "candidates.npz", 100_000_000)
     assert bomb.stat().st_size < 4 << 20
-    proc = subprocess.run([sys.executable, "-c", _BOMB, str(bomb)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", _BOMB, str(bomb)], capture_output=True, check=False,
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     refusal, figures = proc.stdout.strip().splitlines()

@@ -83,9 +83,9 @@ def claim_dir(folder: str | Path, kind: str, *, owned: bool = False) -> Path:
     folder = Path(folder)
     if is_build(folder):
         return folder
-    if folder.exists() or folder.is_symlink():
-        if folder.is_symlink() or not folder.is_dir() or (any(folder.iterdir()) and not owned):
-            _refuse_unless_build(folder)
+    if folder.is_symlink() or (folder.exists() and (
+            not folder.is_dir() or (not owned and any(folder.iterdir())))):
+        _refuse_unless_build(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_marker(folder, kind)
     return folder
