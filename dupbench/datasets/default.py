@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dupbench.datasets.cache import build_lock, cache_dir
+from dupbench.datasets.cache import build_lock, cache_dir, clean_partial
 from dupbench.datasets.dataset import Dataset, file_digest, is_dataset_dir, read_dataset_dir
 from dupbench.datasets.synthetic import (
     BUILDER_VERSION,
@@ -143,5 +143,6 @@ def default_dataset(*, cache: str | Path | None = None, rebuild: bool = False,
     with build_lock(target):  # a build started at the same time finishes first, then is reused
         if is_dataset_dir(target) and not rebuild:
             return read_dataset_dir(target, verify=verify)
+        clean_partial(parent)  # leftovers of killed builds (older recipes too), owners dead
         build_default(target, workers=workers, progress=progress, overwrite=rebuild)
     return read_dataset_dir(target, verify="exists")
