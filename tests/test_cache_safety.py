@@ -254,11 +254,25 @@ def _start_hanging_build(target: Path, ready: Path) -> subprocess.Popen:
     return proc
 
 
+def _kill_cli_build_midway(photos: Path, out: Path) -> subprocess.Popen:
+    """Start ``dupbench datasets build --from photos --out out`` and SIGKILL it once its
+    temporary folder holds some images."""
+    proc = subprocess.Popen([sys.executable, "-m", "dupbench", "datasets", "build", "--from",
+                             str(photos), "--out", str(out), "--no-progress", "--workers", "1"],
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 60
+    while not list(out.parent.glob(f".{out.name}.tmp-*/images/*.png")):
+        assert proc.poll() is None and time.monotonic() < deadline, "build ended too soon"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc
+
+
 def test_a_killed_builds_temp_folder_is_removed_by_the_next_build(tmp_path, photos):
     out = tmp_path / "builds" / "bench"
-    killed = _start_hanging_build(out, tmp_path / "ready1")
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    killed = _kill_cli_build_midway(photos, out)
+    assert not out.exists()
     legacy = out.parent / f".bench.tmp-{_dead_pid()}-0123abcd"  # name of older versions
     legacy.mkdir()
     leftovers = sorted(p.name for p in out.parent.iterdir())
