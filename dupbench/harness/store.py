@@ -89,7 +89,8 @@ class StoredTruth:
         if (n is not None and stored_n != n) or pairs.shape[1] != 2 or (
                 len(pairs) and (int(pairs.min()) < 0 or int(pairs.max()) >= stored_n)) or any(
                 len(v) != len(pairs) for v in groups.values()):
-            raise DamagedFile(f"{path}: pairs or labels do not fit the run's {n} images")
+            raise DamagedFile(f"{path}: pairs or labels do not fit the run's "
+                              f"{stored_n if n is None else n} images")
         return cls(pairs, stored_n, groups)
 
 
