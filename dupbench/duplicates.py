@@ -148,6 +148,8 @@ class DuplicateMap(Mapping):
         self._scores = scores
         self._members, self._member_bounds = grouped.members()
         self._pair_bounds, self._paired, self._pair_scores = grouped.adjacency()
+        self._class_of = grouped.classes.tolist()  # plain ints: one lookup per key read
+        self._alone = (grouped.sizes() == 1).tolist()
         self._rank = np.empty(len(ids), dtype=np.int64)  # position of each id in name order
         self._rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
 
@@ -170,15 +172,15 @@ class DuplicateMap(Mapping):
         return len(self) == len(other) and all(
             k in other and self[k] == other[k] for k in self._index)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like the dict it stands for
-
     def __repr__(self) -> str:
         return repr(dict(self))
 
     def _entries(self, idx: int) -> list:
         g, mb = self._grouped, self._member_bounds
-        c = int(g.classes[idx])
+        c = self._class_of[idx]
         lo, hi = self._pair_bounds[c], self._pair_bounds[c + 1]
+        if lo == hi and self._alone[c]:  # most files of a collection have no duplicate
+            return []
         classes = np.concatenate([[c], self._paired[lo:hi]])
         score = np.concatenate([np.zeros(1, self._pair_scores.dtype), self._pair_scores[lo:hi]])
         sizes = mb[classes + 1] - mb[classes]
