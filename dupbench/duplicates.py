@@ -44,8 +44,8 @@ class DuplicateResult:
                                  "(a range search), not directed query→reference pairs")
             self.candidates = GroupedCandidates.from_candidates(self.candidates, len(self.ids))
         if len(self.candidates.classes) != len(self.ids):
-            raise ValueError(f"{len(self.ids)} ids but {len(self.candidates.classes)} classed "
-                             "images")
+            raise ValueError(f"{len(self.ids)} ids but the pairs are among "
+                             f"{len(self.candidates.classes)} images")
 
     def to_map(self, scores: bool = False) -> DuplicateMap:
         """imagededup's output: every id a key; duplicates best first (ties by name).
