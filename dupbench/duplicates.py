@@ -8,12 +8,15 @@ policy that is explicit and deterministic.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from dupbench.records import Candidates, Skipped
+from dupbench.files import write_json_mapping
+from dupbench.records import Candidates, GroupedCandidates, Skipped, concat_ranges
 
 KeepPolicy = Literal["first", "largest_resolution", "largest_file", "oldest"]
 KEEP_POLICIES: tuple[str, ...] = ("first", "largest_resolution", "largest_file", "oldest")
@@ -23,38 +26,40 @@ KEEP_POLICIES: tuple[str, ...] = ("first", "largest_resolution", "largest_file",
 class DuplicateResult:
     """Pairs found among ``ids`` (within one collection), plus the files that were skipped.
 
+    ``candidates`` may be plain ``Candidates`` or, as the API searches, ``GroupedCandidates``
+    (identical codes collapsed); it is kept grouped, and every output below is computed from the
+    groups, so a group of k identical files costs O(k) memory, never O(k²).
     ``paths`` maps each id to its file where one exists (needed by the size/date keep policies).
     """
 
     ids: list[str]
-    candidates: Candidates
+    candidates: GroupedCandidates | Candidates
     skipped: list[Skipped] = field(default_factory=list)
     paths: list[str | None] | None = None
 
     def __post_init__(self) -> None:
-        if self.candidates.cross:
-            raise ValueError("DuplicateResult needs undirected pairs within one collection "
-                             "(a range search), not directed query→reference pairs")
+        if isinstance(self.candidates, Candidates):
+            if self.candidates.cross:
+                raise ValueError("DuplicateResult needs undirected pairs within one collection "
+                                 "(a range search), not directed query→reference pairs")
+            self.candidates = GroupedCandidates.from_candidates(self.candidates, len(self.ids))
+        if len(self.candidates.classes) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but the pairs are among "
+                             f"{len(self.candidates.classes)} images")
 
-    def to_map(self, scores: bool = False) -> dict[str, list]:
+    def to_map(self, scores: bool = False) -> DuplicateMap:
         """imagededup's output: every id a key; duplicates best first (ties by name).
 
         With ``scores`` each entry is ``(id, score)``: an int Hamming distance, or a float cosine
-        similarity.
+        similarity. The map is read-only and computes each value when it is read; ``dict(...)``
+        makes a plain dict, ``write_map`` writes it to JSON.
         """
-        out: dict[str, list] = {k: [] for k in self.ids}
-        c = self.candidates
-        both_i = np.concatenate([c.i, c.j])
-        both_j = np.concatenate([c.j, c.i])
-        both_s = np.concatenate([c.score, c.score])
-        names = np.array(self.ids, dtype=object)
-        key = -both_s.astype(np.float64) if c.higher_is_better else both_s
-        # order by query, then score, then the duplicate's name
-        order = np.lexsort((names[both_j].astype(str), key, both_i))
-        cast = float if c.metric == "cosine" else int
-        for q, d, s in zip(both_i[order], both_j[order], both_s[order]):
-            out[self.ids[q]].append((self.ids[d], cast(s)) if scores else self.ids[d])
-        return out
+        return DuplicateMap(self, scores)
+
+    def write_map(self, path: str | os.PathLike, scores: bool = True) -> Path:
+        """Write ``to_map(scores)`` as JSON, atomically and one key at a time (a line per file),
+        never holding the whole map: 5,000 identical files are 25 M entries on disk, not in memory."""
+        return write_json_mapping(path, self.to_map(scores))
 
     def groups(self) -> list[list[str]]:
         """Connected components of the duplicate graph with two or more members, largest first.
@@ -65,14 +70,17 @@ class DuplicateResult:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
-        n = len(self.ids)
-        c = self.candidates
-        graph = coo_matrix((np.ones(len(c), np.int8), (c.i, c.j)), shape=(n, n))
-        _, labels = connected_components(graph, directed=False)
+        g = self.candidates
+        if not self.ids:
+            return []
+        n = g.n_classes
+        b = g.between
+        graph = coo_matrix((np.ones(len(b), np.int8), (b.i, b.j)), shape=(n, n))
+        labels = connected_components(graph, directed=False)[1][g.classes]
         members: dict[int, list[str]] = {}
-        for idx in np.flatnonzero(np.bincount(labels, minlength=1)[labels] > 1):
+        for idx in np.flatnonzero(np.bincount(labels)[labels] > 1):
             members.setdefault(int(labels[idx]), []).append(self.ids[idx])
-        return sorted((sorted(g) for g in members.values()), key=lambda g: (-len(g), g[0]))
+        return sorted((sorted(m) for m in members.values()), key=lambda m: (-len(m), m[0]))
 
     def to_remove(self, keep: KeepPolicy = "first") -> list[str]:
         """Files to remove so that no two kept files are duplicates of each other.
@@ -84,15 +92,22 @@ class DuplicateResult:
         """
         if keep not in KEEP_POLICIES:
             raise ValueError(f"unknown keep policy {keep!r}; choose from {', '.join(KEEP_POLICIES)}")
-        neighbours: dict[int, list[int]] = {}
-        for a, b in zip(self.candidates.i.tolist(), self.candidates.j.tolist()):
-            neighbours.setdefault(a, []).append(b)
-            neighbours.setdefault(b, []).append(a)
-        removed: set[int] = set()
-        for idx in self._preference(keep, sorted(neighbours)):
-            if idx not in removed:
-                removed.update(neighbours[idx])
-        return sorted(self.ids[k] for k in removed)
+        # A kept file marks the rest of its class and every member of the classes paired with
+        # it, so marks are kept per class: O(files + class pairs), whatever the group sizes.
+        g = self.candidates
+        bounds, paired_with, _ = g.adjacency()
+        classes = g.classes.tolist()
+        paired = np.flatnonzero(((g.sizes() > 1) | (np.diff(bounds) > 0))[g.classes])
+        kept_of = [-1] * g.n_classes  # the file each class keeps
+        marked = np.zeros(g.n_classes, dtype=bool)  # every member of the class is removed
+        for idx in self._preference(keep, paired.tolist()):
+            c = classes[idx]
+            if kept_of[c] < 0 and not marked[c]:
+                kept_of[c] = idx
+                marked[paired_with[bounds[c]: bounds[c + 1]]] = True
+        kept = np.array(kept_of, dtype=np.int64)[g.classes[paired]]
+        removed = paired[marked[g.classes[paired]] | ((kept >= 0) & (kept != paired))]
+        return sorted(self.ids[k] for k in removed.tolist())
 
     def _preference(self, keep: KeepPolicy, paired: list[int]) -> list[int]:
         """The paired images (only they can be removed), most worth keeping first."""
@@ -110,10 +125,75 @@ class DuplicateResult:
             "files": len(self.ids) + len(self.skipped),
             "encoded": len(self.ids),
             "skipped": len(self.skipped),
-            "pairs": len(self.candidates),
+            "pairs": len(self.candidates),  # image pairs, counted without listing them
             "groups": len(groups),
             "files_in_groups": sum(len(g) for g in groups),
         }
+
+
+class DuplicateMap(Mapping):
+    """imagededup's ``{file: [duplicates]}``, each value computed when it is read.
+
+    Nothing is stored per pair: a key's value is built from its class (identical codes) and the
+    classes paired with it, in O(its duplicates). It iterates, compares, indexes and ``len``s like
+    the dict it stands for (keys in id order; values best first, ties by name); it is read-only.
+    ``result`` is the ``DuplicateResult`` it comes from (groups, files to remove).
+    """
+
+    def __init__(self, result: DuplicateResult, scores: bool) -> None:
+        self.result = result
+        ids = self._ids = result.ids
+        self._index = {name: k for k, name in enumerate(ids)}
+        grouped = self._grouped = result.candidates
+        self._scores = scores
+        self._members, self._member_bounds = grouped.members()
+        self._pair_bounds, self._paired, self._pair_scores = grouped.adjacency()
+        self._class_of = grouped.classes.tolist()  # plain ints: one lookup per key read
+        self._alone = (grouped.sizes() == 1).tolist()
+        self._rank = np.empty(len(ids), dtype=np.int64)  # position of each id in name order
+        self._rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+
+    def __getitem__(self, name: str) -> list:
+        return self._entries(self._index[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any mapping with the same keys and values; compared one key at a time."""
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            k in other and self[k] == other[k] for k in self._index)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def _entries(self, idx: int) -> list:
+        g, mb = self._grouped, self._member_bounds
+        c = self._class_of[idx]
+        lo, hi = self._pair_bounds[c], self._pair_bounds[c + 1]
+        if lo == hi and self._alone[c]:  # most files of a collection have no duplicate
+            return []
+        classes = np.concatenate([[c], self._paired[lo:hi]])
+        score = np.concatenate([np.zeros(1, self._pair_scores.dtype), self._pair_scores[lo:hi]])
+        sizes = mb[classes + 1] - mb[classes]
+        who = self._members[concat_ranges(mb[classes], sizes)]
+        score = np.repeat(score, sizes)
+        not_self = who != idx
+        who, score = who[not_self], score[not_self]
+        key = -score.astype(np.float64) if g.between.higher_is_better else score
+        order = np.lexsort((self._rank[who], key))
+        names = [self._ids[k] for k in who[order].tolist()]
+        if not self._scores:
+            return names
+        return list(zip(names, score[order].tolist()))
 
 
 def split_entry(entry) -> tuple[str, float | None]:

@@ -1,7 +1,8 @@
 """Writing result files so that a crash never leaves a half-written one behind.
 
-Every JSON the project writes (API output, run records, metrics) goes through ``write_json``:
-written to a temporary file beside the target, then renamed over it, which is atomic on POSIX.
+Every JSON the project writes (API output, run records, metrics) goes through ``write_json`` (or
+``write_json_mapping``, which streams a big map): written to a temporary file beside the target,
+then renamed over it, which is atomic on POSIX.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -26,8 +29,10 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Replace ``path`` with ``text`` atomically (temp file in the same folder, then rename)."""
+@contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[TextIO]:
+    """A text file that replaces ``path`` only when the block ends without an error (written
+    beside it, then renamed); on an error the temporary file is removed and ``path`` untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -35,15 +40,38 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Replace ``path`` with ``text`` atomically (temp file in the same folder, then rename)."""
+    with atomic_writer(path) as f:
+        f.write(text)
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2,
                sort_keys: bool = True) -> Path:
-    """Write ``data`` as JSON atomically; numpy values become plain numbers and lists."""
+    """Write ``data`` as JSON atomically; numpy values become plain numbers and lists.
+
+    A mapping that is not a dict (one that computes its values on access, as a
+    ``DuplicateMap``) is streamed by ``write_json_mapping`` instead of being built whole.
+    """
+    if isinstance(data, Mapping) and not isinstance(data, dict):
+        return write_json_mapping(path, data)
     return write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys, default=_plain))
+
+
+def write_json_mapping(path: str | os.PathLike, mapping: Mapping[str, Any]) -> Path:
+    """Write a JSON object atomically, one key per line (sorted), each value on its line: a
+    mapping that computes its values on access is never held whole, only one value at a time."""
+    with atomic_writer(path) as f:
+        for n, key in enumerate(sorted(mapping)):
+            f.write(("{\n" if n == 0 else ",\n") + json.dumps(key) + ": "
+                    + json.dumps(mapping[key], default=_plain))
+        f.write("\n}\n" if mapping else "{}\n")
+    return Path(path)

@@ -329,3 +329,107 @@ class Candidates:
                 if len(side) and (int(side.min()) < 0 or int(side.max()) >= n):
                     raise DamagedFile(f"{path}: indices outside the {n} images of the run")
         return cls(i, j, score, metric, cross)
+
+
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``, without the loop."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths  # where each range begins in the output
+    return np.repeat(starts - offsets, lengths) + np.arange(total)
+
+
+@dataclass
+class GroupedCandidates:
+    """Undirected pairs within one collection, with images of identical codes collapsed into one
+    class: memory grows with the number of images, not with the square of a group's size.
+
+    ``classes[x]`` is the class of image ``x``; two images of one class are duplicates at
+    distance 0. ``between`` holds pairs of classes (``i``/``j`` are class labels, ``i < j``) with
+    the score that every member of one class has with every member of the other. 5,000 identical
+    images are one class and no pair here, instead of 12.5 M pairs. ``expand()`` gives the plain
+    ``Candidates`` for whoever needs every pair. Only distance metrics collapse: a cosine
+    similarity is computed, never assumed, so cosine classes have one member each.
+    """
+
+    classes: np.ndarray
+    between: Candidates
+
+    def __post_init__(self) -> None:
+        self.classes = np.asarray(self.classes, dtype=np.int64).reshape(-1)
+        if self.between.cross:
+            raise ValueError("GroupedCandidates holds undirected pairs within one collection")
+        if len(self.classes) and self.classes.min() < 0:
+            raise ValueError("class labels must not be negative")
+        n = self.n_classes
+        if len(self.between) and (self.between.j.max() >= n or self.between.i.min() < 0):
+            raise ValueError(f"a pair names a class outside the {n} classes")
+        if self.between.higher_is_better and len(self.classes) > n:
+            raise ValueError("cosine pairs cannot be collapsed: every class needs one member")
+
+    @property
+    def metric(self) -> Metric:
+        return self.between.metric
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.classes.max()) + 1 if len(self.classes) else 0
+
+    def sizes(self) -> np.ndarray:
+        """Members per class."""
+        return np.bincount(self.classes, minlength=self.n_classes)
+
+    def members(self) -> tuple[np.ndarray, np.ndarray]:
+        """(order, bounds): the members of class c are ``order[bounds[c]:bounds[c + 1]]``,
+        ascending."""
+        order = np.argsort(self.classes, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(self.sizes())])
+        return order, bounds
+
+    def adjacency(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bounds, classes, scores): the classes paired with class c, and their scores, are at
+        ``bounds[c]:bounds[c + 1]``."""
+        b = self.between
+        src = np.concatenate([b.i, b.j])
+        order = np.argsort(src, kind="stable")
+        dst = np.concatenate([b.j, b.i])[order]
+        score = np.concatenate([b.score, b.score])[order]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=self.n_classes))])
+        return bounds, dst, score
+
+    def __len__(self) -> int:
+        """The number of image pairs: within every class, and across every class pair."""
+        sizes = self.sizes().astype(np.int64)
+        within = int((sizes * (sizes - 1) // 2).sum())
+        return within + int((sizes[self.between.i] * sizes[self.between.j]).sum())
+
+    def expand(self) -> Candidates:
+        """Every image pair, exactly as a range search over all images returns it (sorted).
+
+        Memory is O(pairs): for evaluation and small results, not for big groups.
+        """
+        order, bounds = self.members()
+        sizes = np.diff(bounds)
+        c = np.arange(self.n_classes)
+        # every ordered (member, member) of each class, then the pairs of class pairs
+        ci = np.concatenate([c, self.between.i])
+        cj = np.concatenate([c, self.between.j])
+        score = np.concatenate([np.zeros(len(c), self.between.score.dtype), self.between.score])
+        count = sizes[ci] * sizes[cj]
+        pair = np.repeat(np.arange(len(ci)), count)
+        t = concat_ranges(np.zeros(len(ci), np.int64), count)
+        i = order[bounds[ci][pair] + t // sizes[cj][pair]]
+        j = order[bounds[cj][pair] + t % sizes[cj][pair]]
+        keep = (i < j) | (pair >= len(c))  # within a class: each unordered pair once, no self
+        i, j = canonical_pairs(i[keep], j[keep])
+        return Candidates(i, j, score[pair[keep]], self.metric).sorted()
+
+    @classmethod
+    def from_candidates(cls, candidates: Candidates, n: int) -> GroupedCandidates:
+        """Plain pairs among ``n`` images, one class per image (nothing collapsed)."""
+        if candidates.cross:
+            raise ValueError("GroupedCandidates holds undirected pairs within one collection")
+        return cls(np.arange(n), candidates)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,7 @@ def plot_duplicates(
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise ValueError(f"image directory {image_dir} does not exist")
-    if not isinstance(duplicate_map, dict):
+    if not isinstance(duplicate_map, Mapping):
         # ValueError, as imagededup raises, so callers' handlers keep working
         raise ValueError("duplicate_map must be a dict {filename: [duplicates]}")  # noqa: TRY004
     if filename not in duplicate_map:
@@ -131,7 +132,7 @@ def contact_sheet(
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise ValueError(f"image directory {image_dir} does not exist")
-    groups = duplicate_groups(duplicates) if isinstance(duplicates, dict) else [
+    groups = duplicate_groups(duplicates) if isinstance(duplicates, Mapping) else [
         list(g) for g in duplicates]
     groups = sorted((g for g in groups if len(g) > 1), key=lambda g: (-len(g), min(g)))
     if not groups:

@@ -49,6 +49,7 @@ from dupbench.datasets.truth import (
     check_unique_ids,
     group_pairs,
 )
+from dupbench.workers import pool_initializer
 
 #: bump when a change to the builder changes its output for the same config and seed
 BUILDER_VERSION = 2  # 2: build folders carry the .dupbench-build marker
@@ -342,7 +343,8 @@ def _run(jobs: list[tuple], out_dir: str, workers: int, progress: bool) -> list[
                 results.append(_build_source(*job, out_dir))
                 bar.update()
             return results
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                 **pool_initializer()) as pool:
             futures = [pool.submit(_build_source, *job, out_dir) for job in jobs]
             results = []
             for future in futures:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from dupbench import images
 from dupbench.records import Encodings, Kind, Metric, Skipped, pack_bits
+from dupbench.workers import pool_initializer
 
 
 class Method(ABC):
@@ -133,7 +134,7 @@ def _map_sources(method: Method, sources: list, workers: int, progress: bool) ->
         size = max(16, min(256, len(sources) // (workers * 8)))
         chunks = [sources[k : k + size] for k in range(0, len(sources), size)]
         out = []
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, **pool_initializer()) as pool:
             for part in pool.map(_encode_chunk, [method] * len(chunks), chunks):
                 out.extend(part)
                 bar.update(len(part))

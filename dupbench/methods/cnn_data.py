@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from dupbench import images
+from dupbench.workers import loader_worker_init
 
 
 def pick_device(device: str = "auto"):
@@ -69,4 +70,4 @@ def make_loader(dataset: SourceDataset, batch_size: int, num_workers: int, pin_m
 
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       collate_fn=collate, pin_memory=pin_memory,
-                      persistent_workers=False)
+                      persistent_workers=False, worker_init_fn=loader_worker_init())

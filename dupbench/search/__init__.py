@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dupbench.records import Candidates, Encodings
+from dupbench.records import Candidates, Encodings, GroupedCandidates
 
 HAMMING_BACKENDS = ("brute", "bktree", "faiss")
 COSINE_BACKENDS = ("flat", "hnsw", "ivf")
@@ -86,6 +86,29 @@ def range_search(data: Encodings | np.ndarray, threshold: float, metric: str | N
     return index.range(threshold, queries=_query_codes(queries))
 
 
+def range_groups(data: Encodings | np.ndarray, threshold: float, metric: str | None = None, *,
+                 backend: str = "auto", **params: Any) -> GroupedCandidates:
+    """``range_search`` within one collection, with identical codes collapsed before searching.
+
+    Images with identical codes are one class (at distance 0 of each other) and the index holds
+    each distinct code once, so k identical images cost k labels instead of k·(k-1)/2 pairs, in
+    the search and in its result. ``.expand()`` gives exactly ``range_search``'s pairs. Cosine
+    codes are searched as they are (the similarity of identical vectors is computed, not assumed).
+    """
+    from dupbench.search.exact import unique_codes
+
+    codes, metric = _codes_and_metric(data, metric)
+    pick_backend(metric, len(codes), backend)  # an unknown backend fails whatever the threshold
+    if metric == "cosine" or threshold < 0:  # below 0, not even identical codes pair up
+        pairs = range_search(codes, threshold, metric, backend=backend, **params)
+        return GroupedCandidates.from_candidates(pairs, len(codes))
+    distinct, classes = unique_codes(codes)
+    if metric == "equal" or threshold < 1:  # distinct codes differ by at least one bit
+        return GroupedCandidates(classes, Candidates.empty(metric))
+    index = build_index(distinct, metric, backend, **params)
+    return GroupedCandidates(classes, index.range(threshold))
+
+
 def topk_search(data: Encodings | np.ndarray, k: int, metric: str | None = None, *,
                 queries: Encodings | np.ndarray | None = None, backend: str = "auto",
                 **params: Any) -> Candidates:
@@ -96,4 +119,5 @@ def topk_search(data: Encodings | np.ndarray, k: int, metric: str | None = None,
     return index.topk(k, queries=_query_codes(queries))
 
 
-__all__ = ["Candidates", "build_index", "pick_backend", "range_search", "topk_search"]
+__all__ = ["Candidates", "GroupedCandidates", "build_index", "pick_backend", "range_groups",
+           "range_search", "topk_search"]

@@ -11,12 +11,18 @@ import numpy as np
 from dupbench.records import Candidates
 
 
-def _group_labels(codes: np.ndarray) -> np.ndarray:
-    """A label per row; rows with identical codes share a label."""
+def unique_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct rows, a label per row): row ``x`` equals ``distinct[labels[x]]``."""
     rows = np.ascontiguousarray(np.atleast_2d(codes))
     if len(rows) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1)
+        return rows, np.zeros(0, dtype=np.int64)
+    distinct, labels = np.unique(rows, axis=0, return_inverse=True)
+    return distinct, labels.reshape(-1).astype(np.int64)
+
+
+def _group_labels(codes: np.ndarray) -> np.ndarray:
+    """A label per row; rows with identical codes share a label."""
+    return unique_codes(codes)[1]
 
 
 def _members(labels: np.ndarray) -> list[np.ndarray]:
