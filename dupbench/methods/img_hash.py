@@ -136,7 +136,7 @@ class BlockMeanHash(_OpenCVHash):
 
     def __init__(self, mode: int = 0) -> None:
         if mode not in (0, 1) or isinstance(mode, bool):
-            raise ValueError(f"mode must be 0 (16×16 grid) or 1 (overlapping, step 8), got {mode!r}")
+            raise ValueError(f"mode must be 0 (16×16 grid) or 1 (overlapping by 8), got {mode!r}")
         self.mode = int(mode)
         super().__init__(mode=self.mode)
         self.default_threshold = scaled_threshold(self.bits)  # type: ignore[misc]

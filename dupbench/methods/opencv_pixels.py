@@ -141,7 +141,10 @@ def resize_cubic(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def equalize_hist(image: np.ndarray) -> np.ndarray:
-    """``equalizeHist(gray)``: cumulative histogram above the darkest level, × 255 / rest, in float32."""
+    """``equalizeHist(gray)``: the cumulative histogram above the darkest level × 255 / the rest.
+
+    The product is float32, rounded half to even, as OpenCV's lookup table is built.
+    """
     histogram = np.bincount(image.ravel(), minlength=256)
     darkest = int(np.flatnonzero(histogram)[0])
     rest = image.size - int(histogram[darkest])
