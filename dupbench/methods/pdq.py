@@ -36,6 +36,8 @@ _F32 = np.float32
 _SAMPLED, _DCT = 64, 16
 #: smaller images get the all-zero hash and quality 0, as in the reference
 _MIN_SIDE = 5
+#: running-sum terms per block of rows in the box filter (4 MiB of float32)
+_BLOCK_TERMS = 1 << 20
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -73,21 +75,28 @@ def box_filter_transposed(a: np.ndarray, window: int, keep: np.ndarray | None = 
     """The reference's box filter along ``a``'s last axis, returned transposed (C order).
 
     Transposing lets each pass run along the contiguous axis (numpy's cumsum is several times
-    faster there). ``keep`` selects output positions, when only those are needed.
+    faster there). ``keep`` selects output positions, when only those are needed. Rows go in
+    blocks of about ``_BLOCK_TERMS`` running-sum terms, so a huge photo needs no huge buffer.
     """
     rows, length = a.shape
     full_steps = length - window
     tail = (window + 2) // 2 - 1
-    terms = np.empty((rows, window + 2 * full_steps + tail), _F32)
-    terms[:, :window] = a[:, :window]
-    terms[:, window : window + 2 * full_steps : 2] = a[:, window:]
-    np.negative(a[:, :full_steps], out=terms[:, window + 1 : window + 2 * full_steps : 2])
-    np.negative(a[:, full_steps : full_steps + tail], out=terms[:, window + 2 * full_steps :])
-    np.cumsum(terms, axis=1, out=terms)  # accumulate is sequential: the reference's roundings
     positions, divisors = _box_plan(length, window)
     if keep is not None:
         positions, divisors = positions[keep], divisors[keep]
-    out = np.ascontiguousarray(terms[:, positions].T)
+    out = np.empty((len(positions), rows), _F32)
+    width = window + 2 * full_steps + tail
+    step = max(1, _BLOCK_TERMS // width)
+    for start in range(0, rows, step):
+        block = a[start : start + step]
+        terms = np.empty((len(block), width), _F32)
+        terms[:, :window] = block[:, :window]
+        terms[:, window : window + 2 * full_steps : 2] = block[:, window:]
+        leaving = terms[:, window + 1 : window + 2 * full_steps : 2]
+        np.negative(block[:, :full_steps], out=leaving)
+        np.negative(block[:, full_steps : full_steps + tail], out=terms[:, window + 2 * full_steps :])
+        np.cumsum(terms, axis=1, out=terms)  # accumulate is sequential: the reference's roundings
+        out[:, start : start + step] = terms[:, positions].T
     out /= divisors[:, None]
     return out
 
