@@ -40,7 +40,8 @@ def main() -> None:
         rgb = np.asarray(Image.fromarray(data.astronaut()).resize((width, height)))
         ours = best_time(pdq_hash, rgb, args.repeats)
         theirs = best_time(pdqhash.compute, rgb, args.repeats)
-        print(f"{width:>5}×{height:<5}  {ours * 1e3:9.2f}  {theirs * 1e3:10.2f}  {ours / theirs:5.2f}")
+        size = f"{width}×{height}"
+        print(f"{size:>11}  {ours * 1e3:9.2f}  {theirs * 1e3:10.2f}  {ours / theirs:5.2f}")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ def box_filter_transposed(a: np.ndarray, window: int, keep: np.ndarray | None = 
         terms[:, window : window + 2 * full_steps : 2] = block[:, window:]
         leaving = terms[:, window + 1 : window + 2 * full_steps : 2]
         np.negative(block[:, :full_steps], out=leaving)
-        np.negative(block[:, full_steps : full_steps + tail], out=terms[:, window + 2 * full_steps :])
+        draining = terms[:, window + 2 * full_steps :]
+        np.negative(block[:, full_steps : full_steps + tail], out=draining)
         np.cumsum(terms, axis=1, out=terms)  # accumulate is sequential: the reference's roundings
         out[:, start : start + step] = terms[:, positions].T
     out /= divisors[:, None]
