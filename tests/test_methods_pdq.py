@@ -11,7 +11,7 @@ import pytest
 from methods_fixtures import COLOUR_PHOTOS, GRAY_PHOTOS, SCENE_PHOTOS, half_size, jpeg_bytes, photo
 from PIL import Image
 
-from dupbench.methods.pdq import PDQHash, pdq_hash
+from dupbench.methods.pdq import PDQHash, dct16, downsample, luma, pdq_hash
 from dupbench.records import unpack_bits
 
 
@@ -20,11 +20,16 @@ def reference():
 
 
 def assert_same_as_reference(rgb: np.ndarray) -> None:
+    """Same bits and quality; and, for hashable sizes, the same float32 DCT coefficients."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     bits, quality = pdq_hash(rgb)
     expected_bits, expected_quality = reference().compute(rgb)
     differing = int((bits != expected_bits.astype(bool)).sum())
     assert (differing, quality) == (0, expected_quality), rgb.shape
+    if min(rgb.shape[:2]) >= 5:  # below, pdqhash's compute_float reads unfiltered buffers
+        coefficients = dct16(downsample(luma(rgb))).ravel()[::-1]
+        expected = np.asarray(reference().compute_float(rgb)[0], dtype=np.float32)
+        assert np.array_equal(coefficients, expected), rgb.shape
 
 
 def distance_matrix(method, sources):

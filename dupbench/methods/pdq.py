@@ -140,15 +140,15 @@ def dct_matrix() -> np.ndarray:
 
 
 def dct16(small: np.ndarray) -> np.ndarray:
-    """B = D · A · Dᵀ with float32 sums over k accumulated in the reference's order (k = 0..63)."""
+    """B = D · A · Dᵀ with float32 sums over k accumulated in the reference's order (k = 0..63).
+
+    A cumulative sum is sequential in numpy, so its last term has the reference's roundings.
+    """
     d = dct_matrix()
-    partial = np.zeros((_DCT, _SAMPLED), _F32)
-    for k in range(_SAMPLED):
-        partial += d[:, k : k + 1] * small[k]
-    block = np.zeros((_DCT, _DCT), _F32)
-    for k in range(_SAMPLED):
-        block += partial[:, k : k + 1] * d[:, k]
-    return block
+    products = d[:, :, None] * small[None, :, :]  # (i, k, j) = D[i, k] · A[k, j]
+    partial = np.cumsum(products, axis=1, dtype=_F32)[:, -1]
+    products = partial[:, None, :] * d[None, :, :]  # (i, j, k) = T[i, k] · D[j, k]
+    return np.cumsum(products, axis=2, dtype=_F32)[:, :, -1]
 
 
 def torben_median(values: np.ndarray) -> np.float32:
