@@ -13,7 +13,8 @@ order: its box filter keeps a running sum (add the entering pixel, subtract the 
 divide by the window), which a float32 ``cumsum`` over the interleaved +entering/−leaving terms
 reproduces rounding for rounding; its DCT sums products one k at a time, so ours does too rather
 than calling a BLAS matmul whose summation order is unspecified. tests/test_methods_pdq.py
-checks the bits and the quality against ``pdqhash`` on every bundled photo and random sizes.
+checks the bits, the quality and the float32 DCT coefficients against ``pdqhash`` on every
+bundled photo and random sizes.
 
 Bits are ordered as the reference implementation prints them, so our hex equals its hex.
 """
