@@ -18,6 +18,7 @@ _REGISTRY: dict[str, type[Method]] = {}
 _FAMILY_MODULES = (
     "dupbench.methods.hashing",
     "dupbench.methods.pdq",
+    "dupbench.methods.img_hash",
     "dupbench.methods.crop_resistant",
     "dupbench.methods.exact",
     "dupbench.methods.cnn",

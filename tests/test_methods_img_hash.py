@@ -1,0 +1,190 @@
+"""OpenCV img_hash in numpy: each pixel operation and each hash against opencv-contrib (cv2)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from methods_fixtures import (
+    COLOUR_PHOTOS,
+    GRAY_PHOTOS,
+    SCENE_PHOTOS,
+    half_size,
+    jpeg_bytes,
+    photo,
+    photo_array,
+)
+from PIL import Image
+
+from dupbench.methods import get_method
+from dupbench.methods import opencv_pixels as ops
+from dupbench.methods.img_hash import BlockMeanHash, MarrHildrethHash
+from dupbench.records import unpack_bits
+
+ALL_PHOTOS = COLOUR_PHOTOS + GRAY_PHOTOS
+
+
+@pytest.fixture(scope="module")
+def cv2():
+    cv2 = pytest.importorskip("cv2")
+    if not hasattr(cv2, "img_hash"):
+        pytest.skip("cv2 without the contrib modules (pip install opencv-contrib-python-headless)")
+    return cv2
+
+
+@pytest.fixture()
+def opencv_without_ipp(cv2):
+    """OpenCV's own C++ code: pip wheels otherwise hand resize(INTER_CUBIC) to Intel IPP."""
+    cv2.ipp.setUseIPP(False)
+    yield cv2
+    cv2.ipp.setUseIPP(True)
+
+
+def random_shapes(seed: int, count: int, high: int = 700) -> list[tuple[int, int]]:
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(int(v) for v in rng.integers(1, high, 2)) for _ in range(count)]
+    return shapes + [(1, 1), (2, 3), (7, 1), (512, 512), (256, 256), (600, 1024)]
+
+
+def noise(shape, seed=0, channels=3):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (*shape, channels) if channels else shape, dtype=np.uint8)
+
+
+def as_opencv(rgb_or_gray: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb_or_gray[..., ::-1]) if rgb_or_gray.ndim == 3 else rgb_or_gray
+
+
+def opencv_bits(code: np.ndarray) -> np.ndarray:
+    return np.unpackbits(code.ravel()).astype(bool)
+
+
+def test_gray_matches_cvtcolor_on_every_colour(cv2):
+    levels = np.arange(256, dtype=np.uint8)
+    for blue in range(0, 256, 5):  # every (green, red) pair for 52 blue levels
+        rgb = np.stack(np.broadcast_arrays(levels[None, :], levels[:, None], np.uint8(blue)), -1)
+        assert np.array_equal(ops.gray(rgb), cv2.cvtColor(as_opencv(rgb), cv2.COLOR_BGR2GRAY))
+
+
+def test_resize_linear_exact_matches_opencv(cv2):
+    targets = [(256, 256), (37, 5), (1, 1), (700, 300)]
+    for k, shape in enumerate(random_shapes(1, 12, high=500)):
+        for channels in (3, 0):
+            image = noise(shape, k, channels)
+            for width, height in targets:
+                ours = ops.resize_linear_exact(image, width, height)
+                theirs = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR_EXACT)
+                assert np.array_equal(ours, theirs), (shape, channels, width, height)
+
+
+def test_gaussian_blur_and_equalize_match_opencv(cv2):
+    for k, shape in enumerate(random_shapes(2, 30)):
+        image = noise(shape, k, 0) // (1 + k % 7)  # narrow histograms too
+        assert np.array_equal(ops.gaussian_blur_7(image), cv2.GaussianBlur(image, (7, 7), 0)), shape
+        assert np.array_equal(ops.equalize_hist(image), cv2.equalizeHist(image)), shape
+    flat = np.full((9, 9), 40, np.uint8)
+    assert np.array_equal(ops.equalize_hist(flat), cv2.equalizeHist(flat))
+
+
+def test_resize_cubic_matches_opencv_own_code(opencv_without_ipp):
+    cv2 = opencv_without_ipp
+    for k, shape in enumerate(random_shapes(3, 30)):
+        image = noise(shape, k, 0)
+        for width, height in [(512, 512), (100, 37), (shape[1], 512)]:
+            ours = ops.resize_cubic(image, width, height)
+            theirs = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
+            assert np.array_equal(ours, theirs), (shape, width, height)
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+def test_block_mean_matches_opencv_bit_for_bit(cv2, mode):
+    """Bundled photos (gray ones fed to OpenCV as 1 channel), odd-sized noise and resized photos;
+    IPP on, as the pip wheel runs it (block-mean uses no IPP-replaced operation)."""
+    method = BlockMeanHash(mode=mode)
+    images = [photo_array(name) for name in ALL_PHOTOS]
+    images += [noise(shape, k) for k, shape in enumerate(random_shapes(4, 12))]
+    rng = np.random.default_rng(5)
+    for k, name in enumerate(ALL_PHOTOS):
+        w, h = (int(v) for v in rng.integers(3, 900, 2))
+        images.append(np.asarray(photo(name).resize((w, h))))
+    for image in images:
+        rgb = np.asarray(Image.fromarray(image).convert("RGB"))
+        theirs = opencv_bits(cv2.img_hash.blockMeanHash(as_opencv(image), mode=mode))
+        assert theirs.size == method.size
+        assert np.array_equal(method.hash_bits(rgb), theirs), image.shape
+
+
+@pytest.mark.parametrize("name", ALL_PHOTOS)
+def test_marr_hildreth_matches_opencv_own_code_on_photos(opencv_without_ipp, name):
+    image = photo_array(name)
+    rgb = np.asarray(Image.fromarray(image).convert("RGB"))
+    theirs = opencv_bits(opencv_without_ipp.img_hash.marrHildrethHash(as_opencv(image)))
+    assert int((MarrHildrethHash().hash_bits(rgb) != theirs).sum()) == 0
+
+
+def test_marr_hildreth_matches_opencv_own_code_on_odd_sizes(opencv_without_ipp):
+    """Noise has no flat areas, where a block can tie its neighbourhood's mean exactly and
+    OpenCV's bit is float32-DFT rounding noise (see MarrHildrethHash.filtered)."""
+    method = MarrHildrethHash()
+    for k, shape in enumerate(random_shapes(6, 8)[:8] + [(512, 512), (600, 1024), (13, 700)]):
+        image = noise(shape, k)
+        theirs = opencv_bits(opencv_without_ipp.img_hash.marrHildrethHash(as_opencv(image)))
+        assert int((method.hash_bits(image) != theirs).sum()) == 0, shape
+
+
+def test_marr_hildreth_against_the_ipp_build_differs_in_rare_bits(cv2):
+    """The pip wheel's IPP cubic resize rounds some pixels differently from OpenCV's own code;
+    measured here: at most a few of 576 bits on a photo, none on most."""
+    method = MarrHildrethHash()
+    differing = {}
+    for name in ALL_PHOTOS:
+        image = photo_array(name)
+        rgb = np.asarray(Image.fromarray(image).convert("RGB"))
+        theirs = opencv_bits(cv2.img_hash.marrHildrethHash(as_opencv(image)))
+        differing[name] = int((method.hash_bits(rgb) != theirs).sum())
+    assert max(differing.values()) <= 6, differing
+    assert sum(d == 0 for d in differing.values()) >= len(ALL_PHOTOS) - 3, differing
+
+
+def test_hex_is_opencv_bytes(cv2):
+    image = photo_array("coffee")
+    for method, reference in [
+        (MarrHildrethHash(), cv2.img_hash.marrHildrethHash),
+        (BlockMeanHash(), lambda bgr: cv2.img_hash.blockMeanHash(bgr, mode=0)),
+        (BlockMeanHash(mode=1), lambda bgr: cv2.img_hash.blockMeanHash(bgr, mode=1)),
+    ]:
+        encodings = method.encode([image], ids=["c"])
+        assert encodings.to_hex()["c"] == reference(as_opencv(image)).tobytes().hex()
+
+
+@pytest.mark.parametrize("name, params", [
+    ("marr_hildreth", {}), ("block_mean", {}), ("block_mean", {"mode": 1}),
+])
+def test_copies_match_and_photos_differ(name, params):
+    """Half-size and JPEG-50 copies of each scene stay within the default threshold; distinct
+    scenes stay beyond it."""
+    method = get_method(name, **params)
+    scenes = [photo(n) for n in SCENE_PHOTOS]
+    far = []
+    for scene_name, img in zip(SCENE_PHOTOS, scenes):
+        encodings = method.encode([img, half_size(img), jpeg_bytes(img, 50)], ids=list("abc"))
+        bits = unpack_bits(encodings.codes, method.size)
+        far += [(scene_name, k) for k in (1, 2)
+                if (bits[0] != bits[k]).sum() > method.default_threshold]
+    assert far == []
+    bits = unpack_bits(method.encode(scenes).codes, method.size)
+    distances = [(bits[a] != bits[b]).sum() for a, b in itertools.combinations(range(len(bits)), 2)]
+    assert min(distances) > method.default_threshold
+
+
+def test_registered_with_sizes_and_validated():
+    assert get_method("block_mean").size == 256
+    assert get_method("block_mean", mode=1).size == 968  # 961 bits in OpenCV's 121 bytes
+    assert get_method("marr_hildreth").size == 576
+    with pytest.raises(ValueError, match="mode"):
+        BlockMeanHash(mode=2)
+    with pytest.raises(ValueError, match="positive"):
+        MarrHildrethHash(alpha=0)
+    with pytest.raises(TypeError):
+        BlockMeanHash(hash_size=8)
