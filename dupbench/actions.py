@@ -155,7 +155,10 @@ def inside(path: Path, folder: Path) -> bool:
 def move_files(plan: Iterable[PlannedMove], destination: str | os.PathLike) -> Outcome:
     """Carry out ``plan`` into ``destination``, journaled; refusals are lines, not exceptions."""
     dest = Path(destination).resolve()
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ActionError(f"cannot create the destination {dest}: {e.strerror or e}") from e
     journal = Journal(dest)
     out = Outcome()
     for move in plan:
@@ -283,10 +286,16 @@ def settle(journal: Journal, entry: dict) -> str:
         elif src_ok or dst_ok:
             os.unlink(tmp)
             _fsync_dir(tmp.parent)
-    if dst_ok:
-        if src_ok and not os.path.samefile(src, dst):
+    if dst_ok and src_ok and not os.path.samefile(src, dst):
+        try:
             os.unlink(src)
             _fsync_dir(src.parent)
+        except OSError as e:  # the source cannot be removed: drop our verified copy instead
+            os.unlink(dst)
+            _fsync_dir(dst.parent)
+            journal.step(entry, "rolled_back")
+            return f"rolled back ({src} cannot be removed: {e.strerror}): it stays where it was"
+    if dst_ok:
         return _finish(journal, entry)
     journal.step(entry, "rolled_back")
     return f"rolled back: {src} stays where it was"
@@ -295,7 +304,15 @@ def settle(journal: Journal, entry: dict) -> str:
 def recover(destination: str | os.PathLike) -> list[str]:
     """Finish or roll back every half-done action in ``destination``'s journal (after a crash)."""
     journal = Journal(destination)
-    return [settle(journal, e) for e in journal.entries() if e.get("step") in ("planned", "copied")]
+    lines = []
+    for entry in journal.entries():
+        if entry.get("step") in ("planned", "copied"):
+            try:
+                lines.append(settle(journal, entry))
+            except OSError as e:
+                lines.append(f"cannot settle the move of {entry['source']} yet "
+                             f"({e.strerror or e}); its files are left as they are")
+    return lines
 
 
 def pending(destination: str | os.PathLike) -> int:

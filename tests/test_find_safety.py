@@ -212,3 +212,14 @@ def other_fs_album(tmp_path: Path):
     folder = shm / f"dupbench-test-{uuid.uuid4().hex}"
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_unusable_destination_is_one_line_and_moves_nothing(album, tmp_path, capsys):
+    before = inventory(album)
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("a file where the review folder would go")
+    assert find(album, "-m", "file_digest", "--move-to", blocker / "review", "--apply") == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert errors == [f"dupbench find: error: cannot create the destination {blocker / 'review'}"
+                      ": Not a directory; nothing further was moved"]
+    assert inventory(album) == before

@@ -57,12 +57,11 @@ def run(args: argparse.Namespace) -> int:
         args.usage_error(f"--move-to {args.move_to} holds the folder searched; choose a folder "
                          "outside it")
     err = sys.stderr
-    if dest and args.apply:
-        for line in actions.recover(dest):
-            print(f"  journal: {line}", file=err)
-    elif dest and actions.pending(dest):
-        print(f"  journal: {counted(actions.pending(dest), 'interrupted move')} in {dest}; "
-              "--apply finishes or rolls them back", file=err)
+    try:
+        _settle_interrupted(dest, args.apply)
+    except actions.ActionError as e:
+        print(f"dupbench find: error: {e}", file=err)
+        return 1
     start = time.perf_counter()
     result, scan, method = _search(args, dest)
     elapsed = time.perf_counter() - start
@@ -93,8 +92,20 @@ def run(args: argparse.Namespace) -> int:
         print("  " + "  ".join(group))
     if dest:
         plan = _plan(groups, set(to_remove), scan, args.directory, method.name == "file_digest")
-        _move(plan, dest, args.move_to, apply=args.apply)
+        return _move(plan, dest, args.move_to, apply=args.apply)
     return 0
+
+
+def _settle_interrupted(dest: Path | None, apply: bool) -> None:
+    """Finish or roll back moves a crash interrupted (with --apply), or say that some wait."""
+    from dupbench import actions
+
+    if dest and apply:
+        for line in actions.recover(dest):
+            print(f"  journal: {line}", file=sys.stderr)
+    elif dest and actions.pending(dest):
+        print(f"  journal: {counted(actions.pending(dest), 'interrupted move')} in {dest}; "
+              "--apply finishes or rolls them back", file=sys.stderr)
 
 
 def _search(args: argparse.Namespace, dest: Path | None):
@@ -135,7 +146,7 @@ def _plan(groups: list[list[str]], remove: set[str], scan, root: Path, same_byte
     return plan
 
 
-def _move(plan: list, dest: Path, shown: Path, apply: bool) -> None:
+def _move(plan: list, dest: Path, shown: Path, apply: bool) -> int:
     """Dry run: what would move and what would not. Applied: journaled moves, then a summary."""
     from dupbench import actions
 
@@ -146,10 +157,15 @@ def _move(plan: list, dest: Path, shown: Path, apply: bool) -> None:
             print(f"  would not move {move.source.path}: {problem}" if problem else
                   f"  would move {move.source.path} -> {shown / move.relative} (dry run; add "
                   "--apply)", file=err)
-        return
-    out = actions.move_files(plan, dest)
+        return 0
+    try:
+        out = actions.move_files(plan, dest)
+    except actions.ActionError as e:
+        print(f"dupbench find: error: {e}; nothing further was moved", file=err)
+        return 1
     for line in out.done + out.refused:
         print(f"  {line}", file=err)
     print(f"moved         {counted(len(out.done), 'file')} to {shown}"
           f"{'; ' + str(len(out.refused)) + ' left in place' if out.refused else ''}; "
           f"undo with: dupbench undo {shown}", file=err)
+    return 0

@@ -24,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
     if not (args.destination / actions.JOURNAL_NAME).is_file():
         args.usage_error(f"{args.destination} has no dupbench journal "
                          f"({actions.JOURNAL_NAME}): nothing to undo")
-    out = actions.undo(args.destination)
+    try:
+        out = actions.undo(args.destination)
+    except actions.ActionError as e:
+        print(f"dupbench undo: error: {e}", file=sys.stderr)
+        return 1
     for line in out.done + out.refused:
         print(f"  {line}", file=sys.stderr)
     restored = sum(line.startswith("restored") for line in out.done)
