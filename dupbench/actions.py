@@ -13,6 +13,7 @@ copy of its group is still in place, unchanged (byte-identical when the match wa
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -209,10 +210,14 @@ def refusal(move: PlannedMove, dest: Path) -> str | None:
 
 
 def _transfer(journal: Journal, op: str, src: Path, dst: Path, digest: str, size: int,
-              **extra) -> str:
-    """Move one file, journaled: rename on one file system, verified copy across two."""
+              copy: bool = False, **extra) -> str:
+    """Move one file, journaled: rename on one file system, verified copy across two.
+
+    ``copy`` forces the copy path, taken when a rename says the two are different file systems
+    although they share a device number (bind mounts, some containers).
+    """
     ident = secrets.token_hex(8)
-    same_fs = os.stat(src).st_dev == os.stat(dst.parent).st_dev
+    same_fs = not copy and os.stat(src).st_dev == os.stat(dst.parent).st_dev
     tmp = None if same_fs else dst.parent / f"{PARTIAL_TAG}{ident}.{dst.name}"
     entry = {"id": ident, "op": op, "source": str(src), "destination": str(dst),
              "tmp": str(tmp) if tmp else None, "size": size, "digest": digest,
@@ -233,15 +238,24 @@ def _transfer(journal: Journal, op: str, src: Path, dst: Path, digest: str, size
             os.rename(tmp, dst)
             _fsync_dir(dst.parent)
             return settle(journal, entry)  # removes the source once both digests are checked
-    except (OSError, ValueError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        verb = "not restoring" if op == "restore" else "not moving"
-        try:
-            return f"{verb} {src}: {reason}; " + settle(journal, entry)
-        except OSError as again:
-            return (f"{verb} {src}: {reason}; left half-done ({again.strerror}): rerun to finish "
-                    f"or roll it back from the journal {journal.path}")
+    except OSError as e:
+        if tmp is None and e.errno == errno.EXDEV:
+            settle(journal, entry)  # nothing happened yet: recorded as rolled back
+            return _transfer(journal, op, src, dst, digest, size, copy=True, **extra)
+        return _failed(journal, entry, op, src, e.strerror or str(e))
+    except ValueError as e:
+        return _failed(journal, entry, op, src, str(e))
     return _finish(journal, entry)
+
+
+def _failed(journal: Journal, entry: dict, op: str, src: Path, reason: str) -> str:
+    """A move that stopped with an error: settle it now and say what happened."""
+    verb = "not restoring" if op == "restore" else "not moving"
+    try:
+        return f"{verb} {src}: {reason}; " + settle(journal, entry)
+    except OSError as again:
+        return (f"{verb} {src}: {reason}; left half-done ({again.strerror}): rerun to finish "
+                f"or roll it back from the journal {journal.path}")
 
 
 def _copy_verified(src: Path, tmp: Path, digest: str) -> None:

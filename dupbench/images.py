@@ -360,8 +360,9 @@ def scan_files(directory: str | os.PathLike, recursive: bool = False,
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
-            is_link = entry.is_symlink()
+            is_link = False
             try:
+                is_link = entry.is_symlink()
                 st = os.stat(path)
             except OSError as e:
                 scan.skipped.append(Skipped(str(path), _stat_failure(path, e, is_link)))

@@ -20,6 +20,7 @@ from dupbench.filebytes import DIGEST_BYTES, content_digest
 from dupbench.methods.base import Method
 from dupbench.methods.registry import register
 
+
 def digest_words(digest: bytes) -> np.ndarray:
     """Big-endian uint64 words of a digest, so their hex equals the digest's hex."""
     return np.frombuffer(digest, dtype=">u8").astype(np.uint64)
