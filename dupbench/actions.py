@@ -145,7 +145,14 @@ class Journal:
                 continue  # only a record torn by a crash: its action was never started
             if isinstance(record, dict) and isinstance(record.get("id"), str):
                 merged.setdefault(record["id"], {}).update(record)
-        return [e for e in merged.values() if "source" in e and "destination" in e]
+        return [e for e in merged.values() if _well_formed(e)]
+
+
+def _well_formed(entry: dict) -> bool:
+    """An entry with the fields every action needs (anything else in the file is ignored)."""
+    texts = ("op", "step", "source", "destination", "digest")
+    return all(isinstance(entry.get(k), str) for k in texts) and \
+        isinstance(entry.get("size"), int) and isinstance(entry.get("tmp"), (str, type(None)))
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -170,17 +177,27 @@ def move_files(plan: Iterable[PlannedMove], destination: str | os.PathLike) -> O
             continue
         target = dest / move.relative
         digest = _digest(src)
-        if digest is None:
-            out.refused.append(f"not moving {src}: it cannot be read")
+        if digest is None or move.source.change():
+            out.refused.append(f"not moving {src}: it cannot be read or is being changed")
             continue
-        if move.same_bytes and not any(_digest(k.path) == digest for k in move.keepers):
+        if move.same_bytes and not any(_digest(k.path) == digest for k in _intact(move)):
             out.refused.append(f"not moving {src}: no kept copy has the same bytes any more")
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        out_line = _transfer(journal, "move", Path(os.path.abspath(src)), target, digest,
-                             move.source.size)
-        (out.done if out_line.startswith("moved") else out.refused).append(out_line)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            out.refused.append(f"not moving {src}: cannot create {target.parent}: {e.strerror}")
+            continue
+        line = _transfer(journal, "move", Path(os.path.abspath(src)), target, digest,
+                         move.source.size)
+        (out.done if line.startswith("moved") else out.refused).append(line)
     return out
+
+
+def _intact(move: PlannedMove) -> list[FileState]:
+    """The kept copies still in place and unchanged since the scan (not the source itself)."""
+    return [k for k in move.keepers
+            if k.change() is None and not os.path.samefile(k.path, move.source.path)]
 
 
 def refusal(move: PlannedMove, dest: Path) -> str | None:
@@ -202,9 +219,7 @@ def refusal(move: PlannedMove, dest: Path) -> str | None:
         return f"its name {move.relative!r} would leave the destination folder"
     if os.path.lexists(target):
         return f"{target} already exists"
-    intact = [k for k in move.keepers
-              if k.change() is None and not os.path.samefile(k.path, src)]
-    if not intact:
+    if not _intact(move):
         return "no kept copy of its group is still in place and unchanged (the last copy stays)"
     return None
 

@@ -337,3 +337,18 @@ def test_rename_refused_across_a_bind_mount_falls_back_to_a_verified_copy(tmp_pa
     steps = [(e["tmp"] is None, e["step"]) for e in actions.Journal(dest).entries()]
     assert steps == [(True, "rolled_back"), (False, "done")] * 2
     assert inventory(src, dest) == before and not partials(src, dest)
+
+
+def test_torn_or_foreign_journal_lines_are_ignored_and_never_merged(tmp_path):
+    src, dest = tmp_path / "photos", tmp_path / "review"
+    make_pairs(src, 2, 1000)
+    actions.move_files(plan_for(src, 1), dest)
+    journal = dest / actions.JOURNAL_NAME
+    with open(journal, "a") as f:
+        f.write('[1, 2]\n{"id": "x", "step": "planned", "source": 3}\n{"id": "torn", "so')
+    out = actions.move_files(plan_for(src, 2), dest)  # dup1 only: dup0 is already moved
+    assert len(out.done) == 1
+    lines = journal.read_text().splitlines()
+    assert '{"id": "torn", "so' in lines  # the torn record stays on its own line
+    assert [e["step"] for e in actions.Journal(dest).entries()] == ["done", "done"]
+    assert not actions.undo(dest).refused and not any(dest.glob("*.bin"))
