@@ -20,7 +20,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,13 +64,20 @@ class PlannedMove:
     """Move ``source`` to ``relative`` under the destination, justified by ``keepers``.
 
     ``keepers`` are the group's copies that stay; one of them must still be in place and
-    unchanged. With ``same_bytes`` (exact file matches) it must also have the source's digest.
+    unchanged. For exact matches ``still_same(kept, source)`` must also hold for it right before
+    the move (``same_bytes`` for byte-identical files; a re-encoding for pixel-identical ones).
     """
 
     source: FileState
     relative: str
     keepers: tuple[FileState, ...]
-    same_bytes: bool = False
+    still_same: Callable[[Path, Path], bool] | None = None
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    """Whether two files hold exactly the same bytes now (by their digests)."""
+    first = _digest(a)
+    return first is not None and first == _digest(b)
 
 
 @dataclass
@@ -180,8 +187,8 @@ def move_files(plan: Iterable[PlannedMove], destination: str | os.PathLike) -> O
         if digest is None or move.source.change():
             out.refused.append(f"not moving {src}: it cannot be read or is being changed")
             continue
-        if move.same_bytes and not any(_digest(k.path) == digest for k in _intact(move)):
-            out.refused.append(f"not moving {src}: no kept copy has the same bytes any more")
+        if move.still_same and not any(move.still_same(k.path, src) for k in _intact(move)):
+            out.refused.append(f"not moving {src}: no kept copy is identical to it any more")
             continue
         try:
             target.parent.mkdir(parents=True, exist_ok=True)

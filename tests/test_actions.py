@@ -49,7 +49,7 @@ def make_pairs(folder: Path, n: int, size: int, seed: int = 0) -> None:
 
 def plan_for(folder: Path, n: int) -> list[PlannedMove]:
     return [PlannedMove(FileState.now(folder / f"dup{i}.bin"), f"dup{i}.bin",
-                        (FileState.now(folder / f"keep{i}.bin"),), same_bytes=True)
+                        (FileState.now(folder / f"keep{i}.bin"),), actions.same_bytes)
             for i in range(n) if (folder / f"dup{i}.bin").exists()]
 
 
@@ -79,7 +79,7 @@ def test_move_then_undo_restores_every_checksum(tmp_path, dest):
     (src / "sub" / "x.bin").write_bytes((src / "keep0.bin").read_bytes())
     before = inventory(src)
     plan = plan_for(src, 4) + [PlannedMove(FileState.now(src / "sub" / "x.bin"), "sub/x.bin",
-                                           (FileState.now(src / "keep0.bin"),), True)]
+                                           (FileState.now(src / "keep0.bin"),), actions.same_bytes)]
     out = actions.move_files(plan, dest)
     assert len(out.done) == 5 and not out.refused
     assert not any(src.glob("dup*")) and not (src / "sub" / "x.bin").exists()
@@ -133,13 +133,13 @@ def test_changed_source_or_missing_keeper_is_left_alone(tmp_path):
     (src / "keep2.bin").write_bytes(b"x" * 1000)                     # keeper changed (same size)
     os.utime(src / "keep2.bin", ns=(plan[2].keepers[0].mtime_ns,) * 2)
     plan[2] = PlannedMove(plan[2].source, plan[2].relative,
-                          (FileState.now(src / "keep2.bin"),), same_bytes=True)
+                          (FileState.now(src / "keep2.bin"),), actions.same_bytes)
     out = actions.move_files(plan, dest)
     assert [line.split(" -> ")[0] for line in out.done] == [f"moved {src / 'dup3.bin'}"]
     reasons = " | ".join(out.refused)
     assert "dup0.bin: it changed since it was scanned" in reasons
     assert "dup1.bin: no kept copy" in reasons
-    assert "dup2.bin: no kept copy has the same bytes" in reasons
+    assert "dup2.bin: no kept copy is identical to it any more" in reasons
     assert all((src / f"dup{i}.bin").exists() for i in range(3))
 
 
@@ -223,7 +223,7 @@ from dupbench import actions
 from dupbench.actions import FileState, PlannedMove
 src, n = Path(sys.argv[1]), int(sys.argv[4])
 plan = [PlannedMove(FileState.now(src / f"dup{i}.bin"), f"dup{i}.bin",
-                    (FileState.now(src / f"keep{i}.bin"),), same_bytes=True) for i in range(n)]
+                    (FileState.now(src / f"keep{i}.bin"),), actions.same_bytes) for i in range(n)]
 print("ready", flush=True)
 actions.move_files(plan, sys.argv[2])
 """

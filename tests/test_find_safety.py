@@ -224,3 +224,35 @@ def test_unusable_destination_is_one_line_and_moves_nothing(album, tmp_path, cap
     assert errors == [(f"dupbench find: error: cannot create the destination "
                        f"{blocker / 'review'}: Not a directory; nothing further was moved")]
     assert inventory(album) == before
+
+
+def test_pixel_identical_copies_are_rechecked_before_the_move(tmp_path, photos, monkeypatch,
+                                                              capsys):
+    """pixel_digest: the kept BMP is re-encoded right before the PNG moves; a kept copy whose
+    pixels changed after the scan (same size, mtime put back) no longer justifies the move."""
+    from dupbench.cli import find as find_command
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        Image.fromarray(photos[name]).save(folder / f"{name}.png")
+        Image.fromarray(photos[name]).save(folder / f"{name}.bmp")
+    before = inventory(folder)
+    real_plan = find_command._plan
+
+    def plan_then_edit_keeper(*args):
+        plan = real_plan(*args)
+        kept = folder / "coffee.bmp"
+        st = kept.stat()
+        Image.fromarray(255 - photos["coffee"]).save(kept)
+        os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return plan
+
+    monkeypatch.setattr(find_command, "_plan", plan_then_edit_keeper)
+    review = tmp_path / "review"
+    assert find(folder, "-m", "pixel_digest", "--move-to", review, "--apply") == 0
+    err = capsys.readouterr().err
+    assert "coffee.png: no kept copy is identical to it any more" in err
+    assert [p.name for p in review.glob("*.png")] == ["chelsea.png"]  # the larger BMP is kept
+    assert (folder / "coffee.png").exists() and (folder / "chelsea.bmp").exists()
+    assert sha256(review / "chelsea.png") in before

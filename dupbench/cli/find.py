@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     for group in groups:
         print("  " + "  ".join(group))
     if dest:
-        plan = _plan(groups, set(to_remove), scan, args.directory, method.name == "file_digest")
+        plan = _plan(groups, set(to_remove), scan, args.directory, method)
         return _move(plan, dest, args.move_to, apply=args.apply)
     return 0
 
@@ -132,18 +132,34 @@ def _search(args: argparse.Namespace, dest: Path | None):
     return result, scan, method
 
 
-def _plan(groups: list[list[str]], remove: set[str], scan, root: Path, same_bytes: bool) -> list:
+def _plan(groups: list[list[str]], remove: set[str], scan, root: Path, method) -> list:
     """One move per file to remove, justified by the copies its group keeps (as scanned)."""
     from dupbench.actions import FileState, PlannedMove
 
     state = {f.path.relative_to(root).as_posix(): FileState(f.path, f.size, f.mtime_ns)
              for f in scan.files}
+    still_same = _still_same(method)
     plan = []
     for group in groups:
         keepers = tuple(state[name] for name in group if name not in remove)
-        plan += [PlannedMove(state[name], name, keepers, same_bytes)
+        plan += [PlannedMove(state[name], name, keepers, still_same)
                  for name in group if name in remove]
     return plan
+
+
+def _still_same(method):
+    """For exact methods, the check made right before a move: the kept copy still matches."""
+    from dupbench import actions
+
+    if method.name == "file_digest":
+        return actions.same_bytes
+    if method.kind != "exact":
+        return None
+
+    def same_code(kept: Path, source: Path) -> bool:
+        enc = method.encode([str(kept), str(source)], workers=1, progress=False)
+        return len(enc) == 2 and bool((enc.codes[0] == enc.codes[1]).all())
+    return same_code
 
 
 def _move(plan: list, dest: Path, shown: Path, apply: bool) -> int:
