@@ -3,7 +3,8 @@
 Everything else (methods, dataset builders, plots) asks this module for pixels, so format support,
 mode conversion, EXIF orientation, frame choice, reduced-size decoding and the decompression-bomb
 guard are decided once. Failures are ``ImageError`` with a one-line reason, which the encoders
-record as ``Skipped`` so that one bad file never stops a run.
+record as ``Skipped`` so that one bad file never stops a run. Listing a folder (``scan_files``)
+lives here too, so that which entries count as image files is decided in the same place.
 """
 
 from __future__ import annotations
