@@ -256,3 +256,17 @@ def test_pixel_identical_copies_are_rechecked_before_the_move(tmp_path, photos, 
     assert [p.name for p in review.glob("*.png")] == ["chelsea.png"]  # the larger BMP is kept
     assert (folder / "coffee.png").exists() and (folder / "chelsea.bmp").exists()
     assert sha256(review / "chelsea.png") in before
+
+
+def test_undo_command_restores_what_it_can_and_names_what_it_cannot(album, tmp_path, capsys):
+    review = tmp_path / "review"
+    before = inventory(album)
+    assert find(album, "-r", "-m", "file_digest", "--move-to", review, "--apply") == 0
+    (review / "trip" / "chelsea.png").write_bytes(b"edited in the review folder")
+    capsys.readouterr()
+    assert main(["undo", str(review)]) == 1
+    err = capsys.readouterr().err
+    assert f"restored {album / 'astronaut copy.png'}" in err
+    assert "trip/chelsea.png changed since it was moved (digest differs); left in place" in err
+    assert "restored      1 file; 1 left in place" in err
+    assert inventory(album) == before - Counter({sha256(album / "chelsea.png"): 1})
