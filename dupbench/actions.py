@@ -14,6 +14,7 @@ copy of its group is still in place, unchanged (byte-identical when the match wa
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,11 +114,11 @@ class Journal:
         self.path = self.folder / JOURNAL_NAME
 
     def append(self, record: dict) -> None:
-        """Write one record and make it durable (file and, when new, its folder) before acting."""
+        """Write one record and make it durable before acting (``exclusive`` made the file and
+        synced its folder)."""
         line = json.dumps({**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                           sort_keys=True) + "\n"
         try:
-            new = not self.path.exists()
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 size = os.fstat(fd).st_size
@@ -126,10 +128,32 @@ class Journal:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            if new:
-                _fsync_dir(self.folder)
         except OSError as e:
             raise ActionError(f"cannot write the journal {self.path}: {e.strerror or e}") from e
+
+    @contextmanager
+    def exclusive(self):
+        """Hold the journal's lock: one dupbench at a time acts in a destination folder.
+
+        ``flock`` is released by the kernel when its holder dies, so a killed run never leaves a
+        stale lock behind.
+        """
+        new = not self.path.exists()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ActionError(f"cannot write the journal {self.path}: {e.strerror or e}") from e
+        try:
+            if new:
+                _fsync_dir(self.folder)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ActionError(f"another dupbench is moving files in {self.folder} (its "
+                                  "journal is locked); run again when it has finished") from None
+            yield self
+        finally:
+            os.close(fd)
 
     def step(self, entry: dict, step: str, **extra) -> None:
         self.append({"id": entry["id"], "step": step, **extra})
@@ -174,7 +198,11 @@ def move_files(plan: Iterable[PlannedMove], destination: str | os.PathLike) -> O
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ActionError(f"cannot create the destination {dest}: {e.strerror or e}") from e
-    journal = Journal(dest)
+    with Journal(dest).exclusive() as journal:
+        return _move_all(plan, dest, journal)
+
+
+def _move_all(plan: Iterable[PlannedMove], dest: Path, journal: Journal) -> Outcome:
     out = Outcome()
     for move in plan:
         src = move.source.path
@@ -340,6 +368,13 @@ def settle(journal: Journal, entry: dict) -> str:
 def recover(destination: str | os.PathLike) -> list[str]:
     """Finish or roll back every half-done action in ``destination``'s journal (after a crash)."""
     journal = Journal(destination)
+    if not journal.path.exists():
+        return []
+    with journal.exclusive():
+        return _settle_all(journal)
+
+
+def _settle_all(journal: Journal) -> list[str]:
     lines = []
     for entry in journal.entries():
         if entry.get("step") in ("planned", "copied"):
@@ -363,8 +398,15 @@ def undo(destination: str | os.PathLike) -> Outcome:
     (digest differs), is missing, or when its original path is occupied again.
     """
     dest = Path(destination).resolve()
-    journal = Journal(dest)
-    out = Outcome(done=recover(dest))
+    if not Journal(dest).path.exists():
+        return Outcome()
+    with Journal(dest).exclusive() as journal:
+        return _undo_all(journal)
+
+
+def _undo_all(journal: Journal) -> Outcome:
+    dest = journal.folder
+    out = Outcome(done=_settle_all(journal))
     for entry in reversed(journal.entries()):
         if entry.get("op") != "move" or entry.get("step") != "done":
             continue

@@ -352,3 +352,19 @@ def test_torn_or_foreign_journal_lines_are_ignored_and_never_merged(tmp_path):
     assert '{"id": "torn", "so' in lines  # the torn record stays on its own line
     assert [e["step"] for e in actions.Journal(dest).entries()] == ["done", "done"]
     assert not actions.undo(dest).refused and not any(dest.glob("*.bin"))
+
+
+def test_one_dupbench_at_a_time_per_destination(tmp_path):
+    import fcntl
+
+    src, dest = tmp_path / "photos", tmp_path / "review"
+    make_pairs(src, 1, 1000)
+    actions.move_files([], dest)
+    with open(dest / actions.JOURNAL_NAME) as held:  # another run holds the lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(actions.ActionError, match="another dupbench is moving files"):
+            actions.move_files(plan_for(src, 1), dest)
+        with pytest.raises(actions.ActionError, match="journal is locked"):
+            actions.undo(dest)
+    assert (src / "dup0.bin").exists()
+    assert len(actions.move_files(plan_for(src, 1), dest).done) == 1  # released: it goes on
