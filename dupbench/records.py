@@ -8,14 +8,88 @@ and search results are parallel index arrays.
 from __future__ import annotations
 
 import json
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 Kind = Literal["binary", "float", "exact"]
 Metric = Literal["hamming", "cosine", "equal"]
+#: a stored .npz may unpack to at most this many times its size, or NPZ_MIN_CAP bytes if more
+NPZ_MAX_RATIO = 64  # real candidate files unpack to ~15x
+NPZ_MIN_CAP = 64 << 20
+
+
+class DamagedFile(ValueError):
+    """A stored file that is empty, truncated, not in the expected layout, or made to exhaust
+    memory; the message names the path. Readers of run folders skip such a run."""
+
+
+def read_npz(path: str | Path, expected: dict[str, tuple[str, int]], *,
+             others: tuple[str, int] | None = None,
+             max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz, each checked from its header before any data is read.
+
+    ``expected`` maps each required array to (allowed dtype kinds, number of dimensions), e.g.
+    ``{"i": ("iu", 1)}``; ``others`` is the same for any further array (None: they are not
+    read). Pickled objects are refused, and so is a total over ``max_bytes`` (default
+    ``NPZ_MAX_RATIO`` times the file size, at least ``NPZ_MIN_CAP``). Anything wrong raises
+    ``DamagedFile``.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise DamagedFile(f"{path}: the file is empty")
+        with zipfile.ZipFile(path) as zf:
+            members = {n[:-4]: zf.getinfo(n) for n in zf.namelist() if n.endswith(".npy")}
+            missing = sorted(set(expected) - set(members))
+            if missing:
+                raise DamagedFile(f"{path}: no array(s) {missing}; is it the right file?")
+            wanted = {name: expected.get(name, others) for name in members}
+            wanted = {name: spec for name, spec in wanted.items() if spec is not None}
+            cap = max_bytes if max_bytes is not None else max(NPZ_MIN_CAP, NPZ_MAX_RATIO * size)
+            total = 0
+            for name, (kinds, ndim) in wanted.items():
+                total += _checked_nbytes(zf, members[name], name, kinds, ndim, path)
+                if total > cap:
+                    raise DamagedFile(f"{path}: would unpack to more than {cap:,} bytes; "
+                                      "refusing to load it")
+            out = {}
+            for name in wanted:
+                with zf.open(members[name]) as f:
+                    out[name] = np.lib.format.read_array(f, allow_pickle=False)
+            return out
+    except DamagedFile:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
+        raise DamagedFile(f"{path}: damaged or not an .npz file ({e})") from None
+
+
+def _checked_nbytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, kinds: str,
+                    ndim: int, path: Path) -> int:
+    """The data size the header of one .npy member declares, after checking its dtype, shape
+    and that the member is long enough to hold it."""
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise DamagedFile(f"{path}: array {name!r} has an unknown format {version}")
+        header = f.tell()
+    if dtype.hasobject or dtype.kind not in kinds or len(shape) != ndim:
+        raise DamagedFile(f"{path}: array {name!r} is {dtype} of shape {shape}; expected "
+                          f"{ndim} dimension(s) of kind {kinds!r}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if info.file_size < header + nbytes:
+        raise DamagedFile(f"{path}: array {name!r} is truncated")
+    return nbytes
 
 
 @dataclass(frozen=True)
@@ -230,7 +304,28 @@ class Candidates:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Candidates:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            return cls(z["i"], z["j"], z["score"], meta["metric"], meta["cross"])
+    def load(cls, path: str | Path, n: int | None = None, *,
+             max_bytes: int | None = None) -> Candidates:
+        """Read candidates saved by ``save``, refusing (``DamagedFile``) a damaged or hostile
+        file before it costs memory: layout and size via ``read_npz``, and with the corpus
+        size ``n``, indices in ``[0, n)`` and at most ``n * (n - 1)`` pairs (``n * n`` cross)."""
+        arrays = read_npz(path, {"i": ("iu", 1), "j": ("iu", 1), "score": ("iuf", 1),
+                                 "meta": ("U", 0)}, max_bytes=max_bytes)
+        try:
+            meta = json.loads(str(arrays["meta"]))
+            metric, cross = meta["metric"], meta["cross"]
+        except (ValueError, TypeError, KeyError) as e:
+            raise DamagedFile(f"{path}: unreadable metadata ({e})") from None
+        if metric not in get_args(Metric) or not isinstance(cross, bool):
+            raise DamagedFile(f"{path}: unknown metric {metric!r} or cross {cross!r}")
+        i, j, score = arrays["i"], arrays["j"], arrays["score"]
+        if not len(i) == len(j) == len(score):
+            raise DamagedFile(f"{path}: i, j and score differ in length")
+        if n is not None:
+            most = n * n if cross else n * (n - 1)
+            if len(i) > most:
+                raise DamagedFile(f"{path}: {len(i):,} pairs, more than {n} images can have")
+            for side in (i, j):
+                if len(side) and (int(side.min()) < 0 or int(side.max()) >= n):
+                    raise DamagedFile(f"{path}: indices outside the {n} images of the run")
+        return cls(i, j, score, metric, cross)

@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--distractors", type=int, default=0, help="sources kept without copies")
     p.add_argument("--max-side", type=int, default=512, help="shrink larger sources (0: keep)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: cores, max 4)")
-    p.add_argument("--rebuild", action="store_true", help="replace an existing build")
+    p.add_argument("--rebuild", action="store_true",
+                   help="replace an earlier build (only a folder dupbench built is replaced)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_build)
 

@@ -20,7 +20,7 @@ import json
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -235,6 +235,11 @@ class Dataset:
         crash every file is whole, and a manifest or truth newer than the recorded checksum
         makes ``read_dataset_dir`` raise ``DatasetError`` rather than load a mixed dataset.
         """
+        outside = [p for p in self.relative_paths() if PurePosixPath(p).is_absolute()
+                   or ".." in PurePosixPath(p).parts]
+        if outside:  # a manifest that read_dataset_dir would refuse
+            raise DatasetError(f"{len(outside)} image(s) lie outside the dataset folder "
+                               f"{self.root}, e.g. {_preview(outside, 2)}; copy them in first")
         self.root.mkdir(parents=True, exist_ok=True)
         write_text(self.root / MANIFEST, self.manifest_text())
         write_text(self.root / TRUTH, self.truth_text())
@@ -252,7 +257,8 @@ def read_dataset_dir(root: str | Path, verify: bool | str = True) -> Dataset:
     """Load a dataset folder; ``verify`` True checks every file's sha256, "exists" only presence.
 
     Raises ``ChecksumError`` listing missing or changed files, and ``DatasetError`` when the
-    stored checksum does not match the manifest and truth (someone edited them).
+    stored checksum does not match the manifest and truth (someone edited them) or the manifest
+    names files outside ``root`` (absolute paths, ``..``).
     """
     root = Path(root)
     if not root.is_dir():
@@ -264,6 +270,7 @@ def read_dataset_dir(root: str | Path, verify: bool | str = True) -> Dataset:
     missing = [c for c in ("id", "path") if c not in table]
     if missing:
         raise DatasetError(f"{root / MANIFEST}: missing column(s) {missing}")
+    check_confined(root, table["path"], root / MANIFEST)
     table = table.replace("", None)
     info = json.loads((root / INFO).read_text()) if (root / INFO).is_file() else {}
     ids = list(table["id"])
@@ -284,6 +291,28 @@ def read_dataset_dir(root: str | Path, verify: bool | str = True) -> Dataset:
                 "rebuild or re-download the dataset"
             )
     return dataset
+
+
+def check_confined(root: Path, paths: Iterable[str], source: Path) -> None:
+    """Refuse manifest paths that are empty, absolute, or lead out of ``root`` (``..``, or a
+    folder link): a dataset folder must never make dupbench read, digest or move other files.
+    Folders are resolved once each, so this stays cheap for a million images."""
+    base, parents, bad = root.resolve(), {}, []
+    for text in paths:
+        rel = PurePosixPath(str(text).replace("\\", "/"))
+        lexical = (not str(text) or rel.is_absolute() or ".." in rel.parts
+                   or (rel.parts and ":" in rel.parts[0]))
+        if not lexical:
+            parent = rel.parent
+            if parent not in parents:
+                real = (base / parent).resolve()
+                parents[parent] = real == base or base in real.parents
+            lexical = not parents[parent]
+        if lexical:
+            bad.append(text)
+    if bad:
+        raise DatasetError(f"{source}: {len(bad)} path(s) outside the dataset folder "
+                           f"{root}: {_preview(bad)}; refusing to read it")
 
 
 def _number(value):

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dupbench.datasets.cache import cache_dir, clean_partial
+from dupbench.datasets.cache import build_lock, cache_dir, clean_partial
 from dupbench.datasets.dataset import Dataset, file_digest, is_dataset_dir, read_dataset_dir
 from dupbench.datasets.synthetic import (
     BUILDER_VERSION,
@@ -133,12 +133,16 @@ def default_dataset(*, cache: str | Path | None = None, rebuild: bool = False,
     """The embedded default, built on first use (offline, atomically) and loaded afterwards.
 
     The folder name carries ``recipe_key``, so a changed recipe builds afresh beside the old one.
+    Concurrent first uses build once: the others wait for the build lock, then load the result.
     """
     sources, _, config = _recipe()
     parent = Path(cache) if cache is not None else cache_dir()
     target = parent / f"default-{recipe_key(sources, config)}"
     if is_dataset_dir(target) and not rebuild:
         return read_dataset_dir(target, verify=verify)
-    clean_partial(parent)
-    build_default(target, workers=workers, progress=progress, overwrite=rebuild)
+    with build_lock(target):  # a build started at the same time finishes first, then is reused
+        if is_dataset_dir(target) and not rebuild:
+            return read_dataset_dir(target, verify=verify)
+        clean_partial(parent)  # leftovers of killed builds (older recipes too), owners dead
+        build_default(target, workers=workers, progress=progress, overwrite=rebuild)
     return read_dataset_dir(target, verify="exists")

@@ -3,12 +3,15 @@
 A download goes to ``<file>.part``; an interrupted one resumes with an HTTP ``Range`` request
 (a server that ignores it sends the whole file, and we start over). Only a file whose size and
 checksum match is renamed into place. Extraction rejects absolute paths, ``..`` components,
-links and device files, so an archive cannot write outside its folder.
+links, FIFOs and device files, so an archive cannot write outside its folder, and caps the bytes
+written (in all and per zip member's compression ratio), so a small bomb cannot fill the disk.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import tarfile
 import urllib.error
 import urllib.request
@@ -135,6 +138,15 @@ def download(resource: Resource, folder: str | Path, *, timeout: float = 60.0,
 
 # ---------------------------------------------------------------- extraction
 
+#: by default an archive may extract to at most this many times its own size ...
+MAX_RATIO = 100
+#: ... or this many bytes, whichever is more (a small archive of text files compresses well)
+MIN_CAP = 64 << 20
+#: a single zip member is refused above MAX_RATIO only when larger than this
+MEMBER_FLOOR = 1 << 20
+_KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device",
+          stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
+
 
 def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
     path = PurePosixPath(name.replace("\\", "/"))
@@ -143,51 +155,96 @@ def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
+class _Budget:
+    """Running total of the bytes an archive would write, refused beyond ``cap``."""
+
+    def __init__(self, archive: Path, max_bytes: int | None, max_ratio: float) -> None:
+        self.archive, self.total = archive, 0
+        self.cap = max_bytes if max_bytes is not None else max(
+            MIN_CAP, int(max_ratio * archive.stat().st_size))
+
+    def add(self, name: str, size: int) -> None:
+        self.total += size
+        if self.total > self.cap:
+            raise UnsafeArchiveError(
+                f"{self.archive.name}: would extract more than {self.cap:,} bytes (at member "
+                f"{name!r}); refusing a possible archive bomb (pass max_bytes= to allow more)")
+
+
+def _zip_members(zf: zipfile.ZipFile, archive: Path, keep, budget: _Budget,
+                 max_ratio: float) -> list:
+    members = []
+    for info in zf.infolist():
+        path = _safe_member_path(info.filename, archive)
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind in _KINDS:
+            raise UnsafeArchiveError(f"{archive.name}: member {info.filename!r} is {_KINDS[kind]}")
+        if info.is_dir() or not (keep is None or keep(info.filename)):
+            continue
+        if info.file_size > max(MEMBER_FLOOR, max_ratio * max(info.compress_size, 1)):
+            raise UnsafeArchiveError(
+                f"{archive.name}: member {info.filename!r} expands {info.compress_size:,} bytes "
+                f"to {info.file_size:,} (over {max_ratio:g}x); refusing a possible zip bomb")
+        budget.add(info.filename, info.file_size)
+        members.append((info, path))
+    return members
+
+
+def _tar_members(tf: tarfile.TarFile, archive: Path, keep, budget: _Budget) -> list:
+    members = []
+    for member in tf:  # one header at a time, so a bomb is refused before it is all unpacked
+        path = _safe_member_path(member.name, archive)
+        if member.issym() or member.islnk():
+            raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} is a link")
+        if member.isdir():
+            continue
+        if not member.isfile():
+            raise UnsafeArchiveError(
+                f"{archive.name}: member {member.name!r} is not a regular file")
+        if keep is None or keep(member.name):
+            budget.add(member.name, member.size)
+            members.append((member, path))
+    return members
+
+
+def _create(dest: Path, path: PurePosixPath, archive: Path):
+    """Open the file for ``path`` below ``dest`` for writing, refusing to follow a link that
+    already exists in ``dest`` out of it."""
+    target = dest.joinpath(*path.parts)
+    if not target.parent.resolve().is_relative_to(dest.resolve()):
+        raise UnsafeArchiveError(f"{archive.name}: member {str(path)!r} would be written "
+                                 f"through a link out of {dest}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(target, flags, 0o644), "wb")
+
+
 def safe_extract(archive: str | Path, dest: str | Path,
-                 keep: Callable[[str], bool] | None = None, password: bytes | None = None) -> Path:
+                 keep: Callable[[str], bool] | None = None, password: bytes | None = None,
+                 *, max_bytes: int | None = None, max_ratio: float = MAX_RATIO) -> Path:
     """Extract a .zip / .tar(.gz|.bz2|.xz) into ``dest``, refusing unsafe members.
 
-    ``keep(name)`` selects members (default: all regular files). Links, devices and paths that
-    leave ``dest`` raise ``UnsafeArchiveError`` before anything is written.
+    ``keep(name)`` selects members (default: all regular files). Links, FIFOs, devices, paths
+    that leave ``dest``, and more than ``max_bytes`` in all (default: ``max_ratio`` times the
+    archive's size, at least ``MIN_CAP``) or a zip member expanding over ``max_ratio`` times
+    raise ``UnsafeArchiveError`` before anything is written.
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    budget = _Budget(archive, max_bytes, max_ratio)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            members = []
-            for info in zf.infolist():
-                path = _safe_member_path(info.filename, archive)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise UnsafeArchiveError(f"{archive.name}: member {info.filename!r} is a link")
-                if not info.is_dir() and (keep is None or keep(info.filename)):
-                    members.append((info, path))
-            for info, path in members:
-                target = dest.joinpath(*path.parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
+            for info, path in _zip_members(zf, archive, keep, budget, max_ratio):
                 try:
-                    with zf.open(info, pwd=password) as src, open(target, "wb") as out:
+                    with zf.open(info, pwd=password) as src, _create(dest, path, archive) as out:
                         shutil.copyfileobj(src, out)
                 except RuntimeError as e:  # encrypted member without (the right) password
                     raise DatasetError(f"{archive.name}: {e}") from None
         return dest
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tf:
-            members = []
-            for member in tf.getmembers():
-                path = _safe_member_path(member.name, archive)
-                if member.issym() or member.islnk():
-                    raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} is a link")
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise UnsafeArchiveError(
-                        f"{archive.name}: member {member.name!r} is not a regular file")
-                if keep is None or keep(member.name):
-                    members.append((member, path))
-            for member, path in members:
-                target = dest.joinpath(*path.parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with tf.extractfile(member) as src, open(target, "wb") as out:
+            for member, path in _tar_members(tf, archive, keep, budget):
+                with tf.extractfile(member) as src, _create(dest, path, archive) as out:
                     shutil.copyfileobj(src, out)
         return dest
     raise NotAnArchiveError(f"{archive}: not a zip or tar archive")

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from dupbench import images as image_io
 from dupbench.cpus import usable_cores
-from dupbench.datasets.cache import atomic_dir
+from dupbench.datasets.cache import RefusedOutput, atomic_dir
 from dupbench.datasets.dataset import Dataset
 from dupbench.datasets.transforms import (
     ALL_TRANSFORMS,
@@ -51,7 +51,7 @@ from dupbench.datasets.truth import (
 )
 
 #: bump when a change to the builder changes its output for the same config and seed
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: build folders carry the .dupbench-build marker
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,8 @@ def build_synthetic(
     """Build the benchmark into the folder ``out`` (atomically) and return it.
 
     ``sources`` is a folder of photos or a list of ``SourcePhoto``. Unreadable sources are
-    skipped and listed in ``info["skipped"]``.
+    skipped and listed in ``info["skipped"]``. ``out`` must not overlap the sources, and with
+    ``overwrite`` only a previous dupbench build is replaced (``RefusedOutput`` otherwise).
     """
     config = config or SyntheticConfig()
     out = Path(out)
@@ -257,6 +258,7 @@ def build_synthetic(
     if bad:
         raise DatasetError(f"source ids must be file-name safe (see safe_id): {_preview(bad)}")
     sources = sorted(sources, key=lambda s: s.id)
+    _check_apart(out, source_root, sources)
     distractors = _choose_distractors(sources, config)
 
     jobs = [(s, s.id in distractors, config) for s in sources]
@@ -288,6 +290,21 @@ def build_synthetic(
         dataset = Dataset(name or out.name, tmp, pd.DataFrame(records), truth, meta)
         dataset.save()
     return _relocated(dataset, out)
+
+
+def _check_apart(out: Path, source_root: str | None, sources: list[SourcePhoto]) -> None:
+    """Refuse an output folder that is, contains or lies inside the input: a rebuild would
+    delete the photos, and a build inside the input would read its own output next time."""
+    out = out.resolve()
+    if source_root is not None:
+        root = Path(source_root).resolve()
+        if out == root or root in out.parents or out in root.parents:
+            raise RefusedOutput(f"the output folder {out} overlaps the source folder {root}; "
+                                "write the benchmark outside the photos")
+    inside = [s.path for s in sources if out in Path(s.path).resolve().parents]
+    if inside:
+        raise RefusedOutput(f"{len(inside)} source photo(s) lie inside the output folder {out}, "
+                            f"e.g. {_preview(inside, 2)}; write the benchmark elsewhere")
 
 
 def _relocated(dataset: Dataset, root: Path) -> Dataset:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dupbench.harness import environment, runner, store
 from dupbench.harness.schema import RunConfig, register_schemas, to_run_config, without_hydra
+from dupbench.locks import hold
 
 register_schemas()
 
@@ -60,19 +61,21 @@ def task(cfg: DictConfig) -> float:
     label = run_label(typed, hc.runtime.choices.get("method"), overrides)
     run_dir = Path(hc.runtime.output_dir)
     key = store.run_key(config, dupbench.__version__, environment.code_state())
-    earlier = None if typed.force else store.find_finished(typed.results_dir, key)
-    if earlier is not None:
-        checksum = runner.load_dataset(typed).checksum()
-        if earlier.info["dataset"]["checksum"] != checksum:
-            print(f"{label}: the dataset changed since the finished run {earlier.dir}; running "
-                  "again", file=sys.stderr)
-            earlier = None
-    if earlier is not None:
-        metrics = runner.reuse(earlier, run_dir, overrides)
-        print(f"{label}: identical to the finished run {earlier.dir} (reused; force=true reruns)",
-              file=sys.stderr)
-    else:
-        metrics = runner.run(typed, run_dir, label, config, overrides, key)
+    # one run of a key at a time: an identical run started meanwhile finishes, then is reused
+    with hold(Path(typed.results_dir) / f".run-{key[:16]}.lock", what=label, timeout=None):
+        earlier = None if typed.force else store.find_finished(typed.results_dir, key)
+        if earlier is not None:
+            checksum = runner.load_dataset(typed).checksum()
+            if earlier.info["dataset"]["checksum"] != checksum:
+                print(f"{label}: the dataset changed since the finished run {earlier.dir}; "
+                      "running again", file=sys.stderr)
+                earlier = None
+        if earlier is not None:
+            metrics = runner.reuse(earlier, run_dir, overrides)
+            print(f"{label}: identical to the finished run {earlier.dir} (reused; force=true "
+                  "reruns)", file=sys.stderr)
+        else:
+            metrics = runner.run(typed, run_dir, label, config, overrides, key)
     print(SUMMARY.format(label=label, **metrics) + f"  -> {run_dir}", file=sys.stderr)
     return metrics["f1"]
 

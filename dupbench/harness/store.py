@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dupbench import files
-from dupbench.records import Candidates, Skipped
+from dupbench.records import Candidates, DamagedFile, Skipped, read_npz
 
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
 CANDIDATES_FILE, TRUTH_FILE, SKIPPED_FILE = "candidates.npz", "truth.npz", "skipped.csv"
@@ -80,10 +80,18 @@ class StoredTruth:
         )
 
     @classmethod
-    def load(cls, path: Path) -> StoredTruth:
-        with np.load(path, allow_pickle=False) as z:
-            groups = {k[len("group_"):]: z[k] for k in z.files if k.startswith("group_")}
-            return cls(z["pairs"], int(z["n"]), groups)
+    def load(cls, path: Path, n: int | None = None) -> StoredTruth:
+        """Read it back, refusing (``DamagedFile``) a damaged or hostile file: checked layout
+        and size (``read_npz``), pairs within ``n`` images (the run's count, when given)."""
+        z = read_npz(path, {"pairs": ("iu", 2), "n": ("iu", 0)}, others=("U", 1))
+        pairs, stored_n = z["pairs"], int(z["n"])
+        groups = {k[len("group_"):]: v for k, v in z.items() if k.startswith("group_")}
+        if (n is not None and stored_n != n) or pairs.shape[1] != 2 or (
+                len(pairs) and (int(pairs.min()) < 0 or int(pairs.max()) >= stored_n)) or any(
+                len(v) != len(pairs) for v in groups.values()):
+            raise DamagedFile(f"{path}: pairs or labels do not fit the run's "
+                              f"{stored_n if n is None else n} images")
+        return cls(pairs, stored_n, groups)
 
 
 def save_skipped(skipped: list[Skipped], path: Path) -> None:
@@ -127,10 +135,10 @@ class StoredRun:
         return read_json(self.data_dir / METRICS_FILE)
 
     def candidates(self) -> Candidates:
-        return Candidates.load(self.data_dir / CANDIDATES_FILE)
+        return Candidates.load(self.data_dir / CANDIDATES_FILE, n=self.info["dataset"]["images"])
 
     def truth(self) -> StoredTruth:
-        return StoredTruth.load(self.data_dir / TRUTH_FILE)
+        return StoredTruth.load(self.data_dir / TRUTH_FILE, n=self.info["dataset"]["images"])
 
     def table(self, filename: str) -> pd.DataFrame:
         path = self.data_dir / filename

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dupbench.datasets.cache import cache_dir
+from dupbench.datasets.cache import build_lock, cache_dir, claim_dir
 from dupbench.datasets.dataset import Dataset, is_dataset_dir, read_dataset_dir
 from dupbench.datasets.download import NotAnArchiveError, Resource, download, extract_once
 from dupbench.datasets.truth import DatasetError, GroundTruth
@@ -73,16 +73,36 @@ def load_public(spec: PublicSet, *, root: str | Path | None = None, download_mis
 
     ``root`` defaults to ``<cache>/<name>``; ``resources`` replaces the published files (mirrors,
     local copies, test fixtures). Each archive is extracted into ``raw/<archive name>/``.
+    An explicit ``root`` must be new, empty or an earlier dupbench build (``RefusedOutput``).
     """
-    root = Path(root) if root is not None else cache_dir() / spec.name
+    own_place = root is None
+    root = cache_dir() / spec.name if own_place else Path(root)
     stamp = spec.stamp(params)
-    if is_dataset_dir(root) and not rebuild:
-        try:
-            dataset = read_dataset_dir(root, verify="exists")
-        except DatasetError:  # a half-written or damaged save: build it again below
-            dataset = None
-        if dataset is not None and dataset.info.get("params") == stamp:
-            return dataset
+    saved = None if rebuild else _saved(root, stamp)
+    if saved is not None:
+        return saved
+    with build_lock(root):  # a concurrent load of the same set downloads and parses it once
+        saved = None if rebuild else _saved(root, stamp)
+        if saved is not None:
+            return saved
+        # writes only into a folder of its own: a user's --out folder is never written over
+        claim_dir(root, f"public:{spec.name}", owned=own_place)
+        return _build(spec, root, stamp, download_missing, resources, progress, params)
+
+
+def _saved(root: Path, stamp: str) -> Dataset | None:
+    """The dataset saved in ``root`` by a build with the same parameters, if whole."""
+    if not is_dataset_dir(root):
+        return None
+    try:
+        dataset = read_dataset_dir(root, verify="exists")
+    except DatasetError:  # a half-written or damaged save: build it again
+        return None
+    return dataset if dataset.info.get("params") == stamp else None
+
+
+def _build(spec: PublicSet, root: Path, stamp: str, download_missing: bool,
+           resources: tuple[Resource, ...] | None, progress: bool, params: dict) -> Dataset:
     files, urls = {}, {}
     for resource in resources if resources is not None else spec.resources(params):
         local = root / "downloads" / resource.filename
