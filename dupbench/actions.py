@@ -14,7 +14,6 @@ copy of its group is still in place, unchanged (byte-identical when the match wa
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import secrets
@@ -22,13 +21,15 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dupbench import locks
 from dupbench.filebytes import content_digest, open_regular
 
 JOURNAL_NAME = ".dupbench-journal.jsonl"
+LOCK_NAME = ".dupbench-journal.lock"
 #: temporary copies are hidden (scans skip them) and carry the move's id (only it removes them)
 PARTIAL_TAG = ".dupbench-partial-"
 
@@ -114,11 +115,11 @@ class Journal:
         self.path = self.folder / JOURNAL_NAME
 
     def append(self, record: dict) -> None:
-        """Write one record and make it durable before acting (``exclusive`` made the file and
-        synced its folder)."""
+        """Write one record and make it durable (file and, when new, its folder) before acting."""
         line = json.dumps({**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                           sort_keys=True) + "\n"
         try:
+            new = not self.path.exists()
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 size = os.fstat(fd).st_size
@@ -128,32 +129,25 @@ class Journal:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if new:
+                _fsync_dir(self.folder)
         except OSError as e:
             raise ActionError(f"cannot write the journal {self.path}: {e.strerror or e}") from e
 
     @contextmanager
     def exclusive(self):
-        """Hold the journal's lock: one dupbench at a time acts in a destination folder.
-
-        ``flock`` is released by the kernel when its holder dies, so a killed run never leaves a
-        stale lock behind.
+        """One dupbench at a time acts in a destination folder (``locks.hold``: a kernel lock
+        that dies with its holder); a second one waits for the first, then re-checks its files.
         """
-        new = not self.path.exists()
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise ActionError(f"cannot write the journal {self.path}: {e.strerror or e}") from e
-        try:
-            if new:
-                _fsync_dir(self.folder)
+        with ExitStack() as stack:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ActionError(f"another dupbench is moving files in {self.folder} (its "
-                                  "journal is locked); run again when it has finished") from None
+                stack.enter_context(locks.hold(self.folder / LOCK_NAME,
+                                               what=f"moving files in {self.folder}"))
+            except locks.LockTimeout as e:
+                raise ActionError(str(e)) from None
+            except OSError as e:
+                raise ActionError(f"cannot lock {self.folder}: {e.strerror or e}") from e
             yield self
-        finally:
-            os.close(fd)
 
     def step(self, entry: dict, step: str, **extra) -> None:
         self.append({"id": entry["id"], "step": step, **extra})

@@ -354,17 +354,31 @@ def test_torn_or_foreign_journal_lines_are_ignored_and_never_merged(tmp_path):
     assert not actions.undo(dest).refused and not any(dest.glob("*.bin"))
 
 
-def test_one_dupbench_at_a_time_per_destination(tmp_path):
-    import fcntl
+def test_one_dupbench_at_a_time_per_destination(tmp_path, capsys):
+    """A second run waits for the one holding the destination, then checks its files again."""
+    import threading
+
+    from dupbench import locks
 
     src, dest = tmp_path / "photos", tmp_path / "review"
-    make_pairs(src, 1, 1000)
-    actions.move_files([], dest)
-    with open(dest / actions.JOURNAL_NAME) as held:  # another run holds the lock
-        fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(actions.ActionError, match="another dupbench is moving files"):
-            actions.move_files(plan_for(src, 1), dest)
-        with pytest.raises(actions.ActionError, match="journal is locked"):
-            actions.undo(dest)
-    assert (src / "dup0.bin").exists()
-    assert len(actions.move_files(plan_for(src, 1), dest).done) == 1  # released: it goes on
+    make_pairs(src, 2, 1000)
+    dest.mkdir()
+    holding, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with locks.hold(dest / actions.LOCK_NAME, what="another run"):
+            holding.set()
+            release.wait(30)
+            (src / "dup1.bin").write_bytes(b"edited while the second run waited")
+
+    other = threading.Thread(target=other_run)
+    other.start()
+    holding.wait(30)
+    threading.Timer(1.0, release.set).start()
+    start = time.perf_counter()
+    out = actions.move_files(plan_for(src, 2), dest)
+    other.join()
+    assert time.perf_counter() - start >= 0.9
+    assert "waiting for" in capsys.readouterr().err
+    assert len(out.done) == 1 and "dup1.bin: it changed since it was scanned" in out.refused[0]
+    assert not (dest / actions.LOCK_NAME).exists()  # the holder removes its lock file
