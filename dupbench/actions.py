@@ -8,7 +8,7 @@ every moved file back, byte for byte, or says why it cannot.
 
 Rules no input can break: only regular files are moved, never one inside the destination, never
 one that changed since it was scanned, never over an existing file, and never unless one kept
-copy of its group is still in place, unchanged (byte-identical when the match was exact).
+copy of its group is still in place, unchanged (and still identical when the match was exact).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ PARTIAL_TAG = ".dupbench-partial-"
 
 
 class ActionError(Exception):
-    """A problem that stops all actions (the journal cannot be written or read)."""
+    """A problem that stops all actions: the destination, its lock or its journal is unusable."""
 
 
 @dataclass(frozen=True)
