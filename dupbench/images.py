@@ -315,11 +315,15 @@ def _check_size(img: Image.Image, max_pixels: int | None) -> None:
 
 @dataclass(frozen=True)
 class ScannedFile:
-    """A regular file a scan found, with its size and mtime then: actions refuse changed files."""
+    """A regular file a scan found, with its size and mtime then: actions refuse changed files.
+
+    ``linked_from``: the scanned symbolic links that point to it (moving it would break them).
+    """
 
     path: Path
     size: int
     mtime_ns: int
+    linked_from: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -400,7 +404,8 @@ def _one_name_per_file(root: Path, found: list[tuple[Path, os.stat_result, bool]
     for same in names.values():
         same.sort(key=lambda item: (item[2], item[0]))
         path, st, _ = same[0]
-        files.append(ScannedFile(path, st.st_size, st.st_mtime_ns))
+        links = tuple(other for other, _, is_link in same[1:] if is_link)
+        files.append(ScannedFile(path, st.st_size, st.st_mtime_ns, links))
         for other, _, is_link in same[1:]:
             kind = "a symbolic link to it" if is_link else "a hard link"
             skipped.append(Skipped(str(other), f"another name of {path.relative_to(root)} "

@@ -270,3 +270,16 @@ def test_undo_command_restores_what_it_can_and_names_what_it_cannot(album, tmp_p
     assert "trip/chelsea.png changed since it was moved (digest differs); left in place" in err
     assert "restored      1 file; 1 left in place" in err
     assert inventory(album) == before - Counter({sha256(album / "chelsea.png"): 1})
+
+
+def test_a_file_a_link_points_to_is_not_moved_away(album, tmp_path, capsys):
+    """keep=first keeps "astronaut copy.png" and would move astronaut.png, which a link in the
+    folder points to: it stays, so the link is never left dangling."""
+    os.symlink("astronaut.png", album / "favourite.png")
+    before = inventory(album)
+    assert find(album, "-m", "file_digest", "--keep", "first", "--move-to", tmp_path / "r",
+                "--apply") == 0
+    err = capsys.readouterr().err
+    assert "astronaut.png: the symbolic link" in err and "favourite.png points to it" in err
+    assert (album / "favourite.png").resolve() == album / "astronaut.png"
+    assert (album / "astronaut.png").exists() and inventory(album) == before

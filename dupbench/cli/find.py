@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     for group in groups:
         print("  " + "  ".join(group))
     if dest:
-        plan = _plan(groups, set(to_remove), scan, args.directory, method)
+        plan, kept_for_links = _plan(groups, set(to_remove), scan, args.directory, method)
+        for line in kept_for_links:
+            print(f"  {line}", file=err)
         return _move(plan, dest, args.move_to, apply=args.apply)
     return 0
 
@@ -132,19 +134,25 @@ def _search(args: argparse.Namespace, dest: Path | None):
     return result, scan, method
 
 
-def _plan(groups: list[list[str]], remove: set[str], scan, root: Path, method) -> list:
-    """One move per file to remove, justified by the copies its group keeps (as scanned)."""
+def _plan(groups: list[list[str]], remove: set[str], scan, root: Path, method
+          ) -> tuple[list, list[str]]:
+    """One move per file to remove, justified by the copies its group keeps (as scanned), and
+    the files not to move because a symbolic link in the folder points to them."""
     from dupbench.actions import FileState, PlannedMove
 
-    state = {f.path.relative_to(root).as_posix(): FileState(f.path, f.size, f.mtime_ns)
-             for f in scan.files}
+    scanned = {f.path.relative_to(root).as_posix(): f for f in scan.files}
+    state = {name: FileState(f.path, f.size, f.mtime_ns) for name, f in scanned.items()}
     still_same = _still_same(method)
-    plan = []
+    plan, kept_for_links = [], []
     for group in groups:
         keepers = tuple(state[name] for name in group if name not in remove)
-        plan += [PlannedMove(state[name], name, keepers, still_same)
-                 for name in group if name in remove]
-    return plan
+        for name in (n for n in group if n in remove):
+            if scanned[name].linked_from:
+                kept_for_links.append(f"not moving {scanned[name].path}: the symbolic link "
+                                      f"{scanned[name].linked_from[0]} points to it")
+            else:
+                plan.append(PlannedMove(state[name], name, keepers, still_same))
+    return plan, kept_for_links
 
 
 def _still_same(method):
