@@ -382,3 +382,28 @@ def test_one_dupbench_at_a_time_per_destination(tmp_path, capsys):
     assert "waiting for" in capsys.readouterr().err
     assert len(out.done) == 1 and "dup1.bin: it changed since it was scanned" in out.refused[0]
     assert not (dest / actions.LOCK_NAME).exists()  # the holder removes its lock file
+
+
+@pytest.mark.parametrize("crash_point", ["copy"] + [f"fsync{k}" for k in range(1, 6)])
+def test_crash_during_undo_is_finished_by_the_next_undo(tmp_path, dest, crash_point,
+                                                        monkeypatch):
+    src = tmp_path / "photos"
+    make_pairs(src, 2, 200_000)
+    before = inventory(src)
+    actions.move_files(plan_for(src, 2), dest)
+    with monkeypatch.context() as m:
+        if crash_point == "copy":
+            m.setattr(actions.shutil, "copyfileobj", _torn_copy)
+        else:
+            m.setattr(actions, "_fsync_dir", _crash_on_call(int(crash_point[5:]),
+                                                            actions._fsync_dir))
+        try:
+            actions.undo(dest)
+        except Crash:
+            pass
+    actions.recover(dest)
+    assert inventory(src, dest) == before  # whatever the crash point, nothing lost or doubled
+    assert not partials(src, dest)
+    assert not actions.undo(dest).refused
+    assert inventory(src) == before and inventory(dest) == Counter()
+    assert not partials(src, dest)
