@@ -18,8 +18,8 @@ import numpy as np
 from dupbench.files import write_json_mapping
 from dupbench.records import Candidates, GroupedCandidates, Skipped, concat_ranges
 
-KeepPolicy = Literal["first", "largest_resolution", "largest_file", "oldest"]
-KEEP_POLICIES: tuple[str, ...] = ("first", "largest_resolution", "largest_file", "oldest")
+KeepPolicy = Literal["first", "best", "largest_resolution", "largest_file", "oldest"]
+KEEP_POLICIES: tuple[str, ...] = ("first", "best", "largest_resolution", "largest_file", "oldest")
 
 
 @dataclass
@@ -88,7 +88,8 @@ class DuplicateResult:
         Greedy, like imagededup's ``get_files_to_remove``: visit files in order of preference; a
         file not yet marked keeps itself and marks its duplicates. ``first`` prefers the earlier
         name (imagededup's behaviour); the other policies prefer the larger resolution, the larger
-        file or the older modification time, ties broken by name. The result is sorted.
+        file or the older modification time, ties broken by name; ``best`` prefers all three in
+        that order (a full-size original over its thumbnail). The result is sorted.
         """
         if keep not in KEEP_POLICIES:
             raise ValueError(f"unknown keep policy {keep!r}; choose from {', '.join(KEEP_POLICIES)}")
@@ -201,8 +202,10 @@ def split_entry(entry) -> tuple[str, float | None]:
     return (entry[0], entry[1]) if isinstance(entry, (tuple, list)) else (entry, None)
 
 
-def _keep_key(keep: KeepPolicy, path: str | None) -> float:
+def _keep_key(keep: KeepPolicy, path: str | None) -> float | tuple[float, float, float]:
     """Lower sorts first (is kept): larger area, larger file, older file. Unreadable: last."""
+    if keep == "best":
+        return tuple(_keep_key(k, path) for k in ("largest_resolution", "largest_file", "oldest"))
     if path is None:
         return float("inf")
     if keep == "largest_resolution":

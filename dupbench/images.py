@@ -3,22 +3,29 @@
 Everything else (methods, dataset builders, plots) asks this module for pixels, so format support,
 mode conversion, EXIF orientation, frame choice, reduced-size decoding and the decompression-bomb
 guard are decided once. Failures are ``ImageError`` with a one-line reason, which the encoders
-record as ``Skipped`` so that one bad file never stops a run.
+record as ``Skipped`` so that one bad file never stops a run. Listing a folder (``scan_files``)
+lives here too, so that which entries count as image files is decided in the same place.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Iterable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from dupbench.filebytes import file_kind
+from dupbench.records import Skipped
 
 Source = str | os.PathLike | bytes | Image.Image | np.ndarray
 
@@ -306,19 +313,127 @@ def _check_size(img: Image.Image, max_pixels: int | None) -> None:
         raise ImageError(f"image has zero size {w}x{h}")
 
 
-def list_files(directory: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Every non-hidden regular file under ``directory``, sorted, whatever its extension.
+@dataclass(frozen=True)
+class ScannedFile:
+    """A regular file a scan found, with its size and mtime then: actions refuse changed files.
 
-    Files are not filtered by extension: a PNG named .jpg is still an image, and a text file named
-    .jpg becomes a recorded skip instead of silently disappearing.
+    ``linked_from``: the scanned symbolic links that point to it (moving it would break them).
+    """
+
+    path: Path
+    size: int
+    mtime_ns: int
+    linked_from: tuple[Path, ...] = ()
+
+
+@dataclass
+class Scan:
+    """What a folder scan found, what it could not use (with reasons), and what it did not enter."""
+
+    files: list[ScannedFile]
+    skipped: list[Skipped]
+    unsearched_folders: int = 0
+
+
+def scan_files(directory: str | os.PathLike, recursive: bool = False,
+               exclude: Iterable[str | os.PathLike] = ()) -> Scan:
+    """Every non-hidden regular file under ``directory``, sorted, each name of a file once.
+
+    Nothing vanishes silently and nothing stops the scan: an unlistable folder, a path longer than
+    the system allows, a broken link, a FIFO, socket or device becomes a ``Skipped`` with its
+    reason. Folders in ``exclude`` (a --move-to destination) are not entered. Symbolic links are
+    resolved; two names of one file (a link and its target, hard links) count once, as the real
+    name (the others are skipped as "another name of ..."), so a file is never its own duplicate.
+    Without ``recursive`` the sub-folders are counted in ``unsearched_folders``.
     """
     root = Path(directory)
     if not root.is_dir():
         raise NotADirectoryError(f"not a directory: {root}")
-    pattern = root.rglob("*") if recursive else root.iterdir()
-    files = [
-        p for p in pattern
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return sorted(files)
+    excluded = {os.path.realpath(e) for e in exclude}
+    found: list[tuple[Path, os.stat_result, bool]] = []
+    scan = Scan([], [])
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            scan.skipped.append(Skipped(str(folder), f"cannot list folder: {_os_reason(e)}"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            is_link = False
+            try:
+                is_link = entry.is_symlink()
+                st = os.stat(path)
+            except OSError as e:
+                scan.skipped.append(Skipped(str(path), _stat_failure(path, e, is_link)))
+                continue
+            real = os.path.realpath(path)
+            if any(real == x or real.startswith(x + os.sep) for x in excluded):
+                if is_link:
+                    scan.skipped.append(Skipped(str(path), "link into the excluded folder"))
+            elif stat.S_ISDIR(st.st_mode):
+                if is_link:
+                    scan.skipped.append(Skipped(str(path), "link to a folder (not followed)"))
+                elif recursive:
+                    folders.append(path)
+                else:
+                    scan.unsearched_folders += 1
+            elif stat.S_ISREG(st.st_mode):
+                found.append((path, st, is_link))
+            else:
+                scan.skipped.append(Skipped(str(path), f"not a regular file: a "
+                                                       f"{file_kind(st.st_mode)}"))
+    scan.files, other_names = _one_name_per_file(root, found)
+    scan.skipped.extend(other_names)
+    scan.skipped.sort(key=lambda s: s.path)
+    return scan
 
+
+def _one_name_per_file(root: Path, found: list[tuple[Path, os.stat_result, bool]]
+                       ) -> tuple[list[ScannedFile], list[Skipped]]:
+    """Keep one name per (device, inode): the real name before links, then the first by path."""
+    names: dict[tuple[int, int], list[tuple[Path, os.stat_result, bool]]] = {}
+    for item in found:
+        names.setdefault((item[1].st_dev, item[1].st_ino), []).append(item)
+    files, skipped = [], []
+    for same in names.values():
+        same.sort(key=lambda item: (item[2], item[0]))
+        path, st, _ = same[0]
+        links = tuple(other for other, _, is_link in same[1:] if is_link)
+        files.append(ScannedFile(path, st.st_size, st.st_mtime_ns, links))
+        for other, _, is_link in same[1:]:
+            kind = "a symbolic link to it" if is_link else "a hard link"
+            skipped.append(Skipped(str(other), f"another name of {path.relative_to(root)} "
+                                               f"({kind}; the same file, not a duplicate)"))
+    return sorted(files, key=lambda f: f.path), skipped
+
+
+def _os_reason(e: OSError) -> str:
+    if e.errno == errno.ENAMETOOLONG:
+        return f"path too long ({len(os.fsencode(e.filename or ''))} bytes; the system limit " \
+               f"is {os.pathconf('/', 'PC_PATH_MAX')})"
+    return e.strerror or str(e)
+
+
+def _stat_failure(path: Path, e: OSError, is_link: bool) -> str:
+    """Why an entry cannot be used: the broken-link and loop cases named as such."""
+    if is_link and e.errno == errno.ENOENT:
+        return f"broken symbolic link (its target {os.readlink(path)!r} does not exist)"
+    if is_link and e.errno == errno.ELOOP:
+        return "symbolic link loop"
+    return f"cannot read: {_os_reason(e)}"
+
+
+def list_files(directory: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Every non-hidden regular file under ``directory``, sorted, whatever its extension.
+
+    Files are not filtered by extension: a PNG named .jpg is still an image, and a text file named
+    .jpg becomes a recorded skip instead of silently disappearing. Entries that are not files
+    (see ``scan_files``) are left out here; ``scan_files`` returns them with reasons.
+    """
+    return [f.path for f in scan_files(directory, recursive).files]

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 #: command modules, in the order their commands appear in ``dupbench --help``
-COMMAND_MODULES = ("find", "encode", "datasets", "run", "report")
+COMMAND_MODULES = ("find", "undo", "encode", "datasets", "run", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from dupbench.cli.options import add_method_options, parse_params
-from dupbench.duplicates import KEEP_POLICIES
+from dupbench.duplicates import KEEP_POLICIES, DuplicateResult
 from dupbench.files import write_json
 
 
@@ -23,30 +22,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(cnn, default 0.9)")
     p.add_argument("--out", "-o", type=Path, help="write {file: [(duplicate, score)]} JSON here")
     p.add_argument("--groups", type=Path, help="write the duplicate groups (JSON list) here")
-    p.add_argument("--keep", choices=KEEP_POLICIES, default="first",
-                   help="which file of a duplicate set to keep (default: first by name)")
+    p.add_argument("--keep", choices=KEEP_POLICIES, default="best",
+                   help="which file of a duplicate group to keep (default best: the largest "
+                        "resolution, then the largest file, then the oldest)")
     p.add_argument("--remove-list", type=Path, help="write the files to remove (JSON list) here")
     p.add_argument("--move-to", type=Path,
-                   help="move the files to remove into this folder (dry run unless --apply)")
+                   help="move the files to remove into this folder (dry run unless --apply); "
+                        "journaled there, undo with `dupbench undo DEST`")
     p.add_argument("--apply", action="store_true", help="really move files with --move-to")
     p.add_argument("--backend", default="auto", help="search backend (auto, brute, bktree, faiss, "
                                                       "flat, hnsw, ivf)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, usage_error=one_line_error(p))
+
+
+def one_line_error(parser: argparse.ArgumentParser):
+    """argparse's ``error`` without the usage block: one line on stderr, exit status 2."""
+    def usage_error(message: str):
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
+    return usage_error
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 group``, ``2 groups``: counts people read."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def run(args: argparse.Namespace) -> int:
-    from dupbench.api import search_duplicates
-    from dupbench.methods import get_method
+    from dupbench import actions
 
-    method = get_method(args.method, **parse_params(args.param))
-    threshold = {}
-    if args.threshold is not None:
-        key = "min_similarity_threshold" if method.metric == "cosine" else "max_distance_threshold"
-        threshold[key] = args.threshold
+    if args.apply and not args.move_to:
+        args.usage_error("--apply needs --move-to DEST (the folder the duplicates are moved to)")
+    dest = args.move_to.resolve() if args.move_to else None
+    if dest and actions.inside(args.directory.resolve(), dest):
+        args.usage_error(f"--move-to {args.move_to} holds the folder searched; choose a folder "
+                         "outside it")
+    err = sys.stderr
+    try:
+        _settle_interrupted(dest, args.apply)
+    except actions.ActionError as e:
+        print(f"dupbench find: error: {e}", file=err)
+        return 1
     start = time.perf_counter()
-    result = search_duplicates(args.directory, method=method, recursive=args.recursive,
-                               num_enc_workers=args.workers, search_method=args.backend,
-                               progress=not args.quiet, **threshold)
+    result, scan, method = _search(args, dest)
     elapsed = time.perf_counter() - start
     groups = result.groups()
     summary = result.summary(groups)
@@ -57,32 +74,122 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.groups, groups)
     if args.remove_list:
         write_json(args.remove_list, to_remove)
-    err = sys.stderr
     print(f"method        {method!r}", file=err)
     print(f"files         {summary['files']}  (encoded {summary['encoded']}, "
           f"skipped {summary['skipped']})", file=err)
     for s in result.skipped:
         print(f"  skipped     {s.path}: {s.reason}", file=err)
-    print(f"duplicates    {summary['pairs']} pairs in {summary['groups']} groups "
-          f"({summary['files_in_groups']} files); {len(to_remove)} to remove (keep={args.keep})",
-          file=err)
+    if scan.unsearched_folders:
+        print(f"folders       {counted(scan.unsearched_folders, 'subfolder')} not searched; "
+              "add -r", file=err)
+    if dest and actions.inside(dest, args.directory.resolve()):
+        print(f"folders       {args.move_to} not searched (the --move-to folder)", file=err)
+    print(f"duplicates    {counted(summary['pairs'], 'pair')} in "
+          f"{counted(summary['groups'], 'group')} ({counted(summary['files_in_groups'], 'file')})"
+          f"; {len(to_remove)} to remove (keep={args.keep})", file=err)
     print(f"time          {elapsed:.2f} s", file=err)
     for group in groups:
         print("  " + "  ".join(group))
-    if args.move_to:
-        _move(args.directory, to_remove, args.move_to, apply=args.apply)
+    if dest:
+        plan, kept_for_links = _plan(groups, set(to_remove), scan, args.directory, method)
+        for line in kept_for_links:
+            print(f"  {line}", file=err)
+        return _move(plan, dest, args.move_to, apply=args.apply)
     return 0
 
 
-def _move(root: Path, names: list[str], target: Path, apply: bool) -> None:
-    """Move files under ``target`` keeping their relative paths; never overwrite, never delete."""
-    verb = "moving" if apply else "would move (dry run; add --apply)"
-    for name in names:
-        src, dst = root / name, target / name
-        if dst.exists():
-            print(f"  not moving {src}: {dst} already exists", file=sys.stderr)
-            continue
-        print(f"  {verb} {src} -> {dst}", file=sys.stderr)
-        if apply:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(src), str(dst))
+def _settle_interrupted(dest: Path | None, apply: bool) -> None:
+    """Finish or roll back moves a crash interrupted (with --apply), or say that some wait."""
+    from dupbench import actions
+
+    if dest and apply:
+        for line in actions.recover(dest):
+            print(f"  journal: {line}", file=sys.stderr)
+    elif dest and actions.pending(dest):
+        print(f"  journal: {counted(actions.pending(dest), 'interrupted move')} in {dest}; "
+              "--apply finishes or rolls them back", file=sys.stderr)
+
+
+def _search(args: argparse.Namespace, dest: Path | None):
+    """Scan (never entering ``dest``), encode, search: the result, the scan, the method."""
+    from dupbench.api import _threshold
+    from dupbench.images import scan_files
+    from dupbench.methods import get_method
+    from dupbench.search import range_search
+
+    method = get_method(args.method, **parse_params(args.param))
+    bounds = {"max_distance_threshold": None, "min_similarity_threshold": None}
+    if args.threshold is not None:
+        key = "min_similarity_threshold" if method.metric == "cosine" else "max_distance_threshold"
+        bounds[key] = args.threshold
+    threshold = _threshold(method, **bounds)
+    scan = scan_files(args.directory, args.recursive, exclude=[dest] if dest else ())
+    names = [f.path.relative_to(args.directory).as_posix() for f in scan.files]
+    enc = method.encode([str(f.path) for f in scan.files], names, workers=args.workers,
+                        progress=not args.quiet)
+    paths = {n: str(f.path) for n, f in zip(names, scan.files)}
+    pairs = range_search(enc, threshold, backend=args.backend)
+    result = DuplicateResult(enc.ids, pairs, scan.skipped + enc.skipped,
+                             [paths[i] for i in enc.ids])
+    return result, scan, method
+
+
+def _plan(groups: list[list[str]], remove: set[str], scan, root: Path, method
+          ) -> tuple[list, list[str]]:
+    """One move per file to remove, justified by the copies its group keeps (as scanned), and
+    the files not to move because a symbolic link in the folder points to them."""
+    from dupbench.actions import FileState, PlannedMove
+
+    scanned = {f.path.relative_to(root).as_posix(): f for f in scan.files}
+    state = {name: FileState(f.path, f.size, f.mtime_ns) for name, f in scanned.items()}
+    still_same = _still_same(method)
+    plan, kept_for_links = [], []
+    for group in groups:
+        keepers = tuple(state[name] for name in group if name not in remove)
+        for name in (n for n in group if n in remove):
+            if scanned[name].linked_from:
+                kept_for_links.append(f"not moving {scanned[name].path}: the symbolic link "
+                                      f"{scanned[name].linked_from[0]} points to it")
+            else:
+                plan.append(PlannedMove(state[name], name, keepers, still_same))
+    return plan, kept_for_links
+
+
+def _still_same(method):
+    """For exact methods, the check made right before a move: the kept copy still matches."""
+    from dupbench import actions
+
+    if method.name == "file_digest":
+        return actions.same_bytes
+    if method.kind != "exact":
+        return None
+
+    def same_code(kept: Path, source: Path) -> bool:
+        enc = method.encode([str(kept), str(source)], workers=1, progress=False)
+        return len(enc) == 2 and bool((enc.codes[0] == enc.codes[1]).all())
+    return same_code
+
+
+def _move(plan: list, dest: Path, shown: Path, apply: bool) -> int:
+    """Dry run: what would move and what would not. Applied: journaled moves, then a summary."""
+    from dupbench import actions
+
+    err = sys.stderr
+    if not apply:
+        for move in plan:
+            problem = actions.refusal(move, dest)
+            print(f"  would not move {move.source.path}: {problem}" if problem else
+                  f"  would move {move.source.path} -> {shown / move.relative} (dry run; add "
+                  "--apply)", file=err)
+        return 0
+    try:
+        out = actions.move_files(plan, dest)
+    except actions.ActionError as e:
+        print(f"dupbench find: error: {e}; nothing further was moved", file=err)
+        return 1
+    for line in out.done + out.refused:
+        print(f"  {line}", file=err)
+    print(f"moved         {counted(len(out.done), 'file')} to {shown}"
+          f"{'; ' + str(len(out.refused)) + ' left in place' if out.refused else ''}; "
+          f"undo with: dupbench undo {shown}", file=err)
+    return 0

@@ -16,10 +16,9 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
+from dupbench.filebytes import DIGEST_BYTES, content_digest
 from dupbench.methods.base import Method
 from dupbench.methods.registry import register
-
-DIGEST_BYTES = 16
 
 
 def digest_words(digest: bytes) -> np.ndarray:
@@ -79,22 +78,17 @@ class FileDigest(DigestMethod):
         return pixel_digest_words(image)
 
     def _file_words(self, path: Path) -> np.ndarray:
-        h = hashlib.blake2b(digest_size=DIGEST_BYTES)
         try:
-            with open(path, "rb") as f:
-                first = f.read(self.chunk_size)
-                if not first:
-                    raise images.ImageError("empty file (0 bytes)")
-                h.update(first)
-                while chunk := f.read(self.chunk_size):
-                    h.update(chunk)
+            digest, size = content_digest(path, self.chunk_size)
         except FileNotFoundError:
             raise images.ImageError(f"no such file: {path}") from None
         except IsADirectoryError:
             raise images.ImageError(f"is a directory: {path}") from None
         except OSError as e:
             raise images.ImageError(f"cannot read: {e.strerror or e}") from None
-        return digest_words(h.digest())
+        if size == 0:
+            raise images.ImageError("empty file (0 bytes)")
+        return digest_words(digest)
 
 
 @register
