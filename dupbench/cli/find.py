@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     summary = result.summary(groups)
     to_remove = result.to_remove(args.keep)
     if args.out:
-        write_json(args.out, result.to_map(scores=True))
+        result.write_map(args.out, scores=True)
     if args.groups:
         write_json(args.groups, groups)
     if args.remove_list:
