@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
+from dupbench.errors import DupbenchError
+
 Source = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 #: Formats imagededup accepts (its ``IMG_FORMATS``); the ``imagededup`` profile rejects others.
@@ -30,7 +32,7 @@ IMAGEDEDUP_FORMATS = frozenset(
 _heif_registered: bool | None = None
 
 
-class ImageError(Exception):
+class ImageError(DupbenchError):
     """An image that cannot be used; ``str(err)`` is the reason recorded in a ``Skipped``."""
 
 

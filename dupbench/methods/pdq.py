@@ -40,6 +40,9 @@ class PDQHash(Method):
     """
 
     name = "pdq"
+    robust_to = "resizing, recompression, mild edits"
+    requires = ("pdqhash",)
+    extra = "pdq"
     kind = "binary"
     metric = "hamming"
     default_threshold: ClassVar[float] = 31
