@@ -33,7 +33,8 @@ def place(tmp_path_factory) -> Path:
 
 def dupbench(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dupbench", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=120, env={**os.environ, **(env or {})})
+                          check=False, capture_output=True, timeout=120,
+                          env={**os.environ, **(env or {})})
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:

@@ -10,7 +10,7 @@ _THRESHOLD_FORMS = {"hamming": "d ≤ {:g}", "cosine": "cos ≥ {:g}", "equal": 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "methods", help="list the methods: kind, default threshold, extra, what they survive",
+        "methods", help="list the method names: kind, threshold, extra, robustness",
         description="Every name accepted by `find -m`, `encode -m`, `find_duplicates(method=)` "
                     "and `run method=`: the method classes and their presets.")
     p.set_defaults(func=list_methods)
