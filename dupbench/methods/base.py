@@ -49,7 +49,9 @@ class Method(ABC):
     preferred_search: tuple[str, dict[str, Any]] | None = None
 
     def __init__(self, **params: Any) -> None:
-        check_parameters(params, accepted_params(type(self)), f"method {self.name!r}")
+        if params:
+            where = f"method {getattr(self, 'name', type(self).__name__)!r}"
+            check_parameters(params, accepted_params(type(self)), where)
         self._params: dict[str, Any] = dict(params)
 
     @property
