@@ -3,14 +3,23 @@
     from dupbench import find_duplicates
     dups = find_duplicates("photos/", method="phash", max_distance_threshold=10, scores=True)
 
-``method`` names a registry entry ("phash", "dhash", "cnn", "file_digest", …) and its parameters
-pass through (``hash_size=16``, ``profile="imagededup"``). The imagededup-style classes at the
-bottom (``PHash().find_duplicates(...)``) are thin wrappers over the same functions.
+``method`` names a method or a preset (``dupbench methods`` lists them: "phash", "phash_16",
+"crop_resistant_regions", "cnn", "file_digest", …) and its parameters pass through
+(``hash_size=16``, ``profile="imagededup"``); a misspelt keyword is a ``TypeError`` that names the
+closest valid one. Skipped files are logged on the ``dupbench`` logger (a WARNING summary, each
+file at INFO) and listed in ``encode_images(...).skipped`` and ``search_duplicates(...).skipped``.
+The imagededup-style classes at the bottom (``PHash().find_duplicates(...)``) are thin wrappers
+over the same functions.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +27,47 @@ import numpy as np
 
 from dupbench import images
 from dupbench.duplicates import DuplicateMap, DuplicateResult, KeepPolicy, split_entry
+from dupbench.errors import UsageError, check_parameters, unknown_name
 from dupbench.files import write_json
-from dupbench.methods import Method, get_method
+from dupbench.methods import Method, get_method, method_class
+from dupbench.methods.base import accepted_params
+from dupbench.methods.registry import SEARCH_FUNCTIONS, search_function
 from dupbench.records import Candidates, Encodings, hex_to_words
-from dupbench.search import range_groups
+from dupbench.search import COSINE_BACKENDS, HAMMING_BACKENDS, range_groups
+
+log = logging.getLogger("dupbench")
+_HEX = re.compile("[0-9a-fA-F]+")
+
+
+@functools.cache
+def _api_keywords() -> tuple[str, ...]:
+    """The keyword names of the public functions: suggestions for a misspelt keyword, which
+    would otherwise land in ``**params`` and be taken for a method parameter."""
+    functions = (search_duplicates, find_duplicates, find_duplicates_to_remove, encode_images,
+                 encode_image)
+    return tuple(sorted({name for f in functions for name in inspect.signature(f).parameters
+                         if name != "params"}))
+
+
+def _method(method: str | Method, params: dict[str, Any]) -> Method:
+    """``get_method``, with unknown keywords reported against the API's names too."""
+    cls = type(method) if isinstance(method, Method) else method_class(method)
+    name = method.name if isinstance(method, Method) else method
+    check_parameters(params, accepted_params(cls), f"method {name!r}",
+                     also_suggest=_api_keywords())
+    return get_method(method, **params)
+
+
+def _log_skipped(enc: Encodings) -> None:
+    """One WARNING line summing up the skipped files, then each at INFO."""
+    if not enc.skipped:
+        return
+    first = enc.skipped[0]
+    log.warning("%d of %d files skipped (unreadable or not an image), e.g. %s: %s; the "
+                "`skipped` list of encode_images()/search_duplicates() has them all",
+                len(enc.skipped), len(enc) + len(enc.skipped), first.path, first.reason)
+    for s in enc.skipped:
+        log.info("skipped %s: %s", s.path, s.reason)
 
 
 def _relative_names(root: Path, files: list[Path]) -> list[str]:
@@ -44,17 +90,28 @@ def encode_images(
     Ids are names relative to ``image_dir`` (as imagededup's keys), or the paths as given.
     ``num_enc_workers``: processes for per-image methods (0: one per CPU; 1: in-process).
     """
-    m = get_method(method, **params)
+    m = _method(method, params)
     if (image_dir is None) == (files is None):
-        raise ValueError("give exactly one of image_dir or files")
+        raise UsageError("give exactly one of image_dir or files")
     if image_dir is not None:
         root = Path(image_dir)
-        paths = images.list_files(root, recursive=recursive)
-        ids = _relative_names(root, paths)
-    else:
-        paths = [Path(f) for f in files]
-        ids = [os.fspath(f) for f in files]
-    return m.encode([str(p) for p in paths], ids, workers=num_enc_workers, progress=progress)
+        return _encode_scan(images.scan_files(root, recursive), root, m, num_enc_workers,
+                            progress)
+    enc = m.encode([os.fspath(f) for f in files], [os.fspath(f) for f in files],
+                   workers=num_enc_workers, progress=progress)
+    _log_skipped(enc)
+    return enc
+
+
+def _encode_scan(scan: images.Scan, root: Path, m: Method, workers: int,
+                 progress: bool) -> Encodings:
+    """Encode what a folder scan found; what the scan could not use joins the skipped files."""
+    paths = [f.path for f in scan.files]
+    enc = m.encode([str(p) for p in paths], _relative_names(root, paths), workers=workers,
+                   progress=progress)
+    enc.skipped = scan.skipped + enc.skipped
+    _log_skipped(enc)
+    return enc
 
 
 def encode_image(
@@ -65,8 +122,8 @@ def encode_image(
 ) -> str | np.ndarray:
     """One image's code: a hex string for hashes and digests, a float vector for embeddings."""
     if (image_file is None) == (image_array is None):
-        raise ValueError("give exactly one of image_file or image_array")
-    m = get_method(method, **params)
+        raise UsageError("give exactly one of image_file or image_array")
+    m = _method(method, params)
     source = image_array if image_array is not None else os.fspath(image_file)
     enc = m.encode([source], ["image"], workers=1)
     if enc.skipped:
@@ -74,42 +131,76 @@ def encode_image(
     return enc.codes[0] if enc.kind == "float" else enc.to_hex()["image"]
 
 
-def _encodings_from_map(encoding_map: dict, m: Method) -> Encodings:
-    """An imagededup encoding map ({file: hex} or {file: vector}) → Encodings for method ``m``."""
+def _encodings_from_map(encoding_map: Mapping, m: Method) -> Encodings:
+    """An imagededup encoding map ({file: hex} or {file: vector}) → Encodings for method ``m``.
+
+    Types are checked, not coerced: a hash must be a string of exactly the method's number of hex
+    digits (an int such as 12345 is refused rather than read as the hex digits "12345").
+    """
+    if not isinstance(encoding_map, Mapping):
+        raise TypeError(f"encoding_map must be a dict {{file: code}}, got a "
+                        f"{type(encoding_map).__name__}")
     ids = list(encoding_map)
     values = list(encoding_map.values())
     if m.kind == "float":
-        codes = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in values]) if values \
-            else np.zeros((0, m.size), np.float32)
-        if codes.shape[1] != m.size:
-            raise ValueError(f"encoding map holds {codes.shape[1]}-d vectors; {m!r} makes "
-                             f"{m.size}-d ones")
+        rows = []
+        for key, value in encoding_map.items():
+            row = np.asarray(value)
+            if row.dtype.kind not in "fiu" or row.ndim != 1 or len(row) != m.size:
+                raise ValueError(f"embedding of {key!r} must be a {m.size}-d numeric vector "
+                                 f"(what {m!r} makes), got {type(value).__name__} of shape "
+                                 f"{row.shape} and dtype {row.dtype}")
+            rows.append(row.astype(np.float32))
+        codes = np.stack(rows) if rows else np.zeros((0, m.size), np.float32)
     else:
         digits = -(-m.size // 4)
-        wrong = next((k for k, v in encoding_map.items() if len(str(v).strip()) != digits), None)
-        if wrong is not None:
-            raise ValueError(f"hash of {wrong!r} has {len(str(encoding_map[wrong]).strip())} hex "
-                             f"digits; {m!r} makes {digits} (a {m.size}-bit code)")
-        codes = hex_to_words([str(v) for v in values], m.size)
+        for key, value in encoding_map.items():
+            if not isinstance(value, str):
+                raise TypeError(f"hash of {key!r} must be a hex string, got "
+                                f"{type(value).__name__} {value!r}")
+            if not _HEX.fullmatch(value.strip()):
+                raise ValueError(f"hash of {key!r} is not hexadecimal: {value!r}")
+            if len(value.strip()) != digits:
+                raise ValueError(f"hash of {key!r} has {len(value.strip())} hex digits; {m!r} "
+                                 f"makes {digits} (a {m.size}-bit code)")
+        codes = hex_to_words(values, m.size)
     return Encodings(ids, codes, m.kind, m.metric, m.size, m.name, m.params)
 
 
 def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> float:
     if m.metric == "cosine":
         if max_distance_threshold is not None:
-            raise ValueError(f"{m.name} scores similarity: use min_similarity_threshold")
+            raise UsageError(f"{m.name} scores similarity: use min_similarity_threshold")
         t = m.default_threshold if min_similarity_threshold is None else min_similarity_threshold
         if not -1.0 <= t <= 1.0:
-            raise ValueError(f"min_similarity_threshold must be in [-1, 1], got {t}")
+            raise UsageError(f"{m.name} scores cosine similarity: the threshold "
+                             f"(min_similarity_threshold) must be in [-1, 1], got {t}")
         return float(t)
     if min_similarity_threshold is not None:
-        raise ValueError(f"{m.name} scores Hamming distance: use max_distance_threshold")
+        raise UsageError(f"{m.name} scores Hamming distance: use max_distance_threshold")
     if m.metric == "equal":
         return 0
     t = m.default_threshold if max_distance_threshold is None else max_distance_threshold
     if not (float(t).is_integer() and 0 <= t <= m.size):
-        raise ValueError(f"max_distance_threshold must be an integer in [0, {m.size}], got {t}")
+        raise UsageError(f"{m.name} scores Hamming distance: the threshold "
+                         f"(max_distance_threshold) must be an integer in [0, {m.size}], got {t}")
     return int(t)
+
+
+def _search_for(m: Method, backend: str) -> tuple[str, dict[str, Any]]:
+    """(backend, params) for ``m``: the preset's own search under "auto", else ``backend``
+    checked before any encoding is done."""
+    if backend == "auto":
+        return m.preferred_search or ("auto", {})
+    if backend in SEARCH_FUNCTIONS:
+        if backend != m.name:
+            raise UsageError(f"the {backend} search reads {backend} codes, not {m.name} codes")
+        return backend, {}
+    valid = {"hamming": HAMMING_BACKENDS, "cosine": COSINE_BACKENDS}.get(m.metric, ())
+    if backend not in valid:
+        raise unknown_name(f"search backend for {m.name} ({m.metric})", backend,
+                           ["auto", *valid])
+    return backend, {}
 
 
 def search_duplicates(
@@ -130,18 +221,53 @@ def search_duplicates(
     The functions below and the CLI all go through here; use it directly to get the skipped
     files, duplicate groups and keep policies from one search.
     """
-    m = get_method(method, **params)
+    m = _method(method, params)
     threshold = _threshold(m, max_distance_threshold, min_similarity_threshold)
+    backend, search_params = _search_for(m, search_method)
     if (image_dir is None) == (encoding_map is None):
-        raise ValueError("give exactly one of image_dir or encoding_map")
+        raise UsageError("give exactly one of image_dir or encoding_map")
     if image_dir is not None:
-        enc = encode_images(image_dir, m, recursive=recursive, num_enc_workers=num_enc_workers,
-                            progress=progress)
-        paths = [str(Path(image_dir) / i) for i in enc.ids]
+        root = Path(image_dir)
+        return search_scan(images.scan_files(root, recursive), root, m,
+                           max_distance_threshold=max_distance_threshold,
+                           min_similarity_threshold=min_similarity_threshold,
+                           num_enc_workers=num_enc_workers, search_method=search_method,
+                           progress=progress)
+    return _search(_encodings_from_map(encoding_map, m), None, m, threshold, backend,
+                   search_params)
+
+
+def search_scan(
+    scan: images.Scan,
+    root: str | os.PathLike,
+    method: str | Method = "phash",
+    *,
+    max_distance_threshold: int | None = None,
+    min_similarity_threshold: float | None = None,
+    num_enc_workers: int = 0,
+    search_method: str = "auto",
+    progress: bool = True,
+    **params: Any,
+) -> DuplicateResult:
+    """``search_duplicates`` over the files of an ``images.scan_files`` scan of ``root``: for
+    callers that act on the files afterwards and need what the scan recorded (sizes, mtimes,
+    links, folders not searched), such as ``dupbench find``."""
+    m = _method(method, params)
+    threshold = _threshold(m, max_distance_threshold, min_similarity_threshold)
+    backend, search_params = _search_for(m, search_method)
+    root = Path(root)
+    enc = _encode_scan(scan, root, m, num_enc_workers, progress)
+    return _search(enc, [str(root / i) for i in enc.ids], m, threshold, backend, search_params)
+
+
+def _search(enc: Encodings, paths: list[str] | None, m: Method, threshold: float, backend: str,
+            search_params: dict[str, Any]) -> DuplicateResult:
+    """The configured search (a preset's own search function, or an index) over ``enc``."""
+    search = search_function(backend)
+    if search is not None:
+        pairs = search(enc, threshold, **search_params)
     else:
-        enc = _encodings_from_map(encoding_map, m)
-        paths = None
-    pairs = range_groups(enc, threshold, backend=search_method)
+        pairs = range_groups(enc, threshold, backend=backend, **search_params)
     return DuplicateResult(enc.ids, pairs, enc.skipped, paths)
 
 
@@ -227,7 +353,7 @@ class _ImagededupStyle:
 
     def __init__(self, verbose: bool = True, **params: Any) -> None:
         self.verbose = verbose
-        self._method = get_method(self.method, **params)
+        self._method = _method(self.method, params)
 
     def encode_image(self, image_file=None, image_array=None):
         return encode_image(image_file, image_array, method=self._method)

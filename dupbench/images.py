@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
+from dupbench.errors import DupbenchError
 from dupbench.filebytes import file_kind
 from dupbench.records import Skipped
 
@@ -37,7 +38,7 @@ IMAGEDEDUP_FORMATS = frozenset(
 _heif_registered: bool | None = None
 
 
-class ImageError(Exception):
+class ImageError(DupbenchError):
     """An image that cannot be used; ``str(err)`` is the reason recorded in a ``Skipped``."""
 
 
@@ -347,8 +348,10 @@ def scan_files(directory: str | os.PathLike, recursive: bool = False,
     Without ``recursive`` the sub-folders are counted in ``unsearched_folders``.
     """
     root = Path(directory)
+    if not root.exists():
+        raise FileNotFoundError(f"no such folder: {root}")
     if not root.is_dir():
-        raise NotADirectoryError(f"not a directory: {root}")
+        raise NotADirectoryError(f"not a folder: {root}")
     excluded = {os.path.realpath(e) for e in exclude}
     found: list[tuple[Path, os.stat_result, bool]] = []
     scan = Scan([], [])

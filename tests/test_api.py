@@ -11,6 +11,7 @@ import pytest
 import dupbench
 from dupbench import api
 from dupbench.images import ImageError
+from dupbench.methods import get_method
 
 
 def _pairs(dups: dict) -> set[tuple[str, str]]:
@@ -161,3 +162,60 @@ def test_keep_policies_only_look_at_paired_files_and_survive_unreadable_ones(pla
                                     str(d / "missing.png")])
     assert result.to_remove("largest_resolution") == ["notes.jpg"]
     assert result.to_remove("largest_file") == ["notes.jpg"]
+
+
+def test_a_misspelt_keyword_is_a_type_error_naming_the_right_one(planted_dir):
+    d = planted_dir["dir"]
+    with pytest.raises(TypeError, match="did you mean 'max_distance_threshold'"):
+        api.find_duplicates(d, method="phash", max_distance_treshold=0, progress=False)
+    with pytest.raises(TypeError, match="did you mean 'hash_size'"):
+        api.find_duplicates_to_remove(d, method="phash", hashsize=16, progress=False)
+    with pytest.raises(TypeError, match="did you mean 'recursive'"):
+        api.encode_images(d, "dhash", recursve=True, progress=False)
+    with pytest.raises(TypeError, match="did you mean 'hash_size'"):
+        api.PHash(hash_sise=16)
+    with pytest.raises(TypeError, match="did you mean 'min_similarity_threshold'"):
+        api.find_duplicates(d, method=get_method("phash"), min_similarity_treshold=0.9)
+
+
+def test_presets_are_method_names_of_the_api(planted_dir):
+    kwargs = {"progress": False, "num_enc_workers": 1}
+    preset = api.search_duplicates(planted_dir["dir"], method="phash_16", **kwargs)
+    explicit = api.search_duplicates(planted_dir["dir"], method="phash", hash_size=16, **kwargs)
+    assert preset.to_map(scores=True) == explicit.to_map(scores=True)
+    assert preset.to_map() and api.encode_images(planted_dir["dir"], "phash_16",
+                                                 **kwargs).size == 256
+
+
+def test_skipped_files_are_logged_once_as_a_summary_and_each_in_detail(planted_dir, caplog):
+    caplog.set_level("INFO", logger="dupbench")
+    result = api.search_duplicates(planted_dir["dir"], progress=False, num_enc_workers=1)
+    records = [r for r in caplog.records if r.name == "dupbench"]
+    warnings = [r.getMessage() for r in records if r.levelname == "WARNING"]
+    details = [r.getMessage() for r in records if r.levelname == "INFO"]
+    assert len(warnings) == 1 and warnings[0].startswith("3 of 12 files skipped")
+    assert len(details) == 3
+    for bad in planted_dir["bad"]:
+        assert sum(bad in line for line in details) == 1
+    assert sorted(os.path.basename(s.path) for s in result.skipped) == sorted(planted_dir["bad"])
+
+
+def test_encoding_maps_are_type_checked_not_coerced(planted_dir):
+    hexes = api.encode_images(planted_dir["dir"], "phash", progress=False,
+                              num_enc_workers=1).to_hex()
+    with pytest.raises(TypeError, match="must be a dict"):
+        api.find_duplicates(encoding_map=list(hexes.items()))
+    first = next(iter(hexes))
+    with pytest.raises(TypeError, match="hex string, got int"):
+        api.find_duplicates(encoding_map={**hexes, first: 1234567890123456})
+    with pytest.raises(ValueError, match="not hexadecimal"):
+        api.find_duplicates(encoding_map={**hexes, first: "zz" * 8})
+    assert api.find_duplicates(encoding_map={k: v.upper() for k, v in hexes.items()}) == \
+        api.find_duplicates(encoding_map=hexes)
+
+
+def test_a_folder_that_is_not_there_is_an_os_error(planted_dir):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        api.find_duplicates(planted_dir["dir"] / "nope", progress=False)
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        api.find_duplicates(planted_dir["dir"] / "astronaut.png", progress=False)

@@ -83,7 +83,7 @@ def test_every_search_config_builds_an_index(compose_run, name):
     """Each backend is built with its configured parameters on real codes of its metric."""
     import numpy as np
 
-    from dupbench.harness.runner import SEARCH_FUNCTIONS
+    from dupbench.methods.registry import SEARCH_FUNCTIONS
     from dupbench.search import HAMMING_BACKENDS, build_index
 
     cfg = to_run_config(compose_run([f"search={name}"]))
@@ -158,10 +158,13 @@ def test_unknown_group_option_lists_the_valid_ones(compose_run):
 
 
 def test_unknown_method_name_lists_the_registered_ones(compose_run):
-    from dupbench.harness.runner import build_method
+    with pytest.raises(ConfigError, match=r"unknown method 'nope' \(available: .*phash"):
+        to_run_config(compose_run(["method.name=nope"]))
 
-    with pytest.raises(ConfigError, match=r"unknown method 'nope'; available: .*phash"):
-        build_method(to_run_config(compose_run(["method.name=nope"])))
+
+def test_unknown_method_parameter_is_refused_with_the_closest_name(compose_run):
+    with pytest.raises(ConfigError, match=r"'hashsize'; did you mean 'hash_size'\?"):
+        to_run_config(compose_run(["method=phash_16", "+method.params.hashsize=16"]))
 
 
 def test_unknown_dataset_name_lists_the_valid_ones(compose_run):

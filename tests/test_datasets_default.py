@@ -65,5 +65,13 @@ def test_cli_list_build_info_export(tmp_path, capsys):
     assert info["images"] == 6 and info["pairs"]["near"] == 6
     assert _cli(["datasets", "export", str(out), str(tmp_path / "t.json")]) == 0
     assert json.loads((tmp_path / "t.json").read_text())["cat"] == ["cat__crop", "cat__jpeg"]
-    assert _cli(["datasets", "info", str(tmp_path / "nowhere")]) == 2
+    from dupbench.cli import main
+
+    assert main(["datasets", "info", str(tmp_path / "nowhere")]) == 1
     assert "not an existing folder" in capsys.readouterr().err
+    # a plain folder of images with a truth file in another format: checked, then converted
+    (tmp_path / "truth.json").write_text(json.dumps({"cat.png": ["cup.png"],
+                                                     "cup.png": ["cat.png"]}))
+    assert _cli(["datasets", "export", str(src), str(tmp_path / "truth.csv"), "--truth",
+                 str(tmp_path / "truth.json")]) == 0
+    assert (tmp_path / "truth.csv").read_text().splitlines()[1:] == ["cat.png,cup.png,near"]

@@ -131,3 +131,45 @@ def test_cli_run_passes_overrides_to_hydra_and_defaults_to_the_default_experimen
     assert run_cli.with_default_experiment(["dataset=ukbench", "force=true"]) == [
         "experiment=default", "dataset=ukbench", "force=true"]
     assert run_cli.with_default_experiment(["--hydra-help"]) == ["--hydra-help"]
+
+
+def test_default_experiment_leaves_out_methods_whose_package_is_missing(monkeypatch):
+    import importlib.util
+
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dupbench.cli import run as run_cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name == "torch"
+                        else real(name, *a, **k))
+    overrides, note = run_cli.without_uninstalled(run_cli.with_default_experiment(["force=true"]))
+    assert "cnn (needs torch: pip install 'dupbench[cnn]')" in note and "\n" not in note
+    GlobalHydra.instance().clear()
+    with initialize_config_module("dupbench.configs", version_base="1.3"):
+        cfg = compose("config", overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    swept = str(cfg.hydra.sweeper.params.method).split(",")
+    assert swept == [m for m in swept_methods("default") if m != "cnn"]
+    # asked for explicitly, a method is not left out: running it names the extra instead
+    assert run_cli.without_uninstalled(["method=cnn"]) == (["method=cnn"], None)
+    assert run_cli.without_uninstalled(["experiment=hashes"]) == (["experiment=hashes"], None)
+
+
+def test_run_of_a_method_whose_package_is_missing_is_one_line(tiny, tmp_path, monkeypatch,
+                                                               capsys):
+    import importlib.util
+
+    from dupbench.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name == "torch" else real(name, *a, **k))
+    with working_dir(tmp_path):
+        status = main(["run", "method=cnn", *tiny_overrides(tiny)])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert status == 1 and lines[-1].startswith("dupbench run: error: the cnn method needs")
+    assert "pip install 'dupbench[cnn]'" in lines[-1]
+    assert not list(tmp_path.rglob("run.json"))

@@ -96,8 +96,9 @@ def test_report_command(results, tmp_path, capsys):
     assert report_cli.report(args) == 0
     assert "| method |" in capsys.readouterr().out
     assert (tmp_path / "r" / "main.tex").is_file() and not list((tmp_path / "r").glob("*.png"))
-    empty = argparse.Namespace(results_dir=tmp_path / "r", out=None, no_figures=True)
-    assert report_cli.report(empty) == 2
+    from dupbench.cli import main
+
+    assert main(["report", str(tmp_path / "r"), "--no-figures"]) == 1
     assert "no finished runs" in capsys.readouterr().err
 
 

@@ -105,9 +105,12 @@ def test_evaluate_command_prints_and_writes_the_metrics(phash_run, tmp_path, cap
     printed = json.loads(capsys.readouterr().out)
     stored = json.loads((phash_run / "metrics.json").read_text())
     assert same(printed, stored) and same(json.loads(out.read_text()), stored)
-    bad = argparse.Namespace(run_dir=tmp_path, threshold=None, json=False, out=None)
-    assert report_cli.evaluate(bad) == 2
+    from dupbench.cli import main
+
+    assert main(["evaluate", str(tmp_path)]) == 1  # a failure (no such run), not a usage error
     assert "not a run directory" in capsys.readouterr().err
+    assert main(["evaluate", str(phash_run), "--threshold", "1000"]) == 2
+    assert "beyond the widest threshold" in capsys.readouterr().err
 
 
 def test_identical_config_is_reused_unless_forced(tmp_path, tiny, capsys):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from dupbench.errors import UsageError
+
+#: ground-truth file formats (``dupbench.datasets.formats.FORMATS``; listed here so that
+#: ``--help`` does not import the datasets package)
+FORMATS = ("imagededup", "pairs", "qrels", "groups")
 
 
 def add_parser(subparsers) -> None:
@@ -39,19 +44,33 @@ def add_parser(subparsers) -> None:
 
     p = sub.add_parser("info", help="counts, levels, transforms and checksum of a dataset")
     p.add_argument("name", nargs="?", default="default", help="dataset name or folder")
+    _add_truth_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_info)
 
     p = sub.add_parser("export", help="write a dataset's ground truth in another format")
     p.add_argument("name", help="dataset name or folder")
     p.add_argument("out", help="output file")
-    p.add_argument("--format", choices=("imagededup", "pairs", "qrels", "groups"))
+    p.add_argument("--format", choices=FORMATS)
+    _add_truth_options(p)
     p.set_defaults(func=_export)
 
 
-def _fail(err: Exception) -> int:
-    print(f"dupbench datasets: error: {err}", file=sys.stderr)
-    return 2
+def _add_truth_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--truth", metavar="FILE",
+                   help="NAME is a plain folder of images and FILE its ground truth (imagededup "
+                        "JSON, pairs or groups CSV, TREC qrels), e.g. to check or convert it")
+    p.add_argument("--truth-format", choices=FORMATS, help="format of --truth (default: guessed)")
+
+
+def _load(args: argparse.Namespace):
+    """The dataset named by ``args.name``, or the folder plus ``--truth`` file."""
+    from dupbench.datasets import from_folder, load_dataset
+
+    if args.truth:
+        return from_folder(args.name, args.truth, format=args.truth_format)
+    return load_dataset(args.name, progress=False) if args.name == "default" \
+        else load_dataset(args.name)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -68,44 +87,35 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from dupbench.datasets import DatasetError, SyntheticConfig, build_synthetic, load_dataset
+    from dupbench.datasets import SyntheticConfig, build_synthetic, load_dataset
     from dupbench.datasets.default import build_default
 
     progress = not args.no_progress
-    try:
-        if args.source:
-            if not args.out:
-                raise DatasetError("--out is required with --from")
-            transforms = tuple(t.strip() for t in args.transforms.split(",")) \
-                if args.transforms else SyntheticConfig().transforms
-            config = SyntheticConfig(transforms=transforms, all_severities=args.all_severities,
-                                     chains=args.chains, distractors=args.distractors,
-                                     max_side=args.max_side or None, seed=args.seed)
-            dataset = build_synthetic(args.source, args.out, config, workers=args.workers or 1,
-                                      progress=progress, overwrite=args.rebuild)
-        elif args.name == "default" and args.out:
-            dataset = build_default(args.out, workers=args.workers, progress=progress,
-                                    overwrite=args.rebuild)
-        elif args.name == "default":
-            dataset = load_dataset("default", workers=args.workers, progress=progress,
-                                   rebuild=args.rebuild)
-        else:
-            params = {"root": args.out} if args.out else {}
-            dataset = load_dataset(args.name, progress=progress, rebuild=args.rebuild, **params)
-    except (DatasetError, FileExistsError, OSError) as e:
-        return _fail(e)
+    if args.source:
+        if not args.out:
+            raise UsageError("--out is required with --from")
+        transforms = tuple(t.strip() for t in args.transforms.split(",")) \
+            if args.transforms else SyntheticConfig().transforms
+        config = SyntheticConfig(transforms=transforms, all_severities=args.all_severities,
+                                 chains=args.chains, distractors=args.distractors,
+                                 max_side=args.max_side or None, seed=args.seed)
+        dataset = build_synthetic(args.source, args.out, config, workers=args.workers or 1,
+                                  progress=progress, overwrite=args.rebuild)
+    elif args.name == "default" and args.out:
+        dataset = build_default(args.out, workers=args.workers, progress=progress,
+                                overwrite=args.rebuild)
+    elif args.name == "default":
+        dataset = load_dataset("default", workers=args.workers, progress=progress,
+                               rebuild=args.rebuild)
+    else:
+        params = {"root": args.out} if args.out else {}
+        dataset = load_dataset(args.name, progress=progress, rebuild=args.rebuild, **params)
     print(f"{dataset!r} at {dataset.root}\nchecksum {dataset.checksum()}")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from dupbench.datasets import DatasetError, load_dataset
-
-    try:
-        dataset = load_dataset(args.name, progress=False) if args.name == "default" \
-            else load_dataset(args.name)
-    except (DatasetError, OSError) as e:
-        return _fail(e)
+    dataset = _load(args)
     summary = {**dataset.summary(), **{k: dataset.info.get(k) for k in
                                        ("description", "level", "licence", "citation")}}
     if args.json:
@@ -119,12 +129,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from dupbench.datasets import DatasetError, load_dataset, write_truth
+    from dupbench.datasets import write_truth
 
-    try:
-        dataset = load_dataset(args.name)
-        path = write_truth(dataset.truth, dataset.ids, args.out, args.format)
-    except (DatasetError, OSError) as e:
-        return _fail(e)
+    dataset = _load(args)
+    path = write_truth(dataset.truth, dataset.ids, args.out, args.format)
     print(f"wrote {len(dataset.truth)} pairs to {path}")
     return 0

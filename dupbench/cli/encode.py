@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 from dupbench.cli.options import add_method_options, parse_params
+from dupbench.errors import UsageError
+
+#: what ``--out`` can write, by suffix
+OUT_SUFFIXES = (".npz", ".json")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +22,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", type=Path, required=True,
                    help=".npz (exact, any method) or .json ({file: hex}, hashes only)")
     p.set_defaults(func=run)
-    methods = sub.add_parser("methods", help="list the available methods")
-    methods.set_defaults(func=list_methods)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,23 +29,17 @@ def run(args: argparse.Namespace) -> int:
     from dupbench.files import write_json
     from dupbench.methods import get_method
 
+    if args.out.suffix not in OUT_SUFFIXES:  # refuse before the work, not after it
+        raise UsageError(f"--out {args.out}: the file name must end in .npz (codes of any "
+                         "method) or .json (hex hashes)")
     method = get_method(args.method, **parse_params(args.param))
     as_json = args.out.suffix == ".json"
-    if as_json and method.kind == "float":  # refuse before the work, not after it
-        raise SystemExit(f"{method.name} makes float embeddings: write them to a .npz file")
+    if as_json and method.kind == "float":
+        raise UsageError(f"{method.name} makes float embeddings: write them to a .npz file")
     enc = encode_images(args.directory, method, recursive=args.recursive,
                         num_enc_workers=args.workers, progress=not args.quiet)
     path = write_json(args.out, enc.to_hex()) if as_json else enc.save(args.out)
     for s in enc.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     print(f"encoded {len(enc)} images ({len(enc.skipped)} skipped) -> {path}", file=sys.stderr)
-    return 0
-
-
-def list_methods(args: argparse.Namespace) -> int:
-    from dupbench.methods import available, method_class
-
-    for name in available():
-        cls = method_class(name)
-        print(f"{name:18s} {cls.kind:7s} {cls.metric:8s} {((cls.__doc__ or '').strip() or '-').splitlines()[0]}")
     return 0

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from dupbench.cli.options import add_method_options, parse_params
-from dupbench.duplicates import KEEP_POLICIES, DuplicateResult
+from dupbench.duplicates import KEEP_POLICIES
 from dupbench.files import write_json
 
 
@@ -112,25 +112,18 @@ def _settle_interrupted(dest: Path | None, apply: bool) -> None:
 
 def _search(args: argparse.Namespace, dest: Path | None):
     """Scan (never entering ``dest``), encode, search: the result, the scan, the method."""
-    from dupbench.api import _threshold
+    from dupbench.api import search_scan
     from dupbench.images import scan_files
     from dupbench.methods import get_method
-    from dupbench.search import range_search
 
     method = get_method(args.method, **parse_params(args.param))
-    bounds = {"max_distance_threshold": None, "min_similarity_threshold": None}
+    bounds = {}
     if args.threshold is not None:
         key = "min_similarity_threshold" if method.metric == "cosine" else "max_distance_threshold"
         bounds[key] = args.threshold
-    threshold = _threshold(method, **bounds)
     scan = scan_files(args.directory, args.recursive, exclude=[dest] if dest else ())
-    names = [f.path.relative_to(args.directory).as_posix() for f in scan.files]
-    enc = method.encode([str(f.path) for f in scan.files], names, workers=args.workers,
-                        progress=not args.quiet)
-    paths = {n: str(f.path) for n, f in zip(names, scan.files)}
-    pairs = range_search(enc, threshold, backend=args.backend)
-    result = DuplicateResult(enc.ids, pairs, scan.skipped + enc.skipped,
-                             [paths[i] for i in enc.ids])
+    result = search_scan(scan, args.directory, method, num_enc_workers=args.workers,
+                         search_method=args.backend, progress=not args.quiet, **bounds)
     return result, scan, method
 
 

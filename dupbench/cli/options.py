@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import ast
 
+from dupbench.errors import UsageError
+
 
 def parse_params(items: list[str] | None) -> dict:
     """``["hash_size=16", "profile=imagededup"]`` → ``{"hash_size": 16, "profile": "imagededup"}``."""
@@ -12,7 +14,7 @@ def parse_params(items: list[str] | None) -> dict:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r}")
+            raise UsageError(f"-p/--param expects KEY=VALUE, got {item!r}")
         try:
             params[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

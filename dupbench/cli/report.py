@@ -9,6 +9,8 @@ import math
 import sys
 from pathlib import Path
 
+from dupbench.errors import UsageError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -36,11 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def report(args: argparse.Namespace) -> int:
     from dupbench.harness.report import write_report
 
-    try:
-        result = write_report(args.results_dir, args.out, figures=not args.no_figures)
-    except FileNotFoundError as e:
-        print(f"dupbench report: {e}", file=sys.stderr)
-        return 2
+    result = write_report(args.results_dir, args.out, figures=not args.no_figures)
     print(result.main_markdown)
     print(f"{len(result.runs)} runs; {len(result.files)} files in {result.out}", file=sys.stderr)
     return 0
@@ -57,9 +55,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
     try:
         metrics = reevaluate(args.run_dir, args.threshold).metrics
-    except (FileNotFoundError, ValueError) as e:
-        print(f"dupbench evaluate: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:  # a threshold beyond the widest one searched
+        raise UsageError(str(e)) from e
     if args.out:
         write_json(args.out, metrics)
     if args.json:

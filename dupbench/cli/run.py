@@ -7,6 +7,7 @@ Everything after ``run`` goes to Hydra unchanged (``-m``, ``--cfg job``, ``--con
 from __future__ import annotations
 
 import argparse
+import sys
 
 EPILOG = """\
 examples:
@@ -49,8 +50,37 @@ def with_default_experiment(overrides: list[str]) -> list[str]:
     return ["experiment=default", *overrides]
 
 
+def without_uninstalled(overrides: list[str]) -> tuple[list[str], str | None]:
+    """When the default experiment runs, leave out of its sweep the methods whose optional
+    package is not installed (a default must run on any install); returns the overrides and a
+    line saying what was left out and how to install it (None when nothing was)."""
+    from omegaconf import OmegaConf
+
+    from dupbench.methods import method_class
+    from dupbench.methods.base import missing_packages
+    from dupbench.methods.presets import CONFIGS
+
+    keys = {o.lstrip("+~").split("=", 1)[0]: o.split("=", 1)[-1] for o in overrides if "=" in o}
+    if keys.get("experiment") != "default" or "hydra.sweeper.params.method" in keys:
+        return list(overrides), None
+    sweep = OmegaConf.load(CONFIGS / "experiment" / "default.yaml").hydra.sweeper.params.method
+    methods = str(sweep).split(",")
+    missing = {name: method_class(name) for name in methods
+               if missing_packages(method_class(name))}
+    if not missing:
+        return list(overrides), None
+    kept = ",".join(name for name in methods if name not in missing)
+    note = "skipping " + ", ".join(
+        f"{name} (needs {', '.join(missing_packages(cls))}: pip install 'dupbench[{cls.extra}]')"
+        for name, cls in missing.items())
+    return [*overrides, f"hydra.sweeper.params.method='{kept}'"], note
+
+
 def run(args: argparse.Namespace) -> int:
     from dupbench.harness.app import run_hydra
 
-    run_hydra(with_default_experiment(args.overrides))
+    overrides, note = without_uninstalled(with_default_experiment(args.overrides))
+    if note:
+        print(f"dupbench run: {note}", file=sys.stderr)
+    run_hydra(overrides)
     return 0

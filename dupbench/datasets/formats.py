@@ -14,11 +14,13 @@ where ids missing from the corpus are caught.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -28,6 +30,7 @@ FORMATS = ("imagededup", "pairs", "qrels", "groups")
 #: TREC relevance grade written for each level, and read back
 LEVEL_GRADES = {"exact": 3, "near": 2, "similar": 1}
 GRADE_LEVELS = {grade: level for level, grade in LEVEL_GRADES.items()}
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,6 +55,19 @@ class IdPairs:
         return GroundTruth.from_id_pairs(ids, self.a, self.b, self.levels, source=source)
 
 
+def _utf8(reader: Callable[..., T]) -> Callable[..., T]:
+    """Every format is UTF-8 text: a file that is not becomes a ``TruthError`` naming it."""
+
+    @functools.wraps(reader)
+    def read(path: str | Path, *args, **kwargs) -> T:
+        try:
+            return reader(path, *args, **kwargs)
+        except UnicodeDecodeError as e:
+            raise TruthError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+    return read
+
+
 def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -68,6 +84,7 @@ def _check_level(level: str, path: Path) -> str:
 # ---------------------------------------------------------------- imagededup JSON
 
 
+@_utf8
 def read_imagededup_json(path: str | Path, level: str = "near", symmetric: bool = True) -> IdPairs:
     """Read ``{file: [dups]}``. Repeated keys, self listings and (with ``symmetric``) one-way
     listings are errors, because imagededup's own evaluation assumes a symmetric map."""
@@ -85,6 +102,8 @@ def read_imagededup_json(path: str | Path, level: str = "near", symmetric: bool 
         data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=no_repeated_keys)
     except json.JSONDecodeError as e:
         raise TruthError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise TruthError(f"{path}: JSON nested too deeply to be a ground-truth map") from None
     if not isinstance(data, dict) or not all(
         isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()
     ):
@@ -115,6 +134,7 @@ def write_imagededup_json(truth: GroundTruth, ids: Sequence[str], path: str | Pa
 # ---------------------------------------------------------------- pairs CSV
 
 
+@_utf8
 def read_pairs_csv(path: str | Path, level: str = "near") -> IdPairs:
     """Read a CSV of pairs; the first two columns are ids, ``level`` (if present) per pair."""
     path = _existing(path)
@@ -164,6 +184,7 @@ def write_pairs_csv(truth: GroundTruth, ids: Sequence[str], path: str | Path) ->
 # ---------------------------------------------------------------- TREC qrels
 
 
+@_utf8
 def read_qrels(path: str | Path, grade_levels: dict[int, str] | None = None) -> IdPairs:
     """Read ``query iteration doc grade`` lines; grades <= 0 are non-relevant and skipped.
     Grades map to levels through ``grade_levels`` (default 3 exact, 2 near, 1 similar; any other
@@ -180,8 +201,9 @@ def read_qrels(path: str | Path, grade_levels: dict[int, str] | None = None) -> 
                 raise TruthError(f"{path}:{lineno}: expected 'query iter doc grade', got {line!r}")
             try:
                 grade = int(float(parts[3]))
-            except ValueError:
-                raise TruthError(f"{path}:{lineno}: grade {parts[3]!r} is not a number") from None
+            except (ValueError, OverflowError):  # "x", "nan", "inf"
+                raise TruthError(f"{path}:{lineno}: grade {parts[3]!r} is not a finite "
+                                 "number") from None
             if grade > 0:
                 out.add(parts[0], parts[2], _check_level(grade_levels.get(grade, "near"), path))
     out.check_no_self_pairs(path)
@@ -206,6 +228,7 @@ def write_qrels(truth: GroundTruth, ids: Sequence[str], path: str | Path) -> Pat
 # ---------------------------------------------------------------- groups CSV
 
 
+@_utf8
 def read_groups_csv(path: str | Path, level: str = "near") -> IdPairs:
     """Read ``id,group`` rows; all pairs within a group become duplicates; empty group = none."""
     path = _existing(path)
@@ -257,6 +280,7 @@ def write_groups_csv(truth: GroundTruth, ids: Sequence[str], path: str | Path,
 # ---------------------------------------------------------------- dispatch
 
 
+@_utf8
 def detect_format(path: str | Path) -> str:
     """Guess the format from the extension and, for CSV, the header."""
     path = _existing(path)

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from dupbench.errors import DupbenchError
 from dupbench.records import canonical_pairs
 
 LEVELS = ("exact", "near", "similar")
@@ -27,7 +28,7 @@ _STRENGTH = {level: rank for rank, level in enumerate(LEVELS)}
 T = TypeVar("T")
 
 
-class DatasetError(ValueError):
+class DatasetError(DupbenchError, ValueError):
     """A dataset or ground-truth file that cannot be used as it is; the message says why."""
 
 

@@ -7,12 +7,14 @@ your own configs, ``hydra.searchpath=[file://DIR]``).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from dupbench.errors import DupbenchError
 from dupbench.harness import environment, runner, store
 from dupbench.harness.schema import RunConfig, register_schemas, to_run_config, without_hydra
 from dupbench.locks import hold
@@ -47,9 +49,25 @@ def run_label(cfg: RunConfig, choice: str | None, task_overrides: list[str]) -> 
     return f"{base} ({', '.join(tweaks)})" if tweaks else base
 
 
+class _UserErrorInJob(BaseException):
+    """Carries a user error out of a Hydra job unchanged: for an ``Exception`` Hydra prints
+    "Error executing job ..." and a traceback, where the ``dupbench`` command prints one line."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def task(cfg: DictConfig) -> float:
     """One job: run (or reuse) the benchmark in Hydra's output directory; returns F1 so that
     optimising sweepers can use it."""
+    try:
+        return _task(cfg)
+    except (DupbenchError, OSError) as e:
+        raise _UserErrorInJob(e) from e
+
+
+def _task(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     import dupbench
@@ -84,10 +102,21 @@ main = hydra.main(version_base="1.3", config_path="../configs", config_name="con
 
 
 def run_hydra(overrides: list[str]) -> None:
-    """Run the Hydra app with command-line style ``overrides`` (Hydra reads ``sys.argv``)."""
-    saved = sys.argv
+    """Run the Hydra app with command-line style ``overrides`` (Hydra reads ``sys.argv``).
+
+    Errors are raised, not printed by Hydra (``HYDRA_FULL_ERROR``): a configuration mistake or a
+    user error in a job reaches the caller as its exception, for the CLI to print as one line.
+    """
+    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = ["dupbench-run", *overrides]
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main()
+    except _UserErrorInJob as stop:
+        raise stop.error from None
     finally:
-        sys.argv = saved
+        sys.argv = saved_argv
+        if saved_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error

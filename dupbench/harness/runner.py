@@ -6,9 +6,7 @@ threshold is scored from them without re-encoding (``reevaluate``).
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-import inspect
 import random
 import sys
 from contextlib import nullcontext
@@ -19,7 +17,7 @@ import numpy as np
 
 from dupbench.harness import environment, store
 from dupbench.harness.measure import MemorySampler, Stopwatch
-from dupbench.harness.schema import ConfigError, RunConfig
+from dupbench.harness.schema import RunConfig
 from dupbench.harness.scoring import Scores, score, sweep_thresholds
 from dupbench.records import Candidates, Encodings
 
@@ -41,14 +39,12 @@ def seed_everything(seed: int, torch_too: bool = False) -> dict[str, int]:
 
 def build_method(cfg: RunConfig):
     """The configured method; ``benchmark.device`` goes to methods that take a ``device``."""
-    from dupbench.methods import available, get_method, method_class
+    from dupbench.methods import get_method, method_class
+    from dupbench.methods.base import accepted_params
 
     name = cfg.method.name
-    if name.lower() not in available():
-        raise ConfigError(f"unknown method {name!r}; available: {', '.join(available())}")
     params = dict(cfg.method.params)
-    accepts = inspect.signature(method_class(name).__init__).parameters
-    if "device" in accepts and "device" not in params:
+    if "device" in accepted_params(method_class(name)) and "device" not in params:
         params["device"] = cfg.benchmark.device
     return get_method(name, **params)
 
@@ -97,16 +93,13 @@ def _truth(dataset, cfg: RunConfig) -> store.StoredTruth:
     return store.StoredTruth(dataset.truth_pairs(levels), len(dataset), groups)
 
 
-#: search backends that are functions of the encodings rather than ``dupbench.search`` indexes
-SEARCH_FUNCTIONS = {"crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search"}
-
-
 def _searcher(encodings: Encodings, cfg: RunConfig):
     """Build the configured index; returns ``radius → Candidates``."""
+    from dupbench.methods.registry import search_function
+
     backend, params = cfg.search.backend, dict(cfg.search.params)
-    if backend in SEARCH_FUNCTIONS:
-        module, name = SEARCH_FUNCTIONS[backend].split(":")
-        search = getattr(importlib.import_module(module), name)
+    search = search_function(backend)
+    if search is not None:
         return lambda radius: search(encodings, radius, **params)
     from dupbench.search import build_index
 
@@ -115,6 +108,7 @@ def _searcher(encodings: Encodings, cfg: RunConfig):
 
 def search_backend(cfg: RunConfig, metric: str, n: int) -> str:
     """The backend a run used (what "auto" resolved to)."""
+    from dupbench.methods.registry import SEARCH_FUNCTIONS
     from dupbench.search import pick_backend
 
     backend = cfg.search.backend

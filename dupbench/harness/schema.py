@@ -15,12 +15,14 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from dupbench.errors import UsageError
+
 #: ground-truth levels a benchmark may count as duplicates (``dupbench.datasets`` truth levels)
 TRUTH_LEVELS = ("exact", "near", "similar")
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A configuration value that cannot be run; the message names the key and the valid values."""
 
 
@@ -36,6 +38,8 @@ class MethodConfig:
     threshold: float | None = None
     #: widest threshold searched and stored, so any threshold up to it can be re-evaluated
     sweep_to: float | None = None
+    #: what the preset still finds, for ``dupbench methods``; None: the method class's own
+    robust_to: str | None = None
 
 
 @dataclass
@@ -122,9 +126,24 @@ def validate(cfg: RunConfig) -> RunConfig:
     if bad_levels or not cfg.dataset.levels:
         problems.append(f"dataset.levels must be a non-empty subset of {TRUTH_LEVELS}, "
                         f"got {list(cfg.dataset.levels)}")
+    problems += _method_problems(cfg.method)
     if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
     return cfg
+
+
+def _method_problems(method: MethodConfig) -> list[str]:
+    """An unknown method name or parameter, found before any job runs (with a suggestion)."""
+    from dupbench.errors import check_parameters
+    from dupbench.methods.base import accepted_params
+    from dupbench.methods.registry import method_class
+
+    try:
+        check_parameters(method.params, accepted_params(method_class(method.name)),
+                         f"method.params of {method.name!r}")
+    except UsageError as e:
+        return [f"method.name: {e}" if isinstance(e, KeyError) else str(e)]
+    return []
 
 
 def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:

@@ -1,6 +1,6 @@
 """Method adapters (one module per family) and the registry that names them."""
 
 from dupbench.methods.base import Method
-from dupbench.methods.registry import available, get_method, method_class, register
+from dupbench.methods.registry import available, get_method, method_class, names, register
 
-__all__ = ["Method", "available", "get_method", "method_class", "register"]
+__all__ = ["Method", "available", "get_method", "method_class", "names", "register"]

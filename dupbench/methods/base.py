@@ -8,6 +8,9 @@ records skips, shows progress and can fan out over worker processes. Batch metho
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import inspect
 import os
 from abc import ABC
 from collections.abc import Sequence
@@ -18,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
+from dupbench.errors import MissingExtraError, UsageError, check_parameters
 from dupbench.records import Encodings, Kind, Metric, Skipped, pack_bits
 from dupbench.workers import pool_initializer
 
@@ -25,9 +29,11 @@ from dupbench.workers import pool_initializer
 class Method(ABC):
     """Base of every method adapter.
 
-    Subclasses set the class attributes and accept their parameters as keyword arguments in
-    ``__init__`` (store them with ``self._params``). ``size`` is the number of bits of a binary or
-    exact code, or the embedding dimension of a float one.
+    Subclasses set the class attributes, name every parameter they take in their ``__init__``
+    signature and pass them on to ``Method.__init__``, which records them (``params``) and refuses
+    any name that no ``__init__`` of the class declares, so a typo is an error, not a default.
+    ``size`` is the number of bits of a binary or exact code, or the embedding dimension of a
+    float one.
     """
 
     name: ClassVar[str]
@@ -35,8 +41,18 @@ class Method(ABC):
     metric: ClassVar[Metric]
     #: default threshold for ``find_duplicates``: a Hamming distance, or a cosine similarity
     default_threshold: ClassVar[float] = 0
+    #: the edits whose copies it still finds, in a few words (``dupbench methods``)
+    robust_to: ClassVar[str] = ""
+    #: optional packages it imports (module names) and the ``dupbench[extra]`` that installs them
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+    #: (backend, params) of the search a preset pairs it with; None: the metric's usual search
+    preferred_search: tuple[str, dict[str, Any]] | None = None
 
     def __init__(self, **params: Any) -> None:
+        if params:
+            where = f"method {getattr(self, 'name', type(self).__name__)!r}"
+            check_parameters(params, accepted_params(type(self)), where)
         self._params: dict[str, Any] = dict(params)
 
     @property
@@ -105,6 +121,45 @@ class Method(ABC):
         if self.kind == "exact":
             return np.stack(rows).astype(np.uint64) if rows else np.zeros((0, self.size // 64), np.uint64)
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.size), np.float32)
+
+
+@functools.cache
+def accepted_params(cls: type[Method]) -> tuple[str, ...]:
+    """The keyword parameters ``cls`` takes: the named ones of every ``__init__`` in its MRO."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            named = p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+            if named and p.name not in names:
+                names.append(p.name)
+    return tuple(names)
+
+
+def missing_packages(cls: type[Method]) -> list[str]:
+    """The optional packages ``cls`` needs that are not installed (found without importing)."""
+    return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+
+
+def check_installed(cls: type[Method]) -> None:
+    """Raise ``MissingExtraError`` naming the extra when a package ``cls`` needs is missing."""
+    missing = missing_packages(cls)
+    if missing:
+        raise MissingExtraError(
+            f"the {cls.name} method needs {', '.join(missing)}, which is not installed: "
+            f"pip install 'dupbench[{cls.extra}]'"
+        )
+
+
+def int_param(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int ≥ ``minimum`` (an integral float such as 16.0 is accepted), or a
+    ``UsageError`` naming the parameter: strings and booleans are refused, not converted."""
+    integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not integral or value < minimum:
+        raise UsageError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
 
 
 def _encode_one(method: Method, source: images.Source) -> np.ndarray | Skipped:

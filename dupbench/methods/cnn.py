@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dupbench import images
+from dupbench.errors import UsageError
 from dupbench.methods.base import Method
 from dupbench.methods.cnn_pooling import POOLINGS
 from dupbench.methods.cnn_whitening import PCAWhitening
@@ -53,6 +54,9 @@ class CNN(Method):
     """
 
     name = "cnn"
+    robust_to = "resizing, recompression, colour edits, small crops"
+    requires = ("torch", "torchvision")
+    extra = "cnn"
     kind = "float"
     metric = "cosine"
     default_threshold = 0.9  # imagededup's min_similarity_threshold
@@ -75,15 +79,15 @@ class CNN(Method):
         transform: Callable | None = None,
     ) -> None:
         if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
+            raise UsageError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+            raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
         if (model is None) != (transform is None):
-            raise ValueError("a custom model needs both model= and transform=")
+            raise UsageError("a custom model needs both model= and transform=")
         if gem_p <= 0:
-            raise ValueError(f"gem_p must be positive, got {gem_p}")
+            raise UsageError(f"gem_p must be positive, got {gem_p}")
         if model is not None:
             backbone = f"custom:{type(model).__name__}"
         if isinstance(whitening, (str, os.PathLike)):

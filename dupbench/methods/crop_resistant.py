@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from dupbench.errors import UsageError
+from dupbench.methods.base import int_param
 from dupbench.methods.hashing import DifferenceHash, HashMethod
 from dupbench.methods.registry import register
 from dupbench.records import Candidates, Encodings
@@ -76,6 +78,7 @@ class CropResistantHash(HashMethod):
     """
 
     name = "crop_resistant"
+    robust_to = "resizing, recompression (crops: with region matching)"
 
     def __init__(
         self,
@@ -86,15 +89,15 @@ class CropResistantHash(HashMethod):
         segmentation_image_size: int = 300,
         **params: Any,
     ) -> None:
-        if isinstance(hash_size, bool) or not isinstance(hash_size, int) or hash_size % 8:
-            raise ValueError(f"crop_resistant needs hash_size a multiple of 8, got {hash_size!r}")
-        if segments < 1 or segmentation_image_size < 2:
-            raise ValueError("segments must be ≥ 1 and segmentation_image_size ≥ 2")
+        hash_size = int_param("hash_size", hash_size, 1)
+        if hash_size % 8:
+            raise UsageError(f"crop_resistant needs hash_size a multiple of 8, got {hash_size!r}")
         self.hash_size = hash_size
-        self.segments = int(segments)
+        self.segments = int_param("segments", segments, 1)
         self.segment_threshold = segment_threshold
-        self.min_segment_size = int(min_segment_size)
-        self.segmentation_image_size = int(segmentation_image_size)
+        self.min_segment_size = int_param("min_segment_size", min_segment_size, 0)
+        self.segmentation_image_size = int_param("segmentation_image_size",
+                                                 segmentation_image_size, 2)
         super().__init__(
             hash_size=hash_size, segments=self.segments, segment_threshold=segment_threshold,
             min_segment_size=self.min_segment_size,

@@ -17,7 +17,7 @@ from PIL import Image
 
 from dupbench import images
 from dupbench.filebytes import DIGEST_BYTES, content_digest
-from dupbench.methods.base import Method
+from dupbench.methods.base import Method, int_param
 from dupbench.methods.registry import register
 
 
@@ -58,12 +58,11 @@ class FileDigest(DigestMethod):
     """
 
     name = "file_digest"
+    robust_to = "nothing: byte-identical copies only"
 
     def __init__(self, chunk_size: int = 1 << 20) -> None:
-        if chunk_size < 1:
-            raise ValueError("chunk_size must be positive")
-        super().__init__(chunk_size=int(chunk_size))
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = int_param("chunk_size", chunk_size, 1)
+        super().__init__(chunk_size=self.chunk_size)
 
     def encode_source(self, source: images.Source) -> np.ndarray:
         if isinstance(source, bytes):
@@ -103,6 +102,7 @@ class PixelDigest(DigestMethod):
     """
 
     name = "pixel_digest"
+    robust_to = "metadata edits, lossless re-saves and format changes"
 
     def encode_image(self, image: Image.Image) -> np.ndarray:
         return pixel_digest_words(image)

@@ -31,7 +31,8 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
-from dupbench.methods.base import Method
+from dupbench.errors import UsageError
+from dupbench.methods.base import Method, int_param
 from dupbench.methods.registry import register
 
 Profile = Literal["default", "imagededup", "imagehash"]
@@ -79,7 +80,7 @@ class HashMethod(Method):
 
     def __init__(self, profile: Profile = "default", draft: bool = False, **params: Any) -> None:
         if profile not in PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+            raise UsageError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
         super().__init__(profile=profile, draft=bool(draft), **params)
         self.profile = profile
         self.draft = bool(draft)
@@ -133,9 +134,7 @@ class SquareHash(HashMethod):
     """A hash of ``hash_size × hash_size`` bits (aHash, dHash, pHash, wHash)."""
 
     def __init__(self, hash_size: int = 8, **params: Any) -> None:
-        if isinstance(hash_size, bool) or int(hash_size) != hash_size or hash_size < 2:
-            raise ValueError(f"hash_size must be an integer ≥ 2, got {hash_size!r}")
-        self.hash_size = int(hash_size)
+        self.hash_size = int_param("hash_size", hash_size, 2)
         super().__init__(hash_size=self.hash_size, **params)
 
     @property
@@ -153,6 +152,7 @@ class AverageHash(SquareHash):
     """aHash: each pixel of a hash_size² thumbnail against the thumbnail's mean."""
 
     name = "ahash"
+    robust_to = "resizing, recompression, mild blur"
 
     @property
     def work_size(self) -> int:
@@ -169,6 +169,7 @@ class DifferenceHash(SquareHash):
     """dHash: is each pixel brighter than its left neighbour, on a (hash_size+1)×hash_size thumb."""
 
     name = "dhash"
+    robust_to = "resizing, recompression, brightness changes"
 
     @property
     def work_size(self) -> int:
@@ -199,11 +200,10 @@ class PerceptualHash(SquareHash):
     """
 
     name = "phash"
+    robust_to = "resizing, recompression, contrast and brightness changes"
 
     def __init__(self, hash_size: int = 8, highfreq_factor: int = 4, **params: Any) -> None:
-        if int(highfreq_factor) != highfreq_factor or highfreq_factor < 1:
-            raise ValueError(f"highfreq_factor must be an integer ≥ 1, got {highfreq_factor!r}")
-        self.highfreq_factor = int(highfreq_factor)
+        self.highfreq_factor = int_param("highfreq_factor", highfreq_factor, 1)
         super().__init__(hash_size=hash_size, highfreq_factor=self.highfreq_factor, **params)
 
     @property
@@ -235,6 +235,7 @@ class SimplePerceptualHash(PerceptualHash):
     """
 
     name = "phash_simple"
+    robust_to = "resizing, recompression, brightness changes"
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
         import scipy.fft
@@ -264,6 +265,7 @@ class WaveletHash(SquareHash):
     """
 
     name = "whash"
+    robust_to = "resizing, recompression, blur"
 
     def __init__(
         self,
@@ -275,14 +277,18 @@ class WaveletHash(SquareHash):
     ) -> None:
         import pywt
 
-        if not isinstance(hash_size, int) or hash_size & (hash_size - 1):
-            raise ValueError(f"whash needs a power-of-two hash_size, got {hash_size}")
-        if image_scale is not None and (image_scale & (image_scale - 1) or image_scale < hash_size):
-            raise ValueError(f"image_scale must be a power of two ≥ hash_size, got {image_scale}")
+        hash_size = int_param("hash_size", hash_size, 2)
+        if hash_size & (hash_size - 1):
+            raise UsageError(f"whash needs a power-of-two hash_size, got {hash_size}")
+        if image_scale is not None:
+            image_scale = int_param("image_scale", image_scale, hash_size)
+            if image_scale & (image_scale - 1):
+                raise UsageError(f"image_scale must be a power of two ≥ hash_size, got "
+                                 f"{image_scale}")
         try:
             self.filter_length = pywt.Wavelet(wavelet).dec_len
         except ValueError:
-            raise ValueError(f"unknown discrete wavelet {wavelet!r} (e.g. 'haar', 'db4')") from None
+            raise UsageError(f"unknown discrete wavelet {wavelet!r} (e.g. 'haar', 'db4')") from None
         self.wavelet = wavelet
         self.image_scale = image_scale
         self.remove_max_haar_ll = remove_max_haar_ll
@@ -355,12 +361,11 @@ class ColorHash(HashMethod):
     """
 
     name = "colorhash"
+    robust_to = "any geometric edit (flips, rotations, crops); not colour edits"
     _BINS = 14
 
     def __init__(self, binbits: int = 3, **params: Any) -> None:
-        if isinstance(binbits, bool) or int(binbits) != binbits or binbits < 1:
-            raise ValueError(f"binbits must be an integer ≥ 1, got {binbits!r}")
-        self.binbits = int(binbits)
+        self.binbits = int_param("binbits", binbits, 1)
         super().__init__(binbits=self.binbits, **params)
 
     @property

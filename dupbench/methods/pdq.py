@@ -197,6 +197,7 @@ class PDQHash(Method):
     """
 
     name = "pdq"
+    robust_to = "resizing, recompression, mild edits"
     kind = "binary"
     metric = "hamming"
     default_threshold: ClassVar[float] = 31

@@ -1,16 +1,21 @@
 """Method registry: a name → a factory with parameters, so configs, the API and the CLI agree.
 
 A module registers its classes with ``@register``; ``get_method("phash", hash_size=16)`` builds
-one. Family modules are imported on first lookup, and heavy libraries (torch) only when a method
-that needs them is instantiated.
+one. Names are the registered classes' and the presets' (``configs/method/*.yaml``, see
+``presets``): ``get_method("phash_16")`` is pHash with ``hash_size=16``. Family modules are
+imported on first lookup, and heavy libraries (torch) only when a method that needs them is
+instantiated; a method whose optional package is missing fails with the extra to install.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
-from dupbench.methods.base import Method
+from dupbench.errors import check_parameters, unknown_name
+from dupbench.methods.base import Method, accepted_params, check_installed
+from dupbench.methods.presets import Preset, presets
 
 _REGISTRY: dict[str, type[Method]] = {}
 
@@ -23,6 +28,10 @@ _FAMILY_MODULES = (
     "dupbench.methods.exact",
     "dupbench.methods.cnn",
 )
+
+#: searches that are functions of one method's encodings rather than ``dupbench.search``
+#: indexes, keyed by that method's name (the backend name a config or ``search_method`` uses)
+SEARCH_FUNCTIONS = {"crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search"}
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -40,23 +49,58 @@ def _load_families() -> None:
 
 
 def available() -> list[str]:
-    """Registered method names, sorted."""
+    """Registered method class names, sorted (``names()`` adds the presets)."""
     _load_families()
     return sorted(_REGISTRY)
 
 
-def method_class(name: str) -> type[Method]:
+def names() -> list[str]:
+    """Every name ``get_method`` accepts: the registered classes and the presets, sorted."""
+    return sorted(set(available()) | set(presets()))
+
+
+def preset(name: str) -> Preset | None:
+    """The preset called ``name``; None for a class name (a class's own preset file, such as
+    ``phash.yaml``, holds its defaults, so the class name means the class as it is)."""
     _load_families()
-    key = name.lower()
+    return None if name.lower() in _REGISTRY else presets().get(name.lower())
+
+
+def method_class(name: str) -> type[Method]:
+    """The class behind a class or preset name (``UnknownNameError``, a ``KeyError``, if none)."""
+    found = preset(name)
+    key = found.method.lower() if found else name.lower()
     if key not in _REGISTRY:
-        raise KeyError(f"unknown method {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise unknown_name("method", name, names())
     return _REGISTRY[key]
 
 
 def get_method(name: str | Method, **params: Any) -> Method:
-    """Instantiate a method by registry name (an instance passes through unchanged)."""
+    """Instantiate a method by class or preset name (an instance passes through unchanged).
+
+    Explicit ``params`` override a preset's; unknown ones raise ``UnknownParameterError`` (a
+    ``TypeError``) naming the closest valid one, a missing optional package ``MissingExtraError``.
+    """
     if isinstance(name, Method):
         if params:
             raise TypeError("parameters were given together with a method instance")
         return name
-    return method_class(name)(**params)
+    cls = method_class(name)
+    check_parameters(params, accepted_params(cls), f"method {name!r}")
+    check_installed(cls)
+    found = preset(name)
+    if found is None:
+        return cls(**params)
+    method = cls(**{**found.params, **params})
+    if found.threshold is not None:
+        method.default_threshold = found.threshold  # type: ignore[misc]
+    method.preferred_search = found.search
+    return method
+
+
+def search_function(backend: str) -> Callable | None:
+    """The method-specific search called ``backend`` (``SEARCH_FUNCTIONS``), or None."""
+    if backend not in SEARCH_FUNCTIONS:
+        return None
+    module, attribute = SEARCH_FUNCTIONS[backend].split(":")
+    return getattr(importlib.import_module(module), attribute)

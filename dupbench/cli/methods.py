@@ -1,0 +1,52 @@
+"""``dupbench methods``: every method name the other commands accept, with what it is for."""
+
+from __future__ import annotations
+
+import argparse
+
+#: how each metric's threshold reads (Hamming: at most; cosine: at least; digests: equal codes)
+_THRESHOLD_FORMS = {"hamming": "d ≤ {:g}", "cosine": "cos ≥ {:g}", "equal": "equal"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "methods", help="list the method names: kind, threshold, extra, robustness",
+        description="Every name accepted by `find -m`, `encode -m`, `find_duplicates(method=)` "
+                    "and `run method=`: the method classes and their presets.")
+    p.set_defaults(func=list_methods)
+
+
+def describe(name: str) -> dict:
+    """One row: kind, default threshold, extra (and whether it is installed), robustness."""
+    from dupbench.methods import get_method, method_class
+    from dupbench.methods.base import missing_packages
+    from dupbench.methods.registry import preset
+
+    cls = method_class(name)
+    found = preset(name)
+    missing = missing_packages(cls)
+    if found is not None and found.threshold is not None:
+        threshold = found.threshold
+    elif missing:  # cannot build it: the class's value (the same for every shipped preset)
+        threshold = cls.default_threshold
+    else:  # an instance's default can depend on its parameters (hash length)
+        threshold = get_method(name).default_threshold
+    return {
+        "name": name,
+        "kind": cls.kind,
+        "threshold": _THRESHOLD_FORMS[cls.metric].format(threshold),
+        "extra": (f"[{cls.extra}]" + (" (missing)" if missing else "")) if cls.extra else "-",
+        "robust_to": (found.robust_to if found and found.robust_to else cls.robust_to) or "-",
+    }
+
+
+def list_methods(args: argparse.Namespace) -> int:
+    from dupbench.methods import names
+
+    rows = [describe(name) for name in names()]
+    header = {"name": "NAME", "kind": "KIND", "threshold": "THRESHOLD", "extra": "EXTRA",
+              "robust_to": "ROBUST TO"}
+    for row in [header, *rows]:
+        print(f"{row['name']:23s} {row['kind']:6s} {row['threshold']:10s} {row['extra']:17s} "
+              f"{row['robust_to']}")
+    return 0
