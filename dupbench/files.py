@@ -1,7 +1,9 @@
 """Writing result files so that a crash never leaves a half-written one behind.
 
-Every JSON the project writes (API output, run records, metrics) goes through ``write_json``:
-written to a temporary file beside the target, then renamed over it, which is atomic on POSIX.
+Every file the project writes (API output, run records, metrics, report tables and figures) is
+written to a temporary file beside the target, then renamed over it, which is atomic on POSIX:
+``write_json`` and ``write_text`` for text, ``replacing`` for writers that want a path
+(``savefig``, ``to_csv``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +30,30 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Replace ``path`` with ``text`` atomically (temp file in the same folder, then rename)."""
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary path beside ``path`` to write to; when the block ends normally it
+    is renamed over ``path``, when it raises (or is interrupted) it is removed and ``path`` is
+    left as it was. The temporary name keeps the suffix, so writers that pick a format from it
+    (``savefig``, ``np.savez``) behave as with ``path`` itself."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}"
     # mode 0o666 filtered by the umask, as a plain open() would give (mkstemp forces 0600)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Replace ``path`` with ``text`` atomically (temp file in the same folder, then rename)."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2,
