@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     from dupbench.harness.report import write_report
+    from dupbench.text import plural
 
     try:
         result = write_report(args.results_dir, args.out, figures=not args.no_figures)
@@ -42,7 +43,8 @@ def report(args: argparse.Namespace) -> int:
         print(f"dupbench report: {e}", file=sys.stderr)
         return 2
     print(result.main_markdown)
-    print(f"{len(result.runs)} runs; {len(result.files)} files in {result.out}", file=sys.stderr)
+    print(f"{result.summary()}; {plural(len(result.files), 'file')} in {result.out}",
+          file=sys.stderr)
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dupbench import files
 from dupbench.harness.store import CURVE_FILE, SWEEP_FILE, StoredRun
 from dupbench.harness.tables import breakdown_table
 
@@ -31,8 +32,9 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{fmt}" for fmt in FORMATS]
     for path in paths:  # no creation date in PDFs: the same runs give the same bytes
-        fig.savefig(path, dpi=150, metadata={"CreationDate": None} if path.suffix == ".pdf"
-                    else None)
+        with files.replacing(path) as tmp:  # a report cut short leaves no empty figure
+            fig.savefig(tmp, dpi=150, metadata={"CreationDate": None} if path.suffix == ".pdf"
+                        else None)
     return paths
 
 
