@@ -172,7 +172,8 @@ def pr_curves(runs: list[StoredRun], out: Path) -> list[Path]:
         curve = group[0].table(CURVE_FILE)
         recall = [run.metrics["recall"] for run in group]
         precision = [run.metrics["precision"] for run in group]
-        points = dict(color=style["color"], marker=style["marker"], ms=5, mec="white", mew=0.5)
+        points = {"color": style["color"], "marker": style["marker"], "ms": 5, "mec": "white",
+                  "mew": 0.5}
         if curve.empty or _one_point(group[0]):
             (handle,) = ax.plot(recall, precision, ls="none", **points)
         else:
@@ -372,7 +373,7 @@ def quality_vs_throughput(runs_df: pd.DataFrame, out: Path,
     for k, label in enumerate(labels):
         rows = shown[shown["_k"] == k]
         style = line_style(k)
-        marks = dict(marker=style["marker"], color=style["color"], ls="none", ms=6)
+        marks = {"marker": style["marker"], "color": style["color"], "ls": "none", "ms": 6}
         (handle,) = ax.plot(rows["images_per_s"], rows["f1"], **marks)
         ax.plot(rows["images_per_s"], rows["best_f1"], mfc="none", **marks)
         handles.append(handle)
