@@ -219,8 +219,9 @@ def metrics_vs_threshold(runs: list[StoredRun], out: Path) -> list[Path]:
         unit = "similarity" if run.info["metric"] == "cosine" else "distance"
         ax.set(xlabel=f"threshold ({unit})")
     if groups:
-        handles = [fig.axes[0].plot([], [], color=f"C{k}", marker=".", label=name)[0]
-                   for k, (_, name) in enumerate(SWEEP_LINES)]
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=f"C{k}", marker=".") for k in range(len(SWEEP_LINES))]
         fig.legend(handles, [name for _, name in SWEEP_LINES], loc="outside upper center",
                    ncol=len(SWEEP_LINES), fontsize=8, frameon=False)
     return _save(fig, out, "metrics_vs_threshold")
