@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from dupbench.files import replacing, write_json
-from dupbench.text import plural
 
 
 def test_write_json_is_plain_atomic_and_follows_the_umask(tmp_path):
@@ -47,8 +46,3 @@ def test_replacing_renames_only_a_finished_write(tmp_path):
         raise OSError("disk full")
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]
 
-
-@pytest.mark.parametrize("count,expected", [(0, "0 groups"), (1, "1 group"), (2, "2 groups")])
-def test_plural(count, expected):
-    assert plural(count, "group") == expected
-    assert plural(count, "copy", "copies").endswith("copy" if count == 1 else "copies")
