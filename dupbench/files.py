@@ -1,8 +1,10 @@
 """Writing result files so that a crash never leaves a half-written one behind.
 
-Every JSON the project writes (API output, run records, metrics) goes through ``write_json`` (or
-``write_json_mapping``, which streams a big map): written to a temporary file beside the target,
-then renamed over it, which is atomic on POSIX.
+Every file the project writes (API output, run records, metrics, report tables and figures) is
+written to a temporary file beside the target, then renamed over it, which is atomic on POSIX:
+``write_json`` and ``write_text`` for text (``write_json_mapping`` streams a big map),
+``atomic_writer`` for a text stream, ``replacing`` for writers that want a path (``savefig``,
+``to_csv``).
 """
 
 from __future__ import annotations
@@ -30,21 +32,29 @@ def _plain(o: Any) -> Any:
 
 
 @contextmanager
-def atomic_writer(path: str | os.PathLike) -> Iterator[TextIO]:
-    """A text file that replaces ``path`` only when the block ends without an error (written
-    beside it, then renamed); on an error the temporary file is removed and ``path`` untouched."""
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary path beside ``path`` to write to; when the block ends normally it
+    is renamed over ``path``, when it raises (or is interrupted) it is removed and ``path`` is
+    left as it was. The temporary name keeps the suffix, so writers that pick a format from it
+    (``savefig``, ``np.savez``) behave as with ``path`` itself."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}"
     # mode 0o666 filtered by the umask, as a plain open() would give (mkstemp forces 0600)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield f
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[TextIO]:
+    """A text file that replaces ``path`` only when the block ends without an error."""
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        yield f
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

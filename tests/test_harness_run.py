@@ -277,6 +277,10 @@ def test_a_failed_run_leaves_no_finished_marker(tmp_path, tiny, monkeypatch):
             run_hydra(overrides)
     assert not (run_dir / "run.json").exists()
     assert store.find_runs(tmp_path) == []
+    # the Hydra callback recorded why, so reports can name the failure
+    assert store.read_json(run_dir / "failed.json")["error"] == "RuntimeError: encoder crashed"
+    runs, broken = store.survey_runs(tmp_path)
+    assert runs == [] and [(b.dir, b.kind) for b in broken] == [(run_dir, "failed")]
 
 
 def test_runs_whose_outputs_are_gone_are_skipped_with_a_warning(phash_run, tmp_path):

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from dupbench.cli.options import add_method_options, parse_params
 from dupbench.duplicates import KEEP_POLICIES
+from dupbench.errors import UsageError
 from dupbench.files import write_json
+from dupbench.text import plural
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,29 +34,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--apply", action="store_true", help="really move files with --move-to")
     p.add_argument("--backend", default="auto", help="search backend (auto, brute, bktree, faiss, "
                                                       "flat, hnsw, ivf)")
-    p.set_defaults(func=run, usage_error=one_line_error(p))
+    p.set_defaults(func=run)
 
 
-def one_line_error(parser: argparse.ArgumentParser):
-    """argparse's ``error`` without the usage block: one line on stderr, exit status 2."""
-    def usage_error(message: str):
-        parser.exit(2, f"{parser.prog}: error: {message}\n")
-    return usage_error
-
-
-def counted(n: int, noun: str) -> str:
-    """``1 group``, ``2 groups``: counts people read."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def run(args: argparse.Namespace) -> int:
     from dupbench import actions
 
     if args.apply and not args.move_to:
-        args.usage_error("--apply needs --move-to DEST (the folder the duplicates are moved to)")
+        raise UsageError("--apply needs --move-to DEST (the folder the duplicates are moved to)")
     dest = args.move_to.resolve() if args.move_to else None
     if dest and actions.inside(args.directory.resolve(), dest):
-        args.usage_error(f"--move-to {args.move_to} holds the folder searched; choose a folder "
+        raise UsageError(f"--move-to {args.move_to} holds the folder searched; choose a folder "
                          "outside it")
     err = sys.stderr
     try:
@@ -80,12 +72,12 @@ def run(args: argparse.Namespace) -> int:
     for s in result.skipped:
         print(f"  skipped     {s.path}: {s.reason}", file=err)
     if scan.unsearched_folders:
-        print(f"folders       {counted(scan.unsearched_folders, 'subfolder')} not searched; "
+        print(f"folders       {plural(scan.unsearched_folders, 'subfolder')} not searched; "
               "add -r", file=err)
     if dest and actions.inside(dest, args.directory.resolve()):
         print(f"folders       {args.move_to} not searched (the --move-to folder)", file=err)
-    print(f"duplicates    {counted(summary['pairs'], 'pair')} in "
-          f"{counted(summary['groups'], 'group')} ({counted(summary['files_in_groups'], 'file')})"
+    print(f"duplicates    {plural(summary['pairs'], 'pair')} in "
+          f"{plural(summary['groups'], 'group')} ({plural(summary['files_in_groups'], 'file')})"
           f"; {len(to_remove)} to remove (keep={args.keep})", file=err)
     print(f"time          {elapsed:.2f} s", file=err)
     for group in groups:
@@ -106,7 +98,7 @@ def _settle_interrupted(dest: Path | None, apply: bool) -> None:
         for line in actions.recover(dest):
             print(f"  journal: {line}", file=sys.stderr)
     elif dest and actions.pending(dest):
-        print(f"  journal: {counted(actions.pending(dest), 'interrupted move')} in {dest}; "
+        print(f"  journal: {plural(actions.pending(dest), 'interrupted move')} in {dest}; "
               "--apply finishes or rolls them back", file=sys.stderr)
 
 
@@ -182,7 +174,7 @@ def _move(plan: list, dest: Path, shown: Path, apply: bool) -> int:
         return 1
     for line in out.done + out.refused:
         print(f"  {line}", file=err)
-    print(f"moved         {counted(len(out.done), 'file')} to {shown}"
+    print(f"moved         {plural(len(out.done), 'file')} to {shown}"
           f"{'; ' + str(len(out.refused)) + ' left in place' if out.refused else ''}; "
           f"undo with: dupbench undo {shown}", file=err)
     return 0

@@ -37,10 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     from dupbench.harness.report import write_report
+    from dupbench.text import plural
 
     result = write_report(args.results_dir, args.out, figures=not args.no_figures)
     print(result.main_markdown)
-    print(f"{len(result.runs)} runs; {len(result.files)} files in {result.out}", file=sys.stderr)
+    print(f"{result.summary()}; {plural(len(result.files), 'file')} in {result.out}",
+          file=sys.stderr)
     return 0
 
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from dupbench.cli.find import counted, one_line_error
+from dupbench.errors import UsageError
+from dupbench.text import plural
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,14 +16,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "was, byte for byte; a file that changed since it was moved, "
                                    "or whose original path is taken again, is left in place.")
     p.add_argument("destination", type=Path, help="the --move-to folder (it holds the journal)")
-    p.set_defaults(func=run, usage_error=one_line_error(p))
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dupbench import actions
 
     if not (args.destination / actions.JOURNAL_NAME).is_file():
-        args.usage_error(f"{args.destination} has no dupbench journal "
+        raise UsageError(f"{args.destination} has no dupbench journal "
                          f"({actions.JOURNAL_NAME}): nothing to undo")
     try:
         out = actions.undo(args.destination)
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     for line in out.done + out.refused:
         print(f"  {line}", file=sys.stderr)
     restored = sum(line.startswith("restored") for line in out.done)
-    print(f"restored      {counted(restored, 'file')}"
+    print(f"restored      {plural(restored, 'file')}"
           f"{'; ' + str(len(out.refused)) + ' left in place' if out.refused else ''}",
           file=sys.stderr)
     return 1 if out.refused else 0

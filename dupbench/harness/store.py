@@ -9,7 +9,12 @@
 <run dir>/skipped.csv     files that could not be encoded, with the reason
 <run dir>/curve.csv       precision/recall at every distinct score; sweep.csv: metrics per threshold
 <run dir>/breakdown.csv   recall per group of truth pairs; encodings.npz when asked for
+<run dir>/failed.json     instead of run.json when the job raised: the error, in one line
 ```
+
+A run directory is a finished run when its ``run.json`` says so and its outputs can be read.
+Any other run directory (a Hydra job folder, ``.hydra/``, without ``run.json``: failed, killed or
+still running; or one whose outputs are gone or damaged) is a ``BrokenRun`` that reports list.
 
 A run identical to a finished one (same ``key``: config, version and code; same dataset
 checksum) is not recomputed: its directory gets a ``run.json`` with status "reused" pointing at
@@ -22,6 +27,7 @@ import hashlib
 import json
 import math
 import warnings
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,11 +38,14 @@ import pandas as pd
 
 from dupbench import files
 from dupbench.records import Candidates, DamagedFile, Skipped, read_npz
+from dupbench.text import natural_key
 
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
 CANDIDATES_FILE, TRUTH_FILE, SKIPPED_FILE = "candidates.npz", "truth.npz", "skipped.csv"
 CURVE_FILE, SWEEP_FILE, BREAKDOWN_FILE = "curve.csv", "sweep.csv", "breakdown.csv"
-ENCODINGS_FILE = "encodings.npz"
+ENCODINGS_FILE, FAILED_FILE = "encodings.npz", "failed.json"
+#: Hydra's record of a job's config: its folder marks a run directory, finished or not
+HYDRA_SUBDIR = ".hydra"
 #: the stages a method is responsible for (load and evaluate are the harness's own work)
 METHOD_STAGES = ("encode", "index", "search")
 #: config keys that change how a run is shown or stored, not what it measures
@@ -121,13 +130,25 @@ class StoredRun:
         return self.shown_as or self.info["label"]
 
     def missing_data(self) -> str | None:
-        """Why this run's outputs cannot be read (its data directory or metrics file is gone,
-        e.g. the original of a reused run was deleted), or None when they can."""
+        """Why this run's outputs cannot be read (its data directory or a file is gone, empty or
+        damaged, e.g. the original of a reused run was deleted, or a write was cut short), or
+        None when they can."""
         data_dir = self.data_dir
         if not data_dir.is_dir():
             return f"its data directory {data_dir} is missing"
-        if not (data_dir / METRICS_FILE).is_file():
-            return f"{data_dir / METRICS_FILE} is missing"
+        for name in (METRICS_FILE, CANDIDATES_FILE, TRUTH_FILE):
+            path = data_dir / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size == 0:
+                return f"{name} is empty (0 bytes)"
+            # an .npz is a zip; a cut-short one lacks the directory at its end
+            if path.suffix == ".npz" and not zipfile.is_zipfile(path):
+                return f"{name} is damaged (not a complete .npz file)"
+        try:
+            self.metrics  # noqa: B018 (read once here, cached for the table)
+        except (OSError, ValueError) as e:
+            return f"{METRICS_FILE} is damaged ({e})"
         return None
 
     @cached_property
@@ -147,36 +168,91 @@ class StoredRun:
         return pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
 
 
-def find_runs(root: str | Path) -> list[StoredRun]:
+@dataclass(frozen=True)
+class BrokenRun:
+    """A run directory that is not in the tables: ``kind`` is "failed" (the job raised),
+    "unfinished" (no run.json: killed, or still running) or "damaged" (outputs unreadable)."""
+
+    dir: Path
+    kind: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.dir.name} ({self.reason})"
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    """Every folder below ``root`` that is a run: it has a run.json, a failure record, or
+    Hydra's ``.hydra`` folder (written before the job starts)."""
+    dirs = {p.parent for name in (RUN_FILE, FAILED_FILE) for p in root.rglob(name)}
+    dirs |= {p.parent for p in root.rglob(HYDRA_SUBDIR) if p.is_dir()}
+    return sorted(dirs, key=lambda d: natural_key(str(d)))
+
+
+def _not_finished(run_dir: Path) -> BrokenRun:
+    try:
+        error = read_json(run_dir / FAILED_FILE)["error"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return BrokenRun(run_dir, "unfinished", f"no {RUN_FILE}: killed, failed or still running")
+    return BrokenRun(run_dir, "failed", str(error))
+
+
+def survey_runs(root: str | Path) -> tuple[list[StoredRun], list[BrokenRun]]:
     """Finished runs below ``root`` (at any depth), one per key: the original over reuses,
-    then the latest; ordered by label."""
+    then the latest; ordered by label, numbers by value. And every other run directory there,
+    with why it is left out."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"no results directory {root}")
     best: dict[str, StoredRun] = {}
-    for path in sorted(root.rglob(RUN_FILE)):
-        run = StoredRun(path.parent)
+    broken: list[BrokenRun] = []
+    for run_dir in _run_dirs(root):
+        run = StoredRun(run_dir)
+        if not (run_dir / RUN_FILE).is_file():
+            broken.append(_not_finished(run_dir))
+            continue
         try:
             info = run.info
-        except (OSError, json.JSONDecodeError):
+            status, key = info.get("status"), info["key"]
+        except (OSError, ValueError, KeyError, AttributeError) as e:
+            broken.append(BrokenRun(run_dir, "damaged", f"{RUN_FILE} is unreadable ({e})"))
             continue
-        if info.get("status") not in ("done", "reused"):
+        if status not in ("done", "reused"):
+            broken.append(BrokenRun(run_dir, "unfinished", f"status {status!r}"))
             continue
         missing = run.missing_data()
         if missing:
-            warnings.warn(f"skipping the run in {run.dir}: {missing}", stacklevel=2)
+            broken.append(BrokenRun(run_dir, "damaged", missing))
             continue
-        key = info["key"]
-        rank = (info["status"] == "done", info.get("finished", ""))
+        rank = (status == "done", info.get("finished", ""))
         held = best.get(key)
         if held is None or rank > (held.info["status"] == "done", held.info.get("finished", "")):
             best[key] = run
-    runs = sorted(best.values(), key=lambda r: (r.label, str(r.dir)))
+    runs = sorted(best.values(), key=lambda r: (natural_key(r.label), str(r.dir)))
     counts = Counter(r.label for r in runs)
     for run in runs:
         if counts[run.label] > 1:
             run.shown_as = f"{run.label} [{run.info['dataset']['name']}, {run.dir.name}]"
+    return runs, broken
+
+
+def find_runs(root: str | Path) -> list[StoredRun]:
+    """The finished runs of ``survey_runs``; a damaged one is skipped with a warning."""
+    runs, broken = survey_runs(root)
+    for run in broken:
+        if run.kind == "damaged":
+            warnings.warn(f"skipping the run in {run.dir}: {run.reason}", stacklevel=2)
     return runs
+
+
+def describe_broken(broken: list[BrokenRun]) -> list[str]:
+    """One line per kind: "1 failed: 7_pdq (ImportError: ...)"."""
+    lines = []
+    for kind in ("failed", "unfinished", "damaged"):
+        these = [b.describe() for b in broken if b.kind == kind]
+        if these:
+            lines.append(f"{len(these)} {kind}: " + "; ".join(these))
+    return lines
 
 
 def find_finished(root: str | Path, key: str) -> StoredRun | None:

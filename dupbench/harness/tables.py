@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dupbench.harness.store import BREAKDOWN_FILE, StoredRun
+from dupbench.text import natural_key
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def to_latex(table: pd.DataFrame, columns=MAIN_COLUMNS, caption: str = "",
 
 
 def breakdown_table(runs: list[StoredRun], column: str) -> pd.DataFrame:
-    """Recall per group (rows) and method (columns) for one breakdown column, plus pair counts."""
+    """Recall per group (rows) and method (columns, in the order of ``runs``) for one breakdown
+    column, plus pair counts; groups in natural order (severity 2 before 10)."""
     parts = []
     for run in runs:
         table = run.table(BREAKDOWN_FILE)
@@ -148,6 +150,8 @@ def breakdown_table(runs: list[StoredRun], column: str) -> pd.DataFrame:
     long["group"] = long["group"].astype(str)
     wide = long.pivot_table(index="group", columns="label", values="recall", aggfunc="first",
                             sort=False)
+    labels = list(dict.fromkeys(long["label"]))
+    wide = wide.reindex(index=sorted(wide.index, key=natural_key), columns=labels)
     pairs = long.groupby("group", sort=False)["pairs"].first()
     wide.insert(0, "pairs", pairs.reindex(wide.index).astype(int))
     wide.columns.name = None
