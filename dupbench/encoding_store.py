@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from dupbench import images
-from dupbench.files import atomic_writer, write_json
+from dupbench.files import write_json
 from dupbench.methods import Method, get_method
 from dupbench.records import Encodings, Skipped
 
@@ -297,8 +297,7 @@ class EncodingStore:
         shard = None
         if len(enc.ids):
             (shard,) = self._db.execute("SELECT COALESCE(MAX(shard) + 1, 0) FROM shards").fetchone()
-            with atomic_writer(self._shard_path(shard), "wb", durable=True) as f:
-                np.save(f, np.ascontiguousarray(enc.codes))
+            _write_durably(self._shard_path(shard), enc.codes)
         with self._write():
             if shard is not None:
                 self._db.execute("INSERT INTO shards VALUES (?, ?, ?, ?)",
@@ -356,6 +355,27 @@ class EncodingStore:
         for p in (self.path / SHARDS).iterdir():
             if p.name not in known:
                 p.unlink(missing_ok=True)
+
+
+def _write_durably(path: Path, codes: np.ndarray) -> None:
+    """Save ``codes`` as ``path`` so that it is complete or absent after a crash or a power cut:
+    written to a temporary name, fsync'd, renamed, and the rename fsync'd with its folder.
+    (``files.write_text`` renames too but does not fsync: its files need no ordering.)"""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(codes))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -28,43 +26,21 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-@contextmanager
-def atomic_writer(path: str | os.PathLike, mode: str = "w", *, durable: bool = False
-                  ) -> Iterator[IO]:
-    """Yield a file on a temporary name beside ``path``, renamed over ``path`` when the block
-    ends without error (atomic on POSIX); on error the temporary file is removed.
-
-    ``durable`` also fsyncs the file before the rename and the folder after it, so the new file
-    survives a power cut, not only a crash of this process (the encoding store needs that order).
-    """
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Replace ``path`` with ``text`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     # mode 0o666 filtered by the umask, as a plain open() would give (mkstemp forces 0600)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Replace ``path`` with ``text`` atomically (temp file in the same folder, then rename)."""
-    with atomic_writer(path, "w") as f:
-        f.write(text)
-    return Path(path)
+    return path
 
 
 def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2,

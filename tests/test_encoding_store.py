@@ -248,3 +248,26 @@ def test_sigkill_at_random_points_then_resume_equals_one_uninterrupted_run(tmp_p
         listed = {f"{s:08d}.npy" for (s,) in store._db.execute("SELECT shard FROM shards")}
     assert set(shard_files(path)) == listed
     assert json.loads((path / "manifest.json").read_text())["config"]["method"] == "phash"
+
+
+@pytest.mark.slow
+def test_readers_see_consistent_committed_codes_while_a_writer_runs(tmp_path):
+    folder = tmp_path / "images"
+    write_images(folder, 600)
+    path = tmp_path / "store"
+    EncodingStore.open_or_create(path, "phash").close()
+    proc = subprocess.Popen([sys.executable, "-c", _UPDATE_SCRIPT, str(path), str(folder)],
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    reference = one_shot(folder)
+    codes = dict(zip(reference.ids, reference.codes.tolist()))
+    seen = []
+    while proc.poll() is None:
+        with EncodingStore.open_or_create(path, "phash") as store:
+            enc = store.encodings()
+        assert all(codes[i] == c for i, c in zip(enc.ids, enc.codes.tolist()))
+        seen.append(len(enc))
+    assert proc.wait() == 0
+    assert seen == sorted(seen) and any(0 < k < 600 for k in seen)  # a mid-update snapshot
+    with EncodingStore.open_or_create(path, "phash") as store:
+        assert_same(store.encodings(), reference)
