@@ -6,9 +6,17 @@
 For each N it measures, each in a fresh process whose whole tree's RSS is sampled every 20 ms:
 the one-shot ``encode_images`` (the peer: all codes in memory, nothing on disk), a fresh
 ``EncodingStore.update``, and a second update with nothing to do (reuse). At the largest N it then
-SIGKILLs an update of a second store ``--kills`` times, each at a random moment of what is left,
-checks after each kill that the store reads back only committed codes, resumes it, and checks that
-the result equals the uninterrupted store and the one-shot encode (ids, codes, skips).
+SIGKILLs (the whole process group) an update of a second store ``--kills`` times, checks after
+each kill that the store reads back only committed codes, resumes it, and checks that the result
+equals the uninterrupted store and the one-shot encode (ids, codes, skips). Each kill waits until
+a random fraction of the remaining files is committed, then a random part of one batch's time, so
+it lands mid-run (anywhere in a batch: decoding, writing the shard or committing) however loaded
+the machine is.
+
+``--read-scale N`` measures instead what reading a store of N codes costs: it fills a store with N
+random 64-bit codes under made-up ids (through the store's own shard and row layout, since
+encoding 10M files is beyond this machine) and times ``encodings()`` in a fresh process, printing
+its added peak RSS next to the size of what it returns (the codes array and the ids list).
 """
 
 from __future__ import annotations
@@ -87,9 +95,57 @@ def child(args: list[str]) -> None:
           flush=True)
 
 
-def measured(argv: list[str], kill_after: float | None = None) -> dict:
-    """Run one child in its own process group, sampling its tree's RSS; SIGKILL it after
-    ``kill_after`` seconds of work if given. Returns its JSON line (or {"killed": True})."""
+def synthetic_store(path: Path, n: int, batch: int) -> None:
+    """N random codes under made-up ids, written as ``update`` writes them (shard, then rows)."""
+    from dupbench.encoding_store import EncodingStore, _write_durably
+
+    rng = np.random.default_rng(0)
+    with EncodingStore.open_or_create(path, METHOD) as store:
+        db = store._db
+        db.execute("INSERT INTO meta VALUES ('root', ?)", (str(path),))
+        for shard, start in enumerate(range(0, n, batch)):
+            codes = rng.integers(0, 2**64, (min(batch, n - start), 1), np.uint64, endpoint=False)
+            _write_durably(store._shard_path(shard), codes)
+            with store._write():
+                db.execute("INSERT INTO shards VALUES (?, ?, ?, 1)",
+                           (shard, len(codes), codes.dtype.str))
+                db.executemany("INSERT INTO files VALUES (?, 1000, 0, ?, ?, NULL)",
+                               ((f"img{start + k:09d}.png", shard, k) for k in range(len(codes))))
+
+
+def read_child(path: str) -> None:
+    """Runs in the measured process: one ``encodings()`` of the store at ``path``."""
+    from dupbench.encoding_store import EncodingStore
+
+    with EncodingStore.open_or_create(path, METHOD) as store:
+        base = vmhwm_mib()
+        start = time.perf_counter()
+        enc = store.encodings()
+        seconds = time.perf_counter() - start
+    ids_mib = (sys.getsizeof(enc.ids) + sum(map(sys.getsizeof, enc.ids))) / 2**20
+    print(json.dumps({"n": len(enc), "seconds": seconds, "added_peak_mib": vmhwm_mib() - base,
+                      "codes_mib": enc.codes.nbytes / 2**20, "ids_mib": ids_mib}))
+
+
+def read_scale(n: int, batch: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="encode-store-read-") as tmp:
+        t = time.perf_counter()
+        synthetic_store(Path(tmp) / "store", n, batch)
+        print(f"synthetic store of {n:,} codes written in {time.perf_counter() - t:.0f} s",
+              flush=True)
+        argv = [sys.executable, __file__, "--child", "read", str(Path(tmp) / "store")]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    print(f"encodings() of {r['n']:,} codes: {r['seconds']:.1f} s, peak RSS added "
+          f"{r['added_peak_mib']:.0f} MiB; it returns codes {r['codes_mib']:.0f} MiB + ids "
+          f"{r['ids_mib']:.0f} MiB = {r['codes_mib'] + r['ids_mib']:.0f} MiB "
+          f"(ratio {r['added_peak_mib'] / (r['codes_mib'] + r['ids_mib']):.2f}x)")
+
+
+def measured(argv: list[str], kill_when=None) -> dict:
+    """Run one child in its own process group, sampling its tree's RSS; if ``kill_when`` is
+    given, SIGKILL the group when ``kill_when(proc)`` returns. Returns the child's JSON line, or
+    {"killed": True, "after_s": ...}."""
     from dupbench.harness.measure import tree_rss
 
     proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.PIPE,
@@ -104,17 +160,33 @@ def measured(argv: list[str], kill_after: float | None = None) -> dict:
     sampler.start()
     if proc.stdout.readline().strip() != "start":
         raise SystemExit(f"child {argv} failed to start")
-    if kill_after is not None:
-        time.sleep(kill_after)
-        os.killpg(proc.pid, signal.SIGKILL)
+    start = time.perf_counter()
+    if kill_when is not None:
+        kill_when(proc)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     out, _ = proc.communicate()
     done.set()
     sampler.join()
     if proc.returncode == -signal.SIGKILL:
-        return {"killed": True, "tree_peak_mib": peak[0] / 2**20}
+        return {"killed": True, "after_s": time.perf_counter() - start,
+                "tree_peak_mib": peak[0] / 2**20}
     if proc.returncode != 0:
         raise SystemExit(f"child {argv} exited with {proc.returncode}")
     return {**json.loads(out.strip().splitlines()[-1]), "tree_peak_mib": peak[0] / 2**20}
+
+
+def when_committed(path: Path, target: int, jitter: float):
+    """A ``kill_when``: wait until ``target`` codes are committed, then ``jitter`` seconds."""
+    from dupbench.encoding_store import EncodingStore
+
+    def wait(proc: subprocess.Popen) -> None:
+        with EncodingStore.open_or_create(path, METHOD) as store:
+            while proc.poll() is None and len(store) < target:
+                time.sleep(0.02)
+        time.sleep(jitter)
+
+    return wait
 
 
 def read_store(path: Path):
@@ -148,11 +220,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the measurements to this JSON file")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--read-scale", type=int, metavar="N",
+                   help="only measure encodings() on a synthetic store of N codes")
     a = p.parse_args()
     if a.child:
-        return child(a.child)
+        return read_child(a.child[1]) if a.child[0] == "read" else child(a.child)
+    if a.read_scale:
+        return read_scale(a.read_scale, a.batch_size)
 
     from dupbench.cpus import usable_cores
+    from dupbench.encoding_store import EncodingStore
     from dupbench.files import write_json
     from dupbench.records import Encodings
 
@@ -184,18 +261,23 @@ def main() -> None:
     n = max(a.n)
     folder, reference = images, read_store(work / f"reference-{n}")
     codes = dict(zip(reference.ids, reference.codes[:, 0].tolist()))
-    rng, store, left, kills = random.Random(a.seed), work / "killed", 1.0, []
+    rng, store, kills = random.Random(a.seed), work / "killed", []
     fresh_seconds = next(r["seconds"] for r in results if r["n"] == n and "fresh" in r["run"])
+    batch_seconds = fresh_seconds * min(1.0, a.batch_size / n)
+    EncodingStore.open_or_create(store, METHOD).close()
     for k in range(a.kills):
-        delay = rng.uniform(0.1, 0.9) * fresh_seconds * left
-        r = measured(["update", str(folder), w, str(store), b], kill_after=delay)
+        before = len(read_store(store))
+        target = before + int(rng.uniform(0.05, 0.9) * (n - before))
+        r = measured(["update", str(folder), w, str(store), b],
+                     kill_when=when_committed(store, target, rng.uniform(0, batch_seconds)))
         partial = read_store(store)
         consistent = set(partial.ids) <= set(codes) and all(
             codes[i] == c for i, c in zip(partial.ids, partial.codes[:, 0].tolist()))
-        kills.append({"after_s": delay, "killed": r.get("killed", False),
+        kills.append({"after_s": r.get("after_s"), "killed": r.get("killed", False),
                       "committed": len(partial), "consistent": consistent})
-        results.append(row(n, f"kill {k + 1} at {delay:.1f} s: {len(partial):,} kept", r))
-        left = 1 - len(partial) / n
+        what = (f"kill {k + 1} at {r['after_s']:.1f} s: {len(partial):,} kept" if "killed" in r
+                else f"run {k + 1} ended before its kill")
+        results.append(row(n, what, r))
     results.append(row(n, "resume after the kills",
                        measured(["update", str(folder), w, str(store), b])))
     resumed_equal = same(read_store(store), reference)
