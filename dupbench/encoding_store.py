@@ -153,7 +153,7 @@ class EncodingStore:
         """The codes of the files currently in the folder, ordered by id, in one contiguous array
         filled straight from the memory-mapped shards (no per-shard copies are kept)."""
         with self._read():
-            ids, shard_of, slot_of = [], array("q"), array("q")
+            ids, shard_of, slot_of = [], array("i"), array("i")  # int32: 8 bytes a row
             for ident, shard, slot in self._db.execute(
                 "SELECT id, shard, slot FROM files WHERE shard IS NOT NULL ORDER BY id"
             ):
@@ -165,7 +165,7 @@ class EncodingStore:
             skipped = [Skipped(str(root / ident), reason) for ident, reason in self._db.execute(
                 "SELECT id, reason FROM files WHERE reason IS NOT NULL ORDER BY id")]
         empty = self.method.encode([], [])
-        codes = self._gather(np.frombuffer(shard_of, np.int64), np.frombuffer(slot_of, np.int64),
+        codes = self._gather(np.frombuffer(shard_of, np.int32), np.frombuffer(slot_of, np.int32),
                              {s: (rows, np.dtype(dt), w) for s, rows, dt, w in shards},
                              empty.codes)
         return Encodings(ids, codes, empty.kind, empty.metric, empty.size, empty.method,
@@ -186,7 +186,11 @@ class EncodingStore:
         for part in np.split(order, bounds):
             shard = int(shard_of[part[0]])
             rows, _, _ = shards[shard]
-            codes = np.load(self._shard_path(shard), mmap_mode="r")
+            try:
+                codes = np.load(self._shard_path(shard), mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise StoreError(f"{self.path}: shard {shard} is unreadable ({e}); remove the "
+                                 "store folder to rebuild it") from None
             if codes.shape != (rows, width) or codes.dtype != dtype:
                 raise StoreError(f"{self._shard_path(shard)}: damaged shard, {codes.shape} "
                                  f"{codes.dtype} instead of {(rows, width)} {dtype}")

@@ -97,7 +97,7 @@ def test_update_twice_encodes_once_and_equals_one_shot(tmp_path, folder):
         assert_same(store.encodings(), one_shot(folder))
     with EncodingStore.open_or_create(path, "phash") as store:
         encoded = spy_encoded(store)
-        counts = store.update(folder, workers=1, batch_size=16)
+        counts = store.update(folder, workers=1, batch_size=16, progress=True)
         assert (counts.new, counts.changed, counts.unchanged, counts.removed) == (0, 0, 40, 0)
         assert encoded == [] and len(shard_files(path)) == 3
         assert_same(store.encodings(), one_shot(folder))
@@ -187,7 +187,12 @@ def test_one_writer_at_a_time_and_one_folder_per_store(tmp_path, folder):
         write_images(tmp_path / "elsewhere", 2)
         with pytest.raises(StoreError, match="mirrors .*use another store path"):
             store.update(tmp_path / "elsewhere", workers=1)
+        with pytest.raises(StoreError, match="not a directory"):
+            store.update(tmp_path / "missing", workers=1)
         assert len(store) == 40
+        (path / SHARDS / "00000000.npy").unlink()
+        with pytest.raises(StoreError, match="shard 0 is unreadable.*rebuild"):
+            store.encodings()
 
 
 _UPDATE_SCRIPT = """
