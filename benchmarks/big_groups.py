@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import subprocess
 import sys
 import tempfile
@@ -60,19 +59,32 @@ def make_identical_pngs(folder: Path, count: int, size: int = 32) -> None:
         (folder / f"img_{k:06d}.png").write_bytes(buf.getvalue())
 
 
+#: runs the measured command as its child and writes the child's peak RSS (kB) to argv[1]. The
+#: child forks from this small fresh process: on Linux a child inherits its parent's RSS high-water
+#: mark across fork and exec, so measuring a command started straight from a large process (a
+#: long-lived pytest worker) would report that process's peak instead of the command's own.
+_LAUNCH = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss_mb(command: list[str]) -> tuple[float, float, str]:
     """Run ``command``; its peak RSS (MB, largest of it and its children), seconds and stdout."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # reaps it, with its resource usage
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode:
-            raise RuntimeError(f"{command[:4]} failed ({proc.returncode}): {err.read()[-500:]}")
-        return usage.ru_maxrss / 1024, seconds, out.read().strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file, out_file, err_file = (Path(tmp) / n for n in ("rss", "out", "err"))
+        with open(out_file, "w") as out, open(err_file, "w") as err:
+            start = time.perf_counter()
+            code = subprocess.call([sys.executable, "-c", _LAUNCH, str(rss_file), *command],
+                                   stdout=out, stderr=err)
+            seconds = time.perf_counter() - start
+        if code:
+            raise RuntimeError(f"{command[:4]} failed ({code}): {err_file.read_text()[-500:]}")
+        return int(rss_file.read_text()) / 1024, seconds, out_file.read_text().strip()
 
 
 def run(count: int, scenarios: list[str]) -> list[dict]:

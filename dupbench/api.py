@@ -83,22 +83,43 @@ def encode_images(
     recursive: bool = False,
     num_enc_workers: int = 0,
     progress: bool = True,
+    store: str | os.PathLike | None = None,
     **params: Any,
 ) -> Encodings:
     """Encode every file in ``image_dir`` (or the given ``files``); unreadable files are skipped.
 
     Ids are names relative to ``image_dir`` (as imagededup's keys), or the paths as given.
     ``num_enc_workers``: processes for per-image methods (0: one per CPU; 1: in-process).
+    ``store``: a folder that keeps ``image_dir``'s codes on disk as they are made
+    (``dupbench.encoding_store``): an interrupted encode resumes, and a later call encodes only
+    new or changed files.
     """
     m = _method(method, params)
     if (image_dir is None) == (files is None):
         raise UsageError("give exactly one of image_dir or files")
+    if store is not None:
+        if image_dir is None:
+            raise UsageError("store= keeps the codes of one folder: give image_dir, not files")
+        return _encode_stored(Path(image_dir), m, store, recursive, num_enc_workers, progress)
     if image_dir is not None:
         root = Path(image_dir)
         return _encode_scan(images.scan_files(root, recursive), root, m, num_enc_workers,
                             progress)
     enc = m.encode([os.fspath(f) for f in files], [os.fspath(f) for f in files],
                    workers=num_enc_workers, progress=progress)
+    _log_skipped(enc)
+    return enc
+
+
+def _encode_stored(root: Path, m: Method, store: str | os.PathLike, recursive: bool,
+                   workers: int, progress: bool) -> Encodings:
+    """Bring the store at ``store`` up to date with ``root`` and return its encodings."""
+    from dupbench.encoding_store import EncodingStore
+
+    with EncodingStore.open_or_create(store, m) as kept:
+        counts = kept.update(root, recursive=recursive, workers=workers, progress=progress)
+        log.info("store %s: %s", store, counts)
+        enc = kept.encodings()
     _log_skipped(enc)
     return enc
 
@@ -214,9 +235,12 @@ def search_duplicates(
     num_enc_workers: int = 0,
     search_method: str = "auto",
     progress: bool = True,
+    store: str | os.PathLike | None = None,
     **params: Any,
 ) -> DuplicateResult:
     """Encode (or take an encoding map), search, and return the array-form result with skips.
+
+    ``store``: keep and reuse ``image_dir``'s codes in this folder (see ``encode_images``).
 
     The functions below and the CLI all go through here; use it directly to get the skipped
     files, duplicate groups and keep policies from one search.
@@ -226,6 +250,11 @@ def search_duplicates(
     backend, search_params = _search_for(m, search_method)
     if (image_dir is None) == (encoding_map is None):
         raise UsageError("give exactly one of image_dir or encoding_map")
+    if image_dir is not None and store is not None:
+        enc = encode_images(image_dir, m, recursive=recursive, num_enc_workers=num_enc_workers,
+                            progress=progress, store=store)
+        return _search(enc, [str(Path(image_dir) / i) for i in enc.ids], m, threshold, backend,
+                       search_params)
     if image_dir is not None:
         root = Path(image_dir)
         return search_scan(images.scan_files(root, recursive), root, m,
@@ -283,6 +312,7 @@ def find_duplicates(
     num_enc_workers: int = 0,
     search_method: str = "auto",
     progress: bool = True,
+    store: str | os.PathLike | None = None,
     **params: Any,
 ) -> DuplicateMap:
     """``{file: [duplicates]}`` (or ``[(duplicate, score)]`` with ``scores``), every file a key.
@@ -296,7 +326,8 @@ def find_duplicates(
     result = search_duplicates(
         image_dir, encoding_map, method, max_distance_threshold=max_distance_threshold,
         min_similarity_threshold=min_similarity_threshold, recursive=recursive,
-        num_enc_workers=num_enc_workers, search_method=search_method, progress=progress, **params,
+        num_enc_workers=num_enc_workers, search_method=search_method, progress=progress,
+        store=store, **params,
     )
     if outfile:
         result.write_map(outfile, scores=scores)
@@ -315,6 +346,7 @@ def find_duplicates_to_remove(
     keep: KeepPolicy = "first",
     search_method: str = "auto",
     progress: bool = True,
+    store: str | os.PathLike | None = None,
     **params: Any,
 ) -> list[str]:
     """Files to remove so no two kept files are duplicates; nothing is deleted.
@@ -325,7 +357,8 @@ def find_duplicates_to_remove(
     result = search_duplicates(
         image_dir, encoding_map, method, max_distance_threshold=max_distance_threshold,
         min_similarity_threshold=min_similarity_threshold, recursive=recursive,
-        num_enc_workers=num_enc_workers, search_method=search_method, progress=progress, **params,
+        num_enc_workers=num_enc_workers, search_method=search_method, progress=progress,
+        store=store, **params,
     )
     out = result.to_remove(keep)
     if outfile:

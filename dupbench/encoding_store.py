@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from dupbench import images
+from dupbench.errors import UsageError
 from dupbench.files import write_json
 from dupbench.methods import Method, get_method
 from dupbench.records import Encodings, Skipped
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
-class StoreError(ValueError):
+class StoreError(UsageError):
     """A store that cannot be used as asked; ``str(err)`` is a one-line message for the user."""
 
 
@@ -249,12 +250,8 @@ class EncodingStore:
                          "mtime_ns INTEGER NOT NULL) WITHOUT ROWID")
 
         def stats() -> Iterator[tuple[str, int, int]]:
-            for p in images.list_files(root, recursive=recursive):
-                try:
-                    st = p.stat()
-                except OSError:  # gone since listed: treated as removed
-                    continue
-                yield p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns
+            for f in images.scan_files(root, recursive=recursive).files:
+                yield f.path.relative_to(root).as_posix(), f.size, f.mtime_ns
 
         with self._write():
             self._db.executemany("INSERT INTO temp.scan VALUES (?, ?, ?)", stats())

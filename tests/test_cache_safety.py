@@ -4,7 +4,6 @@ owner is dead (issue 9)."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ import pytest
 from PIL import Image
 
 from dupbench import locks
-from dupbench.cli import datasets as datasets_cli
+from dupbench.cli import main
 from dupbench.datasets import SyntheticConfig, build_synthetic, read_dataset_dir
 from dupbench.datasets.cache import MARKER, RefusedOutput, atomic_dir, clean_partial, is_build
 
@@ -28,10 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dupbench")
-    datasets_cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The real entry point: a refusal must be one line and exit status 2."""
+    return main(argv)
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:

@@ -276,3 +276,35 @@ def test_readers_see_consistent_committed_codes_while_a_writer_runs(tmp_path):
     assert seen == sorted(seen) and any(0 < k < 600 for k in seen)  # a mid-update snapshot
     with EncodingStore.open_or_create(path, "phash") as store:
         assert_same(store.encodings(), reference)
+
+
+def test_the_api_and_the_cli_keep_and_reuse_a_store(tmp_path, capsys, monkeypatch):
+    from dupbench import encode_images, find_duplicates
+    from dupbench.cli import main
+
+    folder, store = tmp_path / "imgs", tmp_path / "store"
+    write_images(folder, 12)
+    Image.open(folder / "img00003.png").save(folder / "copy.png")
+    assert main(["encode", str(folder), "--store", str(store), "-q", "--workers", "1"]) == 0
+    assert "-> " + str(store) in capsys.readouterr().err
+    # a second encode through the API reads the store and encodes nothing
+    calls = []
+    real = EncodingStore.update
+
+    def counted_update(self, *a, **k):
+        calls.append(real(self, *a, **k))
+        return calls[-1]
+    monkeypatch.setattr(EncodingStore, "update", counted_update)
+    kept = encode_images(folder, "phash", store=store, num_enc_workers=1, progress=False)
+    assert calls[-1].encoded == 0 and calls[-1].unchanged == 13
+    assert_same(kept, encode_images(folder, "phash", num_enc_workers=1, progress=False))
+    with_store = find_duplicates(folder, method="phash", store=store, num_enc_workers=1,
+                                 progress=False)
+    assert dict(with_store) == dict(find_duplicates(folder, method="phash", num_enc_workers=1,
+                                                    progress=False))
+    assert with_store["copy.png"] == ["img00003.png"]
+    # another method's codes never mix with these
+    assert main(["encode", str(folder), "--store", str(store), "-m", "dhash", "-q"]) == 2
+    assert main(["encode", str(folder), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("dupbench encode: error:") for line in err)

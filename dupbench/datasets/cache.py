@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dupbench.datasets.truth import DatasetError
+from dupbench.errors import UsageError
 from dupbench.locks import hold, pid_alive
 
 MARKER = ".dupbench-build"
@@ -30,7 +31,7 @@ _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)(?:@(?P<host>[
                        r"-[0-9a-f]{8}$")
 
 
-class RefusedOutput(DatasetError):
+class RefusedOutput(DatasetError, UsageError):
     """An output folder dupbench will not replace or write into: it is not one of its own builds,
     or it overlaps the input photos."""
 
