@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -40,7 +41,8 @@ COST_NS = {
     "lookup_dense": 25.0,  # per (bucket, flip mask) neighbour lookup
     "lookup_search": 80.0,
     "verify_numba": 1.0,  # per candidate per 64-bit word
-    "verify_numpy": 25.0,
+    "verify_numpy": 40.0,
+    "numba_load": 6e8,  # once per process: import numba, load the cached compiled join
     "brute_faiss": 0.3,  # per pair per word
     "brute_numpy": 2.5,
 }
@@ -199,9 +201,10 @@ def join_tables_numpy(src: _Table, dst: _Table, masks: np.ndarray, self_join: bo
         ends = np.cumsum(size)
         first = 0
         while first < len(size):
-            last = max(first + 1, int(np.searchsorted(ends, ends[first] - size[first] + chunk)))
+            base = ends[first] - size[first]  # candidates before this chunk
+            last = max(first + 1, int(np.searchsorted(ends, base + chunk)))
             job = np.repeat(np.arange(first, last), size[first:last])
-            off = np.arange(len(job)) - (ends[job] - size[job])
+            off = base + np.arange(len(job)) - (ends[job] - size[job])
             p = a_lo[job] + off // nb[job]
             q = b_lo[job] + off % nb[job]
             keep = ~tri[job] | (q > p)
@@ -275,7 +278,7 @@ class HammingMultiIndex:
         return counts
 
     def plan(self, radius: int, queries: np.ndarray | None = None) -> Plan:
-        """The cheapest plan for this radius by the cost model; brute force is always a candidate."""
+        """The cheapest plan for this radius by the cost model (brute force is one candidate)."""
         n = len(self.codes)
         nq = n if queries is None else len(queries)
         pairs = n * (n - 1) / 2 if queries is None else float(nq) * n
@@ -292,9 +295,10 @@ class HammingMultiIndex:
             return best
         counts = self._sample_differences(queries)
         verify = COST_NS[f"verify_{self.kernel}"] * self.words
+        loaded = self.kernel == "numpy" or "dupbench.search.mih_kernel" in sys.modules
         for m in range(m_min, max(m_min, min(nvar, radius + 1)) + 1):
             subs = split_plan(self._positions, m, radius)
-            cost = 0.0
+            cost = 0.0 if loaded else COST_NS["numba_load"]
             for sub, (lo, hi) in zip(subs, _bounds(nvar, m)):
                 ball = _ball(sub.bits, sub.radius)
                 if ball > MAX_BALL:
