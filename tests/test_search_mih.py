@@ -85,7 +85,7 @@ def test_forced_plans_really_use_substrings():
 
 
 def test_cost_model_uses_substrings_for_small_radii_and_brute_force_for_large():
-    codes = _random_codes(np.random.default_rng(1), 40_000, 64)
+    codes = _random_codes(np.random.default_rng(1), 100_000, 64)
     index = HammingMultiIndex(codes)
     small = index.plan(10)
     assert not small.brute and all(s.bits <= 22 for s in small.substrings)
