@@ -40,7 +40,7 @@ COST_NS = {
     "sort": 100.0,  # per code per substring: key extraction, argsort, gathers
     "lookup_dense": 25.0,  # per (bucket, flip mask) neighbour lookup
     "lookup_search": 80.0,
-    "verify_numba": 1.0,  # per candidate per 64-bit word
+    "verify_numba": 0.6,  # per candidate per 64-bit word
     "verify_numpy": 40.0,
     "numba_load": 6e8,  # once per process: import numba, load the cached compiled join
     "brute_faiss": 0.3,  # per pair per word
@@ -153,18 +153,21 @@ class _Table:
         self.lo = starts.astype(np.int64)
         self.hi = np.r_[starts[1:], len(codes)].astype(np.int64)
         self.codes = np.ascontiguousarray(codes[order])
+        self.heads = np.ascontiguousarray(self.codes[:, 0])  # first words, for a fast pre-filter
         self.ids = order.astype(np.int64)
-        self.dense = None
-        if dense:
-            self.dense = np.full(1 << sub.bits, -1, np.int32)
-            self.dense[self.keys] = np.arange(len(self.keys), dtype=np.int32)
+        self.offsets = None
+        if dense:  # bucket of key k is rows offsets[k]:offsets[k + 1], empty or not
+            counts = np.bincount(keys.astype(np.int64), minlength=1 << sub.bits)
+            small = np.int32 if len(codes) < 2**31 else np.int64  # half the cache footprint
+            self.offsets = np.r_[0, np.cumsum(counts)].astype(small)
 
-    def find(self, keys: np.ndarray) -> np.ndarray:
-        """Bucket index of each key, -1 where no code has it."""
-        if self.dense is not None:
-            return self.dense[keys]
+    def runs(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows [lo, hi) of the bucket of each key; empty (lo == hi) where no code has it."""
+        if self.offsets is not None:
+            return self.offsets[keys], self.offsets[keys + np.uint64(1)]
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return np.where(self.keys[at] == keys, at, -1)
+        found = self.keys[at] == keys
+        return np.where(found, self.lo[at], 0), np.where(found, self.hi[at], 0)
 
 
 def _neighbour_jobs(src: _Table, dst: _Table, masks: np.ndarray, self_join: bool):
@@ -173,7 +176,7 @@ def _neighbour_jobs(src: _Table, dst: _Table, masks: np.ndarray, self_join: bool
     (``tri``: later rows only) and other masks only reach larger keys, so each pair is met once."""
     per_batch = max(1, JOB_BATCH // max(1, len(src.keys)))
     for s in range(0, len(masks), per_batch):
-        parts_a, parts_b, parts_tri = [], [], []
+        parts: list[tuple[np.ndarray, ...]] = []
         for mask in masks[s : s + per_batch]:
             target = src.keys ^ mask
             tri = self_join and mask == 0
@@ -181,13 +184,11 @@ def _neighbour_jobs(src: _Table, dst: _Table, masks: np.ndarray, self_join: bool
                 a = np.flatnonzero(target > src.keys)
             else:
                 a = np.arange(len(src.keys))
-            b = (src if tri else dst).find(target[a])
-            hit = b >= 0
-            parts_a.append(a[hit])
-            parts_b.append(b[hit])
-            parts_tri.append(np.full(hit.sum(), tri))
-        a, b = np.concatenate(parts_a), np.concatenate(parts_b)
-        yield src.lo[a], src.hi[a], dst.lo[b], dst.hi[b], np.concatenate(parts_tri)
+            b_lo, b_hi = dst.runs(target[a])
+            hit = b_hi > b_lo
+            a = a[hit]
+            parts.append((src.lo[a], src.hi[a], b_lo[hit], b_hi[hit], np.full(len(a), tri)))
+        yield tuple(np.concatenate(x) for x in zip(*parts))
 
 
 def join_tables_numpy(src: _Table, dst: _Table, masks: np.ndarray, self_join: bool, radius: int,

@@ -31,48 +31,61 @@ def _popcount(typingctx, x):
 
 
 @numba.njit(nogil=True, cache=True)
-def _find(keys, dense, target):
-    """Index of ``target`` in the sorted ``keys`` (via ``dense`` when it is not empty), or -1."""
-    if dense.shape[0] > 0:
-        return dense[target]
+def _search_run(keys, lo, hi, target):
+    """Rows ``[start, end)`` of the bucket with key ``target`` by bisection of the sorted
+    ``keys``; empty when there is none."""
     at = np.searchsorted(keys, target)
     if at < keys.shape[0] and keys[at] == target:
-        return at
-    return -1
+        return lo[at], hi[at]
+    return np.int64(0), np.int64(0)
 
 
 @numba.njit(nogil=True, cache=True)
-def _join_range(a_codes, a_ids, a_keys, a_lo, a_hi, b_codes, b_ids, b_keys, b_lo, b_hi, dense,
-                masks, self_join, radius, stop, u0, e0, p0, out_i, out_j, out_d):
+def _join_range(a_codes, a_heads, a_ids, a_keys, a_lo, a_hi, b_codes, b_heads, b_ids, b_keys,
+                b_lo, b_hi, offsets, masks, top, group_end, self_join, radius, stop, u0, e0, p0,
+                out_i, out_j, out_d):
     """Join buckets ``u0..stop`` of table a with the buckets of table b whose keys differ by a
     mask; in a self-join (a is b) mask 0 pairs a bucket with itself (later rows only) and other
-    masks only reach larger keys, so every pair of rows is met once.
+    masks only reach larger keys, so every pair of rows is met once. Masks come sorted by their
+    top bit ``top``; ``group_end`` is the index after the last mask with the same top bit.
 
     Resumable: before a row whose candidates might overflow ``out_*`` it returns
     (written, bucket, mask, row) to continue from; (written, stop, 0, 0) when done.
     """
     cap = out_i.shape[0]
     words = a_codes.shape[1]
+    one = np.uint64(1)
     n = 0
     for u in range(u0, stop):
         key = a_keys[u]
-        for e in range(e0 if u == u0 else 0, masks.shape[0]):
+        e = (e0 if u == u0 else 0) - 1
+        while e + 1 < masks.shape[0]:
+            e += 1
             target = key ^ masks[e]
             tri = self_join and masks[e] == 0
-            if self_join and target < key:
+            # key ^ mask > key exactly when key has a 0 at the mask's top bit: skip the group
+            if self_join and not tri and (key >> top[e]) & 1:
+                e = group_end[e] - 1
                 continue
-            v = _find(b_keys, dense, target)
-            if v < 0:
+            if offsets.shape[0] > 0:  # dense table: one read
+                b_start, q_end = np.int64(offsets[target]), np.int64(offsets[target + one])
+            else:
+                b_start, q_end = _search_run(b_keys, b_lo, b_hi, target)
+            if q_end <= b_start:
                 continue
             first = p0 if (u == u0 and e == e0 and p0 >= 0) else a_lo[u]
-            q_end = b_hi[v]
             for p in range(first, a_hi[u]):
-                q0 = p + 1 if tri else b_lo[v]
+                q0 = p + 1 if tri else b_start
                 if n + (q_end - q0) > cap:
                     return n, u, e, p
-                head = a_codes[p, 0]
+                head = a_heads[p]
+                hits = 0  # a branch-free pass (vectorised) first: nearly every run has no hit
                 for q in range(q0, q_end):
-                    d = _popcount(head ^ b_codes[q, 0])
+                    hits += _popcount(head ^ b_heads[q]) <= radius
+                if hits == 0:
+                    continue
+                for q in range(q0, q_end):
+                    d = _popcount(head ^ b_heads[q])
                     if d > radius:
                         continue
                     for w in range(1, words):  # later words only for survivors of the first
@@ -103,9 +116,14 @@ def join_tables(src, dst, masks: np.ndarray, self_join: bool, radius: int,
                 threads: int | None = None) -> tuple[np.ndarray, ...]:
     """(src id, dst id, distance) of every row pair within ``radius`` whose keys differ by one of
     ``masks`` (which include 0); the bucket range is split over ``threads`` (GIL released)."""
-    dense = src.dense if self_join else dst.dense
-    args = (src.codes, src.ids, src.keys, src.lo, src.hi, dst.codes, dst.ids, dst.keys, dst.lo,
-            dst.hi, np.zeros(0, np.int32) if dense is None else dense, masks, self_join, radius)
+    top = np.array([int(m).bit_length() - 1 for m in masks], np.int64)
+    order = np.argsort(top, kind="stable")
+    masks, top = masks[order], top[order]
+    group_end = np.searchsorted(top, top, side="right")
+    args = (src.codes, src.heads, src.ids, src.keys, src.lo, src.hi, dst.codes, dst.heads, dst.ids,
+            dst.keys, dst.lo, dst.hi, np.zeros(0, np.int32) if dst.offsets is None else dst.offsets,
+            masks,
+            np.maximum(top, 0).astype(np.uint64), group_end, self_join, radius)
     threads = threads or usable_cores()
     # chunks of about equal row counts, several per thread so uneven buckets even out
     cuts = np.searchsorted(src.lo, np.linspace(0, src.lo[-1] + 1, 4 * threads + 1)[1:-1])
