@@ -8,6 +8,7 @@ popcount floor, on uniform codes and on codes with real pHash bit statistics.
 Every measurement runs in a fresh process so its time and peak RSS are its own; the load average
 before each run is printed because the machine may be shared. Every backend's pairs are hashed
 (i, j, distance after sorting) and compared with the reference (FAISS, else numpy brute force).
+``--queries Q`` measures query-vs-collection search (Q queries, a tenth near copies) instead.
 "phash" codes: pHashes of the default dataset's photos, each bit flipped with probability
 ``--flip`` (clusters around real codes with real bit balance and correlations). Both kinds get 1%
 planted near copies (1-6 flipped bits). The floor is N(N-1)/2 XOR+POPCNT at the CPU's nominal
@@ -75,10 +76,22 @@ def _digest(c) -> str:
     return h.hexdigest()[:16]
 
 
+def make_queries(codes: np.ndarray, nq: int, bits: int, kind: str, flip: float,
+                 seeds: np.ndarray | None) -> np.ndarray:
+    """Query codes from the same distribution, a tenth of them near copies of collection codes."""
+    queries = make_codes(nq, bits, kind, flip, seeds, seed=1)
+    rng = np.random.default_rng(2)
+    k = nq // 10
+    queries[:k] = codes[rng.integers(0, len(codes), k)] ^ make_codes(k, bits, "uniform", 0, None,
+                                                                     seed=3) & np.uint64(0x111)
+    return queries
+
+
 def run_one(backend: str, n: int, radius: int, bits: int, kind: str, flip: float,
-            seeds_path: str) -> dict:
+            seeds_path: str, nq: int = 0) -> dict:
     seeds = np.load(seeds_path) if kind == "phash" else None
     codes = make_codes(n, bits, kind, flip, seeds)
+    queries = make_queries(codes, nq, bits, kind, flip, seeds) if nq else None
     plan, digest = "-", "-"
     start = time.perf_counter()
     _load_libraries(backend)
@@ -99,19 +112,19 @@ def run_one(backend: str, n: int, radius: int, bits: int, kind: str, flip: float
 
         params = {"kernel": backend.split("-")[1]} if backend.startswith("mih-") else {}
         index = build_index(codes, "hamming", backend.split("-")[0], **params)
-        found = index.range(radius)
+        found = index.range(radius, queries=queries)
         seconds = time.perf_counter() - start
         pairs, digest = len(found), _digest(found)
         if backend.startswith("mih"):
-            chosen = index.plan(radius)
+            chosen = index.plan(radius, queries)
             plan = "brute" if chosen.brute else "+".join(
                 f"{s.bits}b/r{s.radius}" for s in chosen.substrings)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB on Linux
     return {"backend": backend, "n": n, "pairs": pairs, "seconds": seconds, "peak_mib": peak,
-            "digest": digest, "plan": plan, "startup_seconds": startup}
+            "digest": digest, "plan": plan, "startup_seconds": startup, "queries": nq}
 
 
-def hardware_floor(n: int) -> tuple[float, str]:
+def hardware_floor(n: int, nq: int = 0) -> tuple[float, str]:
     cores = os.cpu_count() or 1
     mhz = 0.0
     flags = ""
@@ -122,8 +135,9 @@ def hardware_floor(n: int) -> tuple[float, str]:
             if line.startswith("flags") and not flags:
                 flags = line
     per_cycle = 8 if "avx512_vpopcntdq" in flags else 1
-    ops = n * (n - 1) / 2
-    return ops / (cores * mhz * 1e6 * per_cycle), f"{cores} cores x {mhz:.0f} MHz x {per_cycle}/cycle"
+    ops = float(nq) * n if nq else n * (n - 1) / 2
+    how = f"{cores} cores x {mhz:.0f} MHz x {per_cycle}/cycle"
+    return ops / (cores * mhz * 1e6 * per_cycle), how
 
 
 def _load_libraries(backend: str) -> None:
@@ -146,7 +160,7 @@ def _plan(n: int, bits: int, args) -> list[str]:
         plan.append("faiss")
     if n <= args.brute_max:
         plan.append("brute")
-    if n <= args.peer_max and bits == 64:
+    if n <= args.peer_max and bits == 64 and not args.queries:
         plan.append("imagededup:brute_force_cython")  # its BK-tree is far slower still
     return plan
 
@@ -168,13 +182,15 @@ def main() -> None:
                    help="largest N for multi-index hashing with its numpy join (no numba)")
     p.add_argument("--peer-max", type=int, default=10_000,
                    help="largest N given to imagededup (its search is O(N^2) in Python/Cython)")
+    p.add_argument("--queries", type=int, default=0,
+                   help="search this many query codes against the N codes instead of all pairs")
     p.add_argument("--out", type=Path, default=OUT_DIR)
-    p.add_argument("--one", nargs=7, help=argparse.SUPPRESS)
+    p.add_argument("--one", nargs=8, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        backend, n, radius, bits, kind, flip, seeds = args.one
+        backend, n, radius, bits, kind, flip, seeds, nq = args.one
         print(json.dumps(run_one(backend, int(n), int(radius), int(bits), kind, float(flip),
-                                 seeds)))
+                                 seeds, int(nq))))
         return
     _load_libraries("mih")  # the first run ever compiles numba's cache; keep that out of the table
     results = []
@@ -182,19 +198,20 @@ def main() -> None:
         seeds_path = os.path.join(tmp, "seeds.npy")
         if "phash" in args.codes:
             np.save(seeds_path, real_phashes(args.bits))
-        print(f"radius {args.radius}, {args.bits}-bit codes, {os.cpu_count()} cores")
+        task = f"{args.queries} queries against N codes" if args.queries else "all pairs"
+        print(f"{task} within {args.radius} of {args.bits} bits, {os.cpu_count()} cores")
         print(f"{'codes':<8} {'N':>8} {'backend':<10} {'plan':<26} {'pairs':>7} {'seconds':>8} "
               f"{'startup':>7} {'peak MiB':>8} {'x faiss':>7} {'x brute':>7} {'floor/act':>9} "
               f"{'same':>4} {'load':>4}")
         for kind in args.codes:
             for n in args.sizes:
-                floor, how = hardware_floor(n)
+                floor, how = hardware_floor(n, args.queries)
                 rows = []
                 for backend in _plan(n, args.bits, args):
                     load = os.getloadavg()[0]
                     out = subprocess.run(
                         [sys.executable, __file__, "--one", backend, str(n), str(args.radius),
-                         str(args.bits), kind, str(args.flip), seeds_path],
+                         str(args.bits), kind, str(args.flip), seeds_path, str(args.queries)],
                         capture_output=True, text=True, check=False)
                     if out.returncode:
                         print(f"{kind:<8} {n:>8} {backend:<10} failed: "
@@ -218,7 +235,8 @@ def main() -> None:
                           f"{r['peak_mib']:>8.0f} {ratio[0]:>7} {ratio[1]:>7} "
                           f"{floor / r['seconds']:>9.2f} {same:>4} {r['load']:>4.1f}")
                 results.extend(rows)
-    print(f"floor = N(N-1)/2 XOR+POPCNT at {how}; load = 1-min load average before the run;\n"
+    print(f"floor = N(N-1)/2 (or queries x N) XOR+POPCNT at {how};\n"
+          "load = 1-min load average before the run; "
           "seconds = search with libraries loaded (index build included); startup = loading them")
     _save(args, results)
 

@@ -35,6 +35,8 @@ DENSE_TABLE_MAX_BITS = 22
 MAX_BALL = 50_000
 #: jobs (run pairs) generated per kernel call, which bounds the job arrays' memory
 JOB_BATCH = 1 << 20
+#: brute force costing less than this (in COST_NS terms) is taken without sampling a plan
+BRUTE_ANYWAY_NS = 5e7
 #: rough nanoseconds per operation on one core; they only rank plans against each other
 COST_NS = {
     "sort": 100.0,  # per code per substring: key extraction, argsort, gathers
@@ -286,7 +288,7 @@ class HammingMultiIndex:
         brute_ns = COST_NS["brute_faiss" if has_faiss() else "brute_numpy"] * self.words
         best = Plan((), pairs * brute_ns * (2 if queries is None and has_faiss() else 1))
         nvar = len(self._positions)
-        if nvar == 0 or pairs == 0:
+        if nvar == 0 or pairs == 0 or (self.substrings is None and best.cost_ns < BRUTE_ANYWAY_NS):
             return best
         m_min = -(-nvar // 64)  # keys are uint64
         if self.substrings is not None:
