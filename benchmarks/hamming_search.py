@@ -22,6 +22,7 @@ import argparse
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
 import resource
@@ -117,8 +118,9 @@ def run_one(backend: str, n: int, radius: int, bits: int, kind: str, flip: float
         pairs, digest = len(found), _digest(found)
         if backend.startswith("mih"):
             chosen = index.plan(radius, queries)
+            parts = [f"{s.bits}b/r{s.radius}" for s in chosen.substrings]
             plan = "brute" if chosen.brute else "+".join(
-                f"{s.bits}b/r{s.radius}" for s in chosen.substrings)
+                f"{len(list(g))}x{p}" for p, g in itertools.groupby(parts))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB on Linux
     return {"backend": backend, "n": n, "pairs": pairs, "seconds": seconds, "peak_mib": peak,
             "digest": digest, "plan": plan, "startup_seconds": startup, "queries": nq}
@@ -200,7 +202,7 @@ def main() -> None:
             np.save(seeds_path, real_phashes(args.bits))
         task = f"{args.queries} queries against N codes" if args.queries else "all pairs"
         print(f"{task} within {args.radius} of {args.bits} bits, {os.cpu_count()} cores")
-        print(f"{'codes':<8} {'N':>8} {'backend':<10} {'plan':<26} {'pairs':>7} {'seconds':>8} "
+        print(f"{'codes':<8} {'N':>8} {'backend':<10} {'plan':<22} {'pairs':>7} {'seconds':>8} "
               f"{'startup':>7} {'peak MiB':>8} {'x faiss':>7} {'x brute':>7} {'floor/act':>9} "
               f"{'same':>4} {'load':>4}")
         for kind in args.codes:
@@ -230,7 +232,7 @@ def main() -> None:
                                        else r["digest"] == ref["digest"])
                     ratio = [f"{x:.1f}x" if x else "-" for x in (r["x_faiss"], r["x_brute"])]
                     same = {None: "-", True: "yes", False: "NO"}[r["same_pairs"]]
-                    print(f"{kind:<8} {n:>8} {r['backend']:<10} {r['plan']:<26} {r['pairs']:>7} "
+                    print(f"{kind:<8} {n:>8} {r['backend']:<10} {r['plan']:<22} {r['pairs']:>7} "
                           f"{r['seconds']:>8.3f} {r['startup_seconds']:>7.2f} "
                           f"{r['peak_mib']:>8.0f} {ratio[0]:>7} {ratio[1]:>7} "
                           f"{floor / r['seconds']:>9.2f} {same:>4} {r['load']:>4.1f}")
