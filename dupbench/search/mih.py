@@ -33,7 +33,7 @@ SAMPLE_PAIRS = 50_000
 DENSE_TABLE_MAX_BITS = 22
 #: largest neighbour enumeration per key a plan may use
 MAX_BALL = 50_000
-#: jobs (run pairs) generated per kernel call, which bounds the job arrays' memory
+#: run pairs the numpy join generates at a time, which bounds their arrays' memory
 JOB_BATCH = 1 << 20
 #: brute force costing less than this (in COST_NS terms) is taken without sampling a plan
 BRUTE_ANYWAY_NS = 5e7
