@@ -7,17 +7,17 @@ the index from the codes' metric and, with ``backend="auto"``, from the collecti
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
 
 from dupbench.records import Candidates, Encodings, GroupedCandidates
 
-HAMMING_BACKENDS = ("brute", "bktree", "faiss")
+HAMMING_BACKENDS = ("brute", "bktree", "faiss", "mih")
 COSINE_BACKENDS = ("flat", "hnsw", "ivf")
-#: above this many codes, "auto" uses FAISS for Hamming search when it is installed
-FAISS_HAMMING_MIN = 20_000
+#: from this many codes, "auto" uses multi-index hashing for Hamming search; it plans each search
+#: and runs brute force itself (FAISS when installed) where that is cheaper, e.g. at large radii
+MIH_HAMMING_MIN = 20_000
 
 
 def _codes_and_metric(data: Encodings | np.ndarray, metric: str | None) -> tuple[np.ndarray, str]:
@@ -37,8 +37,7 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
     if backend == "auto":
         if metric == "cosine":
             return "flat"
-        has_faiss = importlib.util.find_spec("faiss") is not None
-        return "faiss" if has_faiss and n >= FAISS_HAMMING_MIN else "brute"
+        return "mih" if n >= MIH_HAMMING_MIN else "brute"
     if backend not in valid:
         raise ValueError(f"unknown {metric} backend {backend!r}; choose from {', '.join(valid)}")
     return backend
@@ -56,8 +55,10 @@ def build_index(data: Encodings | np.ndarray, metric: str | None = None,
     if metric == "hamming":
         from dupbench.search import hamming
 
+        from dupbench.search.mih import HammingMultiIndex
+
         cls = {"brute": hamming.HammingBruteForce, "bktree": hamming.BKTree,
-               "faiss": hamming.HammingFaiss}[chosen]
+               "faiss": hamming.HammingFaiss, "mih": HammingMultiIndex}[chosen]
         return cls(codes, **params)
     if metric == "cosine":
         from dupbench.search.cosine import CosineIndex
