@@ -42,7 +42,7 @@ def real_phashes(bits: int) -> np.ndarray:
     from dupbench.datasets import load_dataset
     from dupbench.methods.registry import get_method
 
-    side = int(round(bits**0.5))
+    side = round(bits**0.5)
     if side * side != bits:
         raise SystemExit(f"--codes phash needs a square bit count (64, 256), got {bits}")
     dataset = load_dataset("default")

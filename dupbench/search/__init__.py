@@ -54,7 +54,6 @@ def build_index(data: Encodings | np.ndarray, metric: str | None = None,
         return EqualIndex(codes)
     if metric == "hamming":
         from dupbench.search import hamming
-
         from dupbench.search.mih import HammingMultiIndex
 
         cls = {"brute": hamming.HammingBruteForce, "bktree": hamming.BKTree,

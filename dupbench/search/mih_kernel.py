@@ -9,6 +9,7 @@ its numpy join when numba is missing.
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -129,6 +130,6 @@ def join_tables(src, dst, masks: np.ndarray, self_join: bool, radius: int,
     cuts = np.searchsorted(src.lo, np.linspace(0, src.lo[-1] + 1, 4 * threads + 1)[1:-1])
     bounds = np.unique(np.r_[0, cuts, len(src.keys)])
     with ThreadPoolExecutor(threads) as pool:
-        chunks = pool.map(lambda b: _join_chunk(args, *b), zip(bounds[:-1], bounds[1:]))
+        chunks = pool.map(lambda b: _join_chunk(args, *b), itertools.pairwise(bounds))
         parts = [part for chunk in chunks for part in chunk]
     return tuple(np.concatenate(x) for x in zip(*parts))
