@@ -214,7 +214,7 @@ def _search_for(m: Method, backend: str) -> tuple[str, dict[str, Any]]:
     if backend == "auto":
         return m.preferred_search or ("auto", {})
     if backend in SEARCH_FUNCTIONS:
-        if backend != m.name:
+        if backend not in (m.name, (m.preferred_search or ("",))[0]):
             raise UsageError(f"the {backend} search reads {backend} codes, not {m.name} codes")
         return backend, {}
     valid = {"hamming": HAMMING_BACKENDS, "cosine": COSINE_BACKENDS}.get(m.metric, ())

@@ -79,6 +79,7 @@ class CropResistantHash(HashMethod):
 
     name = "crop_resistant"
     robust_to = "resizing, recompression (crops: with region matching)"
+    supports_dihedral = False  # its search reads the code as region slots
 
     def __init__(
         self,

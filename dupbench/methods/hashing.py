@@ -32,7 +32,8 @@ from PIL import Image
 
 from dupbench import images
 from dupbench.errors import UsageError
-from dupbench.methods.base import Method, int_param
+from dupbench.methods.base import int_param
+from dupbench.methods.invariant import InvariantHash
 from dupbench.methods.registry import register
 
 Profile = Literal["default", "imagededup", "imagehash"]
@@ -66,16 +67,14 @@ def imagededup_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGBA").convert("RGB")
 
 
-class HashMethod(Method):
+class HashMethod(InvariantHash):
     """Shared machinery of the perceptual hashes: parameters, profiles, pixel preparation.
 
     Subclasses implement ``hash_bits(image)`` (a boolean array) and ``bits`` (its length).
-    ``default_threshold`` on an instance is ``scaled_threshold(size)``; on the class it is the
-    64-bit value.
+    ``default_threshold`` on an instance is ``scaled_threshold`` of one hash's length (one
+    orientation's, for a dihedral code); on the class it is the 64-bit value.
     """
 
-    kind = "binary"
-    metric = "hamming"
     default_threshold: ClassVar[float] = THRESHOLD_PER_64_BITS
 
     def __init__(self, profile: Profile = "default", draft: bool = False, **params: Any) -> None:
@@ -84,7 +83,7 @@ class HashMethod(Method):
         super().__init__(profile=profile, draft=bool(draft), **params)
         self.profile = profile
         self.draft = bool(draft)
-        self.default_threshold = scaled_threshold(self.size)  # type: ignore[misc]
+        self.default_threshold = scaled_threshold(self.variant_size)  # type: ignore[misc]
 
     @property
     def bits(self) -> int:
@@ -92,7 +91,7 @@ class HashMethod(Method):
         raise NotImplementedError
 
     @property
-    def size(self) -> int:
+    def variant_size(self) -> int:
         return self.bits + (-self.bits % 4)
 
     @property
@@ -126,7 +125,7 @@ class HashMethod(Method):
     def hash_bits(self, image: Image.Image) -> np.ndarray:
         raise NotImplementedError
 
-    def encode_image(self, image: Image.Image) -> np.ndarray:
+    def hash_image(self, image: Image.Image) -> np.ndarray:
         return nibble_aligned(self.hash_bits(image))
 
 

@@ -15,15 +15,15 @@ would be a new hash with nothing to check it against.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from dupbench import images
 from dupbench.methods import opencv_pixels as cv
-from dupbench.methods.base import Method
 from dupbench.methods.hashing import scaled_threshold
+from dupbench.methods.invariant import InvariantHash
 from dupbench.methods.registry import register
 
 _F32 = np.float32
@@ -36,11 +36,9 @@ def opencv_order(bits: np.ndarray) -> np.ndarray:
     return np.unpackbits(np.packbits(padded, bitorder="little")).astype(bool)
 
 
-class _OpenCVHash(Method):
+class _OpenCVHash(InvariantHash):
     """Binary, Hamming; ``bits`` is the number of meaningful bits (the code may pad to bytes)."""
 
-    kind = "binary"
-    metric = "hamming"
     default_threshold: ClassVar[float] = 10
 
     @property
@@ -48,13 +46,13 @@ class _OpenCVHash(Method):
         raise NotImplementedError
 
     @property
-    def size(self) -> int:
+    def variant_size(self) -> int:
         return -(-self.bits // 8) * 8
 
     def hash_bits(self, rgb: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def encode_image(self, image: Image.Image) -> np.ndarray:
+    def hash_image(self, image: Image.Image) -> np.ndarray:
         return self.hash_bits(np.asarray(images.to_rgb(image), dtype=np.uint8))
 
 
@@ -86,11 +84,11 @@ class MarrHildrethHash(_OpenCVHash):
 
     name = "marr_hildreth"
 
-    def __init__(self, alpha: float = 2.0, scale: float = 1.0) -> None:
+    def __init__(self, alpha: float = 2.0, scale: float = 1.0, **params: Any) -> None:
         if not (alpha > 0 and scale > 0):
             raise ValueError(f"alpha and scale must be positive, got alpha={alpha}, scale={scale}")
         self.kernel = marr_hildreth_kernel(alpha, scale).astype(np.float64)
-        super().__init__(alpha=float(alpha), scale=float(scale))
+        super().__init__(alpha=float(alpha), scale=float(scale), **params)
         self.default_threshold = scaled_threshold(self.bits)  # type: ignore[misc]
 
     @property
@@ -134,11 +132,11 @@ class BlockMeanHash(_OpenCVHash):
 
     name = "block_mean"
 
-    def __init__(self, mode: int = 0) -> None:
+    def __init__(self, mode: int = 0, **params: Any) -> None:
         if mode not in (0, 1) or isinstance(mode, bool):
             raise ValueError(f"mode must be 0 (16×16 grid) or 1 (overlapping by 8), got {mode!r}")
         self.mode = int(mode)
-        super().__init__(mode=self.mode)
+        super().__init__(mode=self.mode, **params)
         self.default_threshold = scaled_threshold(self.bits)  # type: ignore[misc]
 
     @property

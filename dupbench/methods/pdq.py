@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
-from dupbench.methods.base import Method
+from dupbench.methods.invariant import InvariantHash
 from dupbench.methods.registry import register
 
 _F32 = np.float32
@@ -188,7 +188,7 @@ def pdq_hash(rgb: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 @register
-class PDQHash(Method):
+class PDQHash(InvariantHash):
     """PDQ: 256 bits; duplicates within Hamming distance 31 (the reference's match threshold).
 
     min_quality: images whose PDQ quality is below this become skips (0 keeps everything).
@@ -198,26 +198,24 @@ class PDQHash(Method):
 
     name = "pdq"
     robust_to = "resizing, recompression, mild edits"
-    kind = "binary"
-    metric = "hamming"
     default_threshold: ClassVar[float] = 31
 
-    def __init__(self, min_quality: int = 0, draft: bool = False) -> None:
+    def __init__(self, min_quality: int = 0, draft: bool = False, **params: Any) -> None:
         if not 0 <= min_quality <= 100:
             raise ValueError(f"min_quality must be between 0 and 100, got {min_quality}")
-        super().__init__(min_quality=int(min_quality), draft=bool(draft))
+        super().__init__(min_quality=int(min_quality), draft=bool(draft), **params)
         self.min_quality = int(min_quality)
         self.draft = bool(draft)
 
     @property
-    def size(self) -> int:
+    def variant_size(self) -> int:
         return 256
 
     @property
     def load_options(self) -> dict[str, Any]:
         return {"draft": (512, 512)} if self.draft else {}
 
-    def encode_image(self, image: Image.Image) -> np.ndarray:
+    def hash_image(self, image: Image.Image) -> np.ndarray:
         bits, score = pdq_hash(np.asarray(images.to_rgb(image), dtype=np.uint8))
         if score < self.min_quality:
             raise images.ImageError(f"PDQ quality {score} is below min_quality {self.min_quality}")

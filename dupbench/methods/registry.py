@@ -30,8 +30,10 @@ _FAMILY_MODULES = (
 )
 
 #: searches that are functions of one method's encodings rather than ``dupbench.search``
-#: indexes, keyed by that method's name (the backend name a config or ``search_method`` uses)
-SEARCH_FUNCTIONS = {"crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search"}
+#: indexes, keyed by the backend name a config or ``search_method`` uses: the method's name, or
+#: "dihedral" for any hash with dihedral=True
+SEARCH_FUNCTIONS = {"crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search",
+                    "dihedral": "dupbench.methods.invariant:dihedral_search"}
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -94,7 +96,8 @@ def get_method(name: str | Method, **params: Any) -> Method:
     method = cls(**{**found.params, **params})
     if found.threshold is not None:
         method.default_threshold = found.threshold  # type: ignore[misc]
-    method.preferred_search = found.search
+    if found.search is not None:  # else the method's own (a dihedral hash's search)
+        method.preferred_search = found.search
     return method
 
 
