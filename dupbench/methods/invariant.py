@@ -42,20 +42,32 @@ DIHEDRAL: tuple[Image.Transpose | None, ...] = (
 #: the search function a dihedral method pairs with (``registry.SEARCH_FUNCTIONS``)
 DIHEDRAL_SEARCH = "dihedral"
 
-#: a trimmed line may differ from the border colour by this much (max over channels, 0-255):
-#: JPEG ringing and noise along a bar stay within it, image content rarely does
-TRIM_TOLERANCE = 24
+#: a border line's luma, averaged over ``_TRIM_RUN`` pixels along it, stays this close (0-255)
+#: to the border's: JPEG ringing and noise along a bar stay within it, image content rarely does.
+#: Luma, not colour: a grayscale or recoloured copy is then trimmed as its original is.
+TRIM_TOLERANCE = 12
 #: share of a line's pixels that must be within the tolerance for the line to be border
 TRIM_MIN_SHARE = 0.98
 #: borders are found on a copy reduced to at most this side, then mapped back conservatively
 _TRIM_ANALYSIS_SIDE = 512
+#: pixels averaged along a line before comparing it with the border colour
+_TRIM_RUN = 4
 #: at most this many rounds of trimming (each removes what the last one uncovered)
 _TRIM_ROUNDS = 4
 
 
+def _along_mean(lines: np.ndarray) -> np.ndarray:
+    """Means of ``_TRIM_RUN`` neighbours along each line (lines, length): noise averages out
+    (its σ halves) while the line itself stays one line, so a border is still found exactly."""
+    run = min(_TRIM_RUN, lines.shape[1])
+    sums = np.cumsum(lines, axis=1, dtype=np.int32)
+    sums[:, run:] = sums[:, run:] - sums[:, :-run]
+    return sums[:, run - 1 :] / run
+
+
 def _side_run(pixels: np.ndarray, from_end: bool) -> int:
-    """Border lines at the start (or end) of ``pixels`` (lines, length, channels), compared with
-    the median colour of that side's outer line.
+    """Border lines at the start (or end) of ``pixels`` (lines, length: luma), compared with
+    the median of that side's outer line.
 
     Lines are checked in chunks that double in size, so an image without a border (most) costs
     one line, and a border of b lines about 2b.
@@ -63,11 +75,10 @@ def _side_run(pixels: np.ndarray, from_end: bool) -> int:
     lines = pixels[::-1] if from_end else pixels
     if len(lines) == 0:
         return 0
-    colour = np.median(lines[0], axis=0).round().astype(pixels.dtype)
+    colour = np.median(lines[0])
     start, step = 0, 1
     while start < len(lines):
-        chunk = lines[start : start + step]
-        close = np.abs(chunk - colour).max(axis=-1) <= TRIM_TOLERANCE
+        close = np.abs(_along_mean(lines[start : start + step]) - colour) <= TRIM_TOLERANCE
         border = close.mean(axis=1) >= TRIM_MIN_SHARE
         if not border.all():
             return start + int(border.argmin())
@@ -76,7 +87,7 @@ def _side_run(pixels: np.ndarray, from_end: bool) -> int:
 
 
 def _trimmed_lines(pixels: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) border lines of ``pixels`` (rows, columns, channels).
+    """(top, bottom, left, right) border lines of ``pixels`` (rows, columns of luma).
 
     Top and bottom rows go first, then left and right columns among the remaining rows, each side
     with its own colour (a letterbox may be black above and white below). Rounds repeat until
@@ -91,7 +102,7 @@ def _trimmed_lines(pixels: np.ndarray) -> tuple[int, int, int, int]:
         more_top, more_bottom = _side_run(view, False), _side_run(view, True)
         if top + bottom + more_top + more_bottom >= rows * 0.9:
             more_top = more_bottom = 0
-        columns = view[more_top : len(view) - more_bottom].transpose(1, 0, 2)
+        columns = view[more_top : len(view) - more_bottom].T
         more_left, more_right = _side_run(columns, False), _side_run(columns, True)
         if left + right + more_left + more_right >= cols * 0.9:
             more_left = more_right = 0
@@ -105,13 +116,13 @@ def _trimmed_lines(pixels: np.ndarray) -> tuple[int, int, int, int]:
 def border_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom) of the content inside uniform borders, or None: no border.
 
-    Lines are judged (``_trimmed_lines``) on a copy reduced by an integer factor f, and a reduced
-    line that is border stands for f border lines of the original, so the box never cuts into
-    content.
+    Lines are judged (``_trimmed_lines``) on the luma, reduced by an integer factor f for images
+    larger than ``_TRIM_ANALYSIS_SIDE``, and a reduced line stands for f lines of the original: the
+    box is exact up to that side, and within f − 1 lines beyond.
     """
     width, height = image.size
     factor = max(1, -(-max(width, height) // _TRIM_ANALYSIS_SIDE))
-    small = images.to_rgb(image)
+    small = images.to_rgb(image).convert("L")
     if factor > 1:
         small = small.reduce(factor)
     pixels = np.asarray(small, dtype=np.int16)

@@ -80,7 +80,9 @@ def method_class(name: str) -> type[Method]:
 def get_method(name: str | Method, **params: Any) -> Method:
     """Instantiate a method by class or preset name (an instance passes through unchanged).
 
-    Explicit ``params`` override a preset's; unknown ones raise ``UnknownParameterError`` (a
+    A class name built as its own preset file configures it (``phash`` with no parameters) takes
+    that file's threshold when it sets one, as ``dupbench run method=phash`` does. Explicit
+    ``params`` override a preset's; unknown ones raise ``UnknownParameterError`` (a
     ``TypeError``) naming the closest valid one, a missing optional package ``MissingExtraError``.
     """
     if isinstance(name, Method):
@@ -92,13 +94,25 @@ def get_method(name: str | Method, **params: Any) -> Method:
     check_installed(cls)
     found = preset(name)
     if found is None:
-        return cls(**params)
+        method = cls(**params)
+        own = presets().get(name.lower())
+        if own is not None and own.threshold is not None and _configures(own, method, params):
+            method.default_threshold = own.threshold  # type: ignore[misc]
+        return method
     method = cls(**{**found.params, **params})
     if found.threshold is not None:
         method.default_threshold = found.threshold  # type: ignore[misc]
     if found.search is not None:  # else the method's own (a dihedral hash's search)
         method.preferred_search = found.search
     return method
+
+
+def _configures(own: Preset, method: Method, params: dict[str, Any]) -> bool:
+    """Whether ``method``, built from its class name with ``params``, is the configuration of the
+    class's own preset file, so that the file's threshold (a calibrated one: see
+    benchmarks/calibrate_thresholds.py) applies to it as it does in ``dupbench run``."""
+    given = all(k in own.params and own.params[k] == v for k, v in params.items())
+    return given and all(method.params.get(k) == v for k, v in own.params.items())
 
 
 def search_function(backend: str) -> Callable | None:

@@ -1,0 +1,153 @@
+"""Calibrate each method's default threshold: the one that gives 99% pair precision on a dataset.
+
+Why: a default threshold should mean the same thing for every method ("what I may delete with
+1 wrong pair in 100"), where today each is a rule of thumb (imagededup's 10 of 64 bits, a cosine
+0.9). Each method preset runs through the harness (``dupbench run method=NAME``, so with its own
+search and sweep), and its threshold is read from the run's precision-recall curve:
+``operating_points``' ``recall_at_precision_threshold``, the threshold with the highest recall
+among those whose pair precision is at least the target (ties: the strictest).
+
+Output: a CSV (default ``results/calibration/thresholds.csv``) with, per preset, the threshold,
+its precision and recall, the method's current default, the widest threshold the run searched
+(``at_sweep_edge``: the target precision still holds there, so a wider search could allow a
+looser threshold) and the dataset's name and checksum. ``--snippet`` prints the YAML lines,
+``--write`` puts the thresholds into ``dupbench/configs/method/<preset>.yaml``; a class name
+(``phash``) takes its own preset file's threshold when called without parameters (registry).
+
+Usage (each method's run lands in ``--results-dir/<preset>``; a finished identical run is reused):
+    python benchmarks/calibrate_thresholds.py                        # every preset, default data
+    python benchmarks/calibrate_thresholds.py --methods phash,pdq,cnn --snippet
+    python benchmarks/calibrate_thresholds.py --write                # then review the git diff
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from dupbench.files import write_text
+from dupbench.harness.store import find_runs
+from dupbench.methods.presets import CONFIGS, presets
+from dupbench.methods.registry import method_class
+
+COLUMNS = ["method", "class", "metric", "threshold", "precision", "recall", "default_threshold",
+           "sweep_to", "at_sweep_edge", "target_precision", "dataset", "dataset_checksum",
+           "images", "truth_pairs", "status"]
+_THRESHOLD_LINE = re.compile(r"^(?P<indent>\s*)threshold:.*$", re.MULTILINE)
+
+
+def calibrated_presets() -> list[str]:
+    """Every preset whose method has a threshold to calibrate (exact digests have none)."""
+    return [name for name, p in presets().items() if method_class(p.method).metric != "equal"]
+
+
+def run_method(name: str, results_dir: Path, dataset: str, extra: list[str]) -> str | None:
+    """Run (or reuse) the harness for preset ``name``; None on success, else its last error line."""
+    command = [sys.executable, "-m", "dupbench", "run", f"method={name}", f"dataset={dataset}",
+               f"results_dir={results_dir / name}", "benchmark.warmup=0",
+               "benchmark.progress=false", *extra]
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def strictest_rounding(threshold: float, metric: str) -> float:
+    """Hamming distances are integers; a cosine threshold is rounded up at 4 decimals (stricter)."""
+    return int(threshold) if metric == "hamming" else math.ceil(threshold * 1e4) / 1e4
+
+
+def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
+    """The CSV row of preset ``name`` from its newest finished run."""
+    row = dict.fromkeys(COLUMNS, None) | {"method": name, "class": presets()[name].method}
+    runs = [] if error else find_runs(results_dir / name)
+    if not runs:
+        return row | {"status": f"failed: {error or 'no finished run'}"}
+    run = max(runs, key=lambda r: r.info["finished"])
+    info, metrics = run.info, run.metrics
+    threshold = metrics["recall_at_precision_threshold"]
+    row.update(metric=info["metric"], default_threshold=info["threshold"],
+               sweep_to=info["sweep_to"], target_precision=info["target_precision"],
+               dataset=info["dataset"]["name"], dataset_checksum=info["dataset"]["checksum"],
+               images=info["dataset"]["images"], truth_pairs=info["dataset"]["truth_pairs"])
+    if threshold is None or math.isnan(threshold):
+        return row | {"status": "target precision not reached at any threshold"}
+    curve = run.table("curve.csv")
+    point = curve[curve["threshold"] == threshold].iloc[0]
+    return row | {"threshold": strictest_rounding(threshold, info["metric"]),
+                  "precision": round(float(point["precision"]), 4),
+                  "recall": round(float(point["recall"]), 4),
+                  "at_sweep_edge": bool(threshold == info["sweep_to"]), "status": "ok"}
+
+
+def preset_line(row: pd.Series) -> str:
+    """The ``threshold:`` value and the comment recording how it was derived."""
+    value = int(row.threshold) if row.metric == "hamming" else float(row.threshold)
+    return (f"threshold: {value}  # {row.target_precision:.0%} pair precision on "
+            f"{row.dataset}@{row.dataset_checksum[:12]} (benchmarks/calibrate_thresholds.py)")
+
+
+def write_presets(table: pd.DataFrame) -> list[Path]:
+    """Put each calibrated threshold into its preset file (the one ``threshold:`` line)."""
+    written = []
+    for row in table[table.status == "ok"].itertuples():
+        path = CONFIGS / "method" / f"{row.method}.yaml"
+        text = path.read_text()
+        found = _THRESHOLD_LINE.findall(text)
+        if len(found) != 1:
+            print(f"{path}: expected one threshold line, found {len(found)}; left as is",
+                  file=sys.stderr)
+            continue
+        line = preset_line(row)
+        new = _THRESHOLD_LINE.sub(lambda m, line=line: m["indent"] + line, text)
+        if new != text:
+            write_text(path, new)
+            written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", help="comma-separated presets (default: every preset "
+                        "with a threshold)")
+    parser.add_argument("--dataset", default="default")
+    parser.add_argument("--results-dir", type=Path, default=Path("results/calibration/runs"))
+    parser.add_argument("--out", type=Path, default=Path("results/calibration/thresholds.csv"))
+    parser.add_argument("--snippet", action="store_true", help="print the YAML threshold lines")
+    parser.add_argument("--write", action="store_true",
+                        help="update the threshold: line of each preset file")
+    parser.add_argument("overrides", nargs="*", help="extra `dupbench run` overrides")
+    args = parser.parse_args(argv)
+    names = args.methods.split(",") if args.methods else calibrated_presets()
+    unknown = sorted(set(names) - set(presets()))
+    if unknown:
+        parser.error(f"not presets: {', '.join(unknown)}")
+    rows = []
+    for name in names:
+        print(f"{name} ...", file=sys.stderr, flush=True)
+        error = run_method(name, args.results_dir, args.dataset, args.overrides)
+        rows.append(calibration_row(name, args.results_dir, error))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(args.out, table.to_csv(index=False))
+    print(table[["method", "threshold", "precision", "recall", "default_threshold",
+                 "at_sweep_edge", "status"]].to_string(index=False))
+    print(f"-> {args.out}")
+    if args.snippet:
+        for row in table[table.status == "ok"].itertuples():
+            print(f"{row.method}.yaml: {preset_line(row)}")
+    if args.write:
+        for path in write_presets(table):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
