@@ -9,8 +9,9 @@ among those whose pair precision is at least the target (ties: the strictest).
 
 Output: a CSV (default ``results/calibration/thresholds.csv``) with, per preset, the threshold,
 its precision and recall, the method's current default, the widest threshold the run searched
-(``at_sweep_edge``: the target precision still holds there, so a wider search could allow a
-looser threshold) and the dataset's name and checksum. ``--snippet`` prints the YAML lines,
+(``at_sweep_edge``: the target precision still holds at the loosest pair found, so a wider search
+could allow a looser threshold; the script then searches wider, up to ``_WIDENINGS`` times) and
+the dataset's name and checksum. ``--snippet`` prints the YAML lines,
 ``--write`` puts the thresholds into ``dupbench/configs/method/<preset>.yaml``; a class name
 (``phash``) takes its own preset file's threshold when called without parameters (registry).
 
@@ -38,7 +39,9 @@ from dupbench.methods.registry import method_class
 
 COLUMNS = ["method", "class", "metric", "threshold", "precision", "recall", "default_threshold",
            "sweep_to", "at_sweep_edge", "target_precision", "dataset", "dataset_checksum",
-           "images", "truth_pairs", "status"]
+           "images", "truth_pairs", "code_bits", "status"]
+#: at most this many reruns with a wider search while the target precision holds at its edge
+_WIDENINGS = 3
 _THRESHOLD_LINE = re.compile(r"^(?P<indent>\s*)threshold:.*$", re.MULTILINE)
 
 
@@ -76,7 +79,8 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
     row.update(metric=info["metric"], default_threshold=info["threshold"],
                sweep_to=info["sweep_to"], target_precision=info["target_precision"],
                dataset=info["dataset"]["name"], dataset_checksum=info["dataset"]["checksum"],
-               images=info["dataset"]["images"], truth_pairs=info["dataset"]["truth_pairs"])
+               images=info["dataset"]["images"], truth_pairs=info["dataset"]["truth_pairs"],
+               code_bits=info["method"]["size"])
     if threshold is None or math.isnan(threshold):
         return row | {"status": "target precision not reached at any threshold"}
     curve = run.table("curve.csv")
@@ -84,7 +88,16 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
     return row | {"threshold": strictest_rounding(threshold, info["metric"]),
                   "precision": round(float(point["precision"]), 4),
                   "recall": round(float(point["recall"]), 4),
-                  "at_sweep_edge": bool(threshold == info["sweep_to"]), "status": "ok"}
+                  "at_sweep_edge": bool(threshold == curve["threshold"].iloc[-1]),
+                  "status": "ok"}
+
+
+def widened(row: dict) -> float:
+    """A wider search than the row's run: twice the Hamming radius (at most the code's bits), or
+    a cosine floor a quarter lower (at least -1)."""
+    if row["metric"] == "hamming":
+        return min(2 * row["sweep_to"], row["code_bits"])
+    return max(-1.0, row["sweep_to"] - 0.25)
 
 
 def preset_line(row: pd.Series) -> str:
@@ -133,7 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"{name} ...", file=sys.stderr, flush=True)
         error = run_method(name, args.results_dir, args.dataset, args.overrides)
-        rows.append(calibration_row(name, args.results_dir, error))
+        row = calibration_row(name, args.results_dir, error)
+        for _ in range(_WIDENINGS):
+            wider = None if row["status"] != "ok" else widened(row)
+            if not row["at_sweep_edge"] or wider == row["sweep_to"]:
+                break
+            print(f"{name}: {row['target_precision']:.0%} precision still holds at the widest "
+                  f"threshold searched ({row['sweep_to']}); searching to {wider}",
+                  file=sys.stderr, flush=True)
+            error = run_method(name, args.results_dir, args.dataset,
+                               [*args.overrides, f"benchmark.sweep_to={wider}"])
+            row = calibration_row(name, args.results_dir, error)
+        rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, table.to_csv(index=False))

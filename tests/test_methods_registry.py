@@ -55,6 +55,27 @@ def test_a_preset_carries_its_threshold_and_search():
     assert get_method("crop_resistant").preferred_search is None
 
 
+def test_a_class_name_takes_its_own_preset_threshold_only_as_configured(monkeypatch):
+    """A calibrated threshold in phash.yaml holds for ``phash`` as the file configures it (as in
+    ``dupbench run method=phash``), not for other parameters, whose length-scaled default stays."""
+    import dataclasses
+
+    from dupbench.methods import registry
+
+    calibrated = {**presets(), "phash": dataclasses.replace(presets()["phash"], threshold=7)}
+    monkeypatch.setattr(registry, "presets", lambda: calibrated)
+    assert get_method("phash").default_threshold == 7
+    assert get_method("phash", profile="default").default_threshold == 10  # not in the file
+    assert get_method("phash", hash_size=16).default_threshold == 40
+    assert get_method("phash", trim=True).default_threshold == 10
+    assert get_method("dhash").default_threshold == 10  # its file sets none
+
+
+def test_a_dihedral_hash_keeps_its_search_under_a_preset_without_one():
+    assert get_method("phash_16", dihedral=True).preferred_search == ("dihedral", {})
+    assert get_method("phash_dihedral").preferred_search == ("dihedral", {})
+
+
 @pytest.mark.parametrize("name", sorted(set(available()) - {"cnn"}) + ["cnn"])
 def test_every_constructor_refuses_an_unknown_parameter(name):
     with pytest.raises(TypeError, match="definitely_not_a_parameter"):
