@@ -84,11 +84,13 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
     if threshold is None or math.isnan(threshold):
         return row | {"status": "target precision not reached at any threshold"}
     curve = run.table("curve.csv")
-    point = curve[curve["threshold"] == threshold].iloc[0]
-    return row | {"threshold": strictest_rounding(threshold, info["metric"]),
+    # the curve's row of that threshold (nearest: a cosine score went through JSON and CSV)
+    row_index = int((curve["threshold"] - threshold).abs().argmin())
+    point = curve.iloc[row_index]
+    return row | {"threshold": strictest_rounding(float(point["threshold"]), info["metric"]),
                   "precision": round(float(point["precision"]), 4),
                   "recall": round(float(point["recall"]), 4),
-                  "at_sweep_edge": bool(threshold == curve["threshold"].iloc[-1]),
+                  "at_sweep_edge": row_index == len(curve) - 1,
                   "status": "ok"}
 
 

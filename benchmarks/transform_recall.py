@@ -8,7 +8,7 @@ the run's stored candidates are scored again there (``runner.reevaluate``): no e
 
 Usage:
     dupbench run experiment=invariance results_dir=/tmp/inv
-    python benchmarks/transform_recall.py /tmp/inv [--column transform] [--out table.csv]
+    python benchmarks/transform_recall.py /tmp/inv [more folders] [--column transform] [--out t.csv]
 """
 
 from __future__ import annotations
@@ -37,13 +37,15 @@ def recall_at_target(run, column: str) -> tuple[pd.Series, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results_dir", type=Path)
+    parser.add_argument("results_dirs", type=Path, nargs="+", help="results folders (runs are "
+                        "found below them)")
     parser.add_argument("--column", default="transform", help="breakdown column (transform, "
                         "severity, category)")
     parser.add_argument("--out", type=Path, help="also write the table as CSV")
     args = parser.parse_args(argv)
     columns, thresholds = {}, {}
-    for run in sorted(find_runs(args.results_dir), key=lambda r: r.info["finished"]):
+    runs = [run for folder in args.results_dirs for run in find_runs(folder)]
+    for run in sorted(runs, key=lambda r: r.info["finished"]):  # a label's newest run wins
         per_group, overall = recall_at_target(run, args.column)
         columns[run.label] = pd.concat([per_group, pd.Series({"(all pairs)": overall})])
         thresholds[run.label] = run.metrics["recall_at_precision_threshold"]
