@@ -231,6 +231,11 @@ class Index:
                                        chunk)]
         return [dict(zip(keys, r)) for r in rows]
 
+    def lookup(self, name: str) -> dict[str, Any] | None:
+        """The live entry named ``name`` (a file's absolute path, or an upload's name)."""
+        row = self._one("SELECT id FROM entries WHERE state = 'live' AND name = ?", (name,))
+        return self.entries([row[0]])[0] if row else None
+
     def info(self) -> dict[str, Any]:
         """What ``dupbench index info`` and ``GET /stats`` show."""
         config = self.manifest["config"]
@@ -341,7 +346,8 @@ class Index:
         for c in batch:
             row = self._one("SELECT size, mtime_ns, digest FROM entries "
                             "WHERE state = 'live' AND name = ?", (c.name,))
-            if row is not None and tuple(row[:2]) == (c.size, c.mtime_ns):
+            same_stat = row is not None and tuple(row[:2]) == (c.size, c.mtime_ns)
+            if same_stat and not isinstance(c.source, bytes):  # uploads have no mtime
                 result.unchanged.append(c.name)
                 continue
             try:

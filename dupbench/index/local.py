@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from dupbench.encoding_store import _write_durably
-from dupbench.errors import UsageError, check_parameters
+from dupbench.errors import MissingExtraError, UsageError, check_parameters
 from dupbench.records import Kind, Metric
 from dupbench.search.cosine import unit_rows
 
@@ -77,8 +77,11 @@ class LocalBackend:
         self._by_code: dict[bytes, list[int]] = {}  # equal metric: code bytes -> rows
         self._faiss = None
         if self.metric == "cosine":
-            import faiss
-
+            try:
+                import faiss
+            except ImportError as e:
+                raise MissingExtraError("a cosine index needs faiss: "
+                                        "pip install 'dupbench[faiss]'") from e
             self._faiss = faiss.IndexFlatIP(self._width)
 
     def _append(self, ids: np.ndarray, codes: np.ndarray) -> None:
