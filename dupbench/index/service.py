@@ -12,8 +12,8 @@ Writes need ``Authorization: Bearer TOKEN`` when a token is set. Requests are se
 thread pool: queries run concurrently, adds one at a time (the ``Index``'s writer lock).
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, and
+# ``Request`` etc. are imported inside ``create_app`` (lazily), where only evaluated ones resolve
 import hmac
 import threading
 from collections import Counter
