@@ -349,3 +349,28 @@ def test_cli_round_trip(tmp_path, originals, edited, capsys):
     assert "holds phash" in err and "Traceback" not in err
     assert main(["index", "query", ix, str(tmp_path / "missing.jpg")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_many_small_adds_are_merged_into_checkpoints(tmp_path, monkeypatch):
+    """One shard per add would grow without bound: every MAX_SHARDS they become one, and a
+    reader opened before (another connection, as another process would be) follows along."""
+    from dupbench.index import local
+
+    monkeypatch.setattr(local, "MAX_SHARDS", 4)
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 2**63, (30, 1), dtype=np.int64).astype(np.uint64)
+    writer = Index.create(tmp_path / "ix", "phash")
+    reader = Index.open(tmp_path / "ix")
+    ids = []
+    for i in range(30):
+        ids += writer.add_codes([f"c{i}"], codes[i:i + 1])
+        if i % 7 == 6:
+            writer.remove([ids[i - 3]])
+    removed = {ids[i - 3] for i in range(30) if i % 7 == 6}
+    shards = list((tmp_path / "ix" / "local" / "shards").iterdir())
+    assert len(shards) <= local.MAX_SHARDS + 1
+    for index in (writer, reader, Index.open(tmp_path / "ix")):
+        found = index.query_codes(codes, threshold=0)
+        assert [[m.id for m in row] for row in found] == [
+            [] if i in removed else [i] for i in ids]
+        assert len(index) == len(index.backend) == 30 - len(removed)

@@ -3,7 +3,9 @@
 Storage follows ``dupbench.encoding_store``: every ``add`` writes one append-only shard (ids and
 codes in one structured ``.npy``), fsync'd and renamed *before* a SQLite (WAL) log row points at
 it; ``remove`` appends log rows. Replaying the log in order rebuilds the live set, so a kill at
-any point leaves at worst a shard no row names, deleted by the next writer.
+any point leaves at worst a shard no row names, deleted by the next writer. Every ``MAX_SHARDS``
+shards, the live rows are written to one checkpoint shard whose log row says "start from here"
+(``base``) and the log rows and shards before it are deleted.
 
 Search answers a single query fast instead of all pairs: Hamming codes sit in one contiguous
 uint64 array and a query is one XOR + popcount pass (a few ms at 1M 64-bit codes, exact at any
@@ -37,9 +39,13 @@ SHARDS = "shards"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, shard INTEGER, removed INTEGER,
+    base INTEGER NOT NULL DEFAULT 0,
     CHECK ((shard IS NULL) != (removed IS NULL))
 );
 """
+#: shards (one per ``add``) before they are merged into one checkpoint shard: keeps the number
+#: of files, and the time a reader takes to open the index, bounded however adds arrive
+MAX_SHARDS = 256
 #: rows an array grows by at least, so that adding one code at a time stays amortised O(1)
 _MIN_CAPACITY = 1024
 
@@ -65,6 +71,7 @@ class LocalBackend:
         self._reset(0)
         self._seen_seq = 0
         self._data_version = -1
+        self._cleaned = False  # orphan shards are looked for once, by the first add
         self._refresh(force=True)
 
     # -- state ----------------------------------------------------------------------------------
@@ -140,11 +147,19 @@ class LocalBackend:
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
             if version == self._data_version and not force:
                 return
-            rows = self._db.execute("SELECT seq, shard, removed FROM log WHERE seq > ? "
+            rows = self._db.execute("SELECT seq, shard, removed, base FROM log WHERE seq > ? "
                                     "ORDER BY seq", (self._seen_seq,)).fetchall()
-            for seq, shard, removed in rows:
+            for seq, shard, removed, base in rows:
+                if base:
+                    self._reset(0)
                 if shard is not None:
-                    data = np.load(self._shard_path(shard))
+                    try:
+                        data = np.load(self._shard_path(shard))
+                    except FileNotFoundError:  # merged into a checkpoint meanwhile: start over
+                        self._reset(0)
+                        self._seen_seq = 0
+                        self._refresh(force=True)
+                        return
                     self._append(data["id"], data["code"].reshape(len(data), self._width))
                 else:
                     self._mask(np.array([removed], np.int64))
@@ -173,14 +188,32 @@ class LocalBackend:
             codes = unit_rows(codes)
         with self._lock:
             self._refresh()
-            self._delete_orphans()
-            (shard,) = self._db.execute(
-                "SELECT COALESCE(MAX(shard) + 1, 0) FROM log").fetchone()
-            record = np.empty(len(ids), [("id", "<i8"), ("code", self._dtype, (self._width,))])
-            record["id"], record["code"] = ids, codes
-            _write_durably(self._shard_path(shard), record)
-            self._commit("INSERT INTO log (shard) VALUES (?)", [(shard,)])
+            if not self._cleaned:
+                self._delete_orphans()
+                self._cleaned = True
+            self._write_shard(ids, codes, base=False)
             self._refresh(force=True)
+            (shards,) = self._db.execute(
+                "SELECT COUNT(*) FROM log WHERE shard IS NOT NULL").fetchone()
+            if shards > MAX_SHARDS:
+                self._checkpoint()
+
+    def _write_shard(self, ids: np.ndarray, codes: np.ndarray, base: bool) -> int:
+        """Write a shard durably, then commit its log row; returns the row's seq."""
+        (shard,) = self._db.execute("SELECT COALESCE(MAX(shard) + 1, 0) FROM log").fetchone()
+        record = np.empty(len(ids), [("id", "<i8"), ("code", self._dtype, (self._width,))])
+        record["id"], record["code"] = ids, codes
+        _write_durably(self._shard_path(shard), record)
+        self._commit("INSERT INTO log (shard, base) VALUES (?, ?)", [(shard, int(base))])
+        return self._db.execute("SELECT MAX(seq) FROM log").fetchone()[0]
+
+    def _checkpoint(self) -> None:
+        """Merge the live rows into one base shard; drop the log rows and shards before it."""
+        keep = np.flatnonzero(self._alive[:self._n])
+        seq = self._write_shard(self._ids[keep], self._codes[keep], base=True)
+        self._commit("DELETE FROM log WHERE seq < ?", [(seq,)])
+        self._delete_orphans()
+        self._refresh(force=True)
 
     def remove(self, ids: np.ndarray) -> None:
         ids = np.asarray(ids, np.int64).reshape(-1)
