@@ -7,6 +7,10 @@ server or cluster (``milvus``) without either side knowing the other's storage.
 
 Backends are named in ``BACKENDS``: a class, or a ``"module:Class"`` string imported only when
 asked for, so an optional engine's package is needed only by those who use it.
+
+Optional, beyond the protocol: ``items() -> (ids, codes)``, every stored row, which
+``Index.find_duplicates`` needs (an all-pairs search over the codes); a backend without it can
+still add, remove and answer queries.
 """
 
 from __future__ import annotations
