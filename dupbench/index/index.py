@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS entries (
     state TEXT NOT NULL CHECK (state IN ('pending', 'live', 'removing'))
 );
 CREATE UNIQUE INDEX IF NOT EXISTS live_names ON entries(name) WHERE state = 'live';
-CREATE INDEX IF NOT EXISTS unfinished ON entries(state) WHERE state != 'live';
+CREATE INDEX IF NOT EXISTS states ON entries(state);
 """
 
 

@@ -14,8 +14,10 @@ cosine rows go to a FAISS flat inner-product index on unit vectors; exact digest
 Removed rows are masked and compacted away once they are a quarter of the array.
 
 Readers in other processes see a writer's commits: every query first replays new log rows
-(``PRAGMA data_version`` tells in microseconds whether there are any). Within a process, adds
-and removes take a lock; queries search a snapshot of the arrays, so they never wait for them.
+(``PRAGMA data_version`` tells in microseconds whether there are any). Within a process, writes
+are serialised (``_write_lock``, held across the fsyncs), the in-memory arrays change under
+``_lock`` only while a committed shard is appended, and queries search a snapshot of the arrays;
+so a query never waits for a writer's disk. ``_db_lock`` serialises the one SQLite connection.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class LocalBackend:
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._db_lock = threading.RLock()
+        self._max_id = -1  # ids above it are new: no replacement check needed
         self._width = self.size if kind == "float" else max(1, -(-self.size // 64))
         self._dtype = np.dtype(np.float32 if kind == "float" else np.uint64)
         self._reset(0)
@@ -93,7 +98,9 @@ class LocalBackend:
 
     def _append(self, ids: np.ndarray, codes: np.ndarray) -> None:
         """Put rows in memory (caller holds the lock); an id present already is replaced."""
-        self._mask(ids)
+        if len(ids) and ids.min() <= self._max_id:
+            self._mask(ids)
+        self._max_id = max(self._max_id, int(ids.max(initial=-1)))
         n, m = self._n, len(ids)
         if n + m > len(self._ids):
             self._grow(max(2 * len(self._ids), n + m, _MIN_CAPACITY))
@@ -144,11 +151,12 @@ class LocalBackend:
         """Replay log rows committed since the last look (by another process, or by this one
         when ``force``: ``data_version`` changes only for other connections' commits)."""
         with self._lock:
-            version = self._db.execute("PRAGMA data_version").fetchone()[0]
-            if version == self._data_version and not force:
-                return
-            rows = self._db.execute("SELECT seq, shard, removed, base FROM log WHERE seq > ? "
-                                    "ORDER BY seq", (self._seen_seq,)).fetchall()
+            with self._db_lock:
+                version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                if version == self._data_version and not force:
+                    return
+                rows = self._db.execute("SELECT seq, shard, removed, base FROM log "
+                                        "WHERE seq > ? ORDER BY seq", (self._seen_seq,)).fetchall()
             for seq, shard, removed, base in rows:
                 if base:
                     self._reset(0)
@@ -167,14 +175,22 @@ class LocalBackend:
             self._compact()
             self._data_version = version
 
-    def _commit(self, sql: str, rows: list[tuple]) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(sql, rows)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _commit(self, sql: str, rows: list[tuple]) -> int:
+        """Run ``sql`` for every row in one transaction; returns the last log seq."""
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(sql, rows)
+                (seq,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return seq
+
+    def _select(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._db_lock:
+            return self._db.execute(sql, args).fetchall()
 
     # -- the IndexBackend contract ----------------------------------------------------------------
     def add(self, ids: np.ndarray, codes: np.ndarray) -> None:
@@ -186,31 +202,28 @@ class LocalBackend:
             return
         if self.metric == "cosine":
             codes = unit_rows(codes)
-        with self._lock:
-            self._refresh()
+        with self._write_lock:
             if not self._cleaned:
                 self._delete_orphans()
                 self._cleaned = True
             self._write_shard(ids, codes, base=False)
             self._refresh(force=True)
-            (shards,) = self._db.execute(
-                "SELECT COUNT(*) FROM log WHERE shard IS NOT NULL").fetchone()
+            (shards,) = self._select("SELECT COUNT(*) FROM log WHERE shard IS NOT NULL")[0]
             if shards > MAX_SHARDS:
                 self._checkpoint()
 
     def _write_shard(self, ids: np.ndarray, codes: np.ndarray, base: bool) -> int:
         """Write a shard durably, then commit its log row; returns the row's seq."""
-        (shard,) = self._db.execute("SELECT COALESCE(MAX(shard) + 1, 0) FROM log").fetchone()
+        (shard,) = self._select("SELECT COALESCE(MAX(shard) + 1, 0) FROM log")[0]
         record = np.empty(len(ids), [("id", "<i8"), ("code", self._dtype, (self._width,))])
         record["id"], record["code"] = ids, codes
         _write_durably(self._shard_path(shard), record)
-        self._commit("INSERT INTO log (shard, base) VALUES (?, ?)", [(shard, int(base))])
-        return self._db.execute("SELECT MAX(seq) FROM log").fetchone()[0]
+        return self._commit("INSERT INTO log (shard, base) VALUES (?, ?)", [(shard, int(base))])
 
     def _checkpoint(self) -> None:
         """Merge the live rows into one base shard; drop the log rows and shards before it."""
-        keep = np.flatnonzero(self._alive[:self._n])
-        seq = self._write_shard(self._ids[keep], self._codes[keep], base=True)
+        ids, codes = self.items()
+        seq = self._write_shard(ids, codes, base=True)
         self._commit("DELETE FROM log WHERE seq < ?", [(seq,)])
         self._delete_orphans()
         self._refresh(force=True)
@@ -219,7 +232,7 @@ class LocalBackend:
         ids = np.asarray(ids, np.int64).reshape(-1)
         if len(ids) == 0:
             return
-        with self._lock:
+        with self._write_lock:
             self._commit("INSERT INTO log (removed) VALUES (?)", [(int(i),) for i in ids])
             self._refresh(force=True)
 
@@ -240,7 +253,8 @@ class LocalBackend:
         return self._live
 
     def close(self) -> None:
-        self._db.close()
+        with self._db_lock:
+            self._db.close()
 
     # -- extras the Index uses when present -------------------------------------------------------
     def items(self) -> tuple[np.ndarray, np.ndarray]:
@@ -258,9 +272,11 @@ class LocalBackend:
     def _query_hamming(self, code: np.ndarray, threshold: float,
                        k: int | None) -> list[tuple[int, float]]:
         n, ids, codes, alive = self._snapshot()
-        dist = np.bitwise_count(codes[:n, 0] ^ code[0]).astype(np.int32)
-        for w in range(1, self._width):
-            dist += np.bitwise_count(codes[:n, w] ^ code[w])
+        dist = np.bitwise_count(codes[:n, 0] ^ code[0])  # uint8: up to 255 bits
+        if self._width > 1:
+            dist = dist.astype(np.uint16)
+            for w in range(1, self._width):
+                dist += np.bitwise_count(codes[:n, w] ^ code[w])
         rows = np.flatnonzero((dist <= threshold) & alive[:n])
         return _ranked(ids[rows], dist[rows], k, descending=False)
 
@@ -300,7 +316,7 @@ class LocalBackend:
 
     def _delete_orphans(self) -> None:
         """Shards no log row names: a writer killed between writing one and committing it."""
-        known = {self._shard_path(s).name for (s,) in self._db.execute(
+        known = {self._shard_path(s).name for (s,) in self._select(
             "SELECT shard FROM log WHERE shard IS NOT NULL")}
         for p in (self.path / SHARDS).iterdir():
             if p.name not in known:
