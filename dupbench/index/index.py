@@ -45,6 +45,8 @@ VERSION = 1
 MANIFEST = "manifest.json"
 DATABASE = "entries.sqlite"
 LOCK = "writer.lock"
+#: what a ``create`` killed before writing the manifest may have left (and may reuse)
+_OWN_FILES = {DATABASE, DATABASE + "-wal", DATABASE + "-shm", LOCK, "local"}
 #: files encoded and committed together: a kill loses at most one batch of work
 DEFAULT_BATCH = 1024
 
@@ -132,7 +134,8 @@ class Index:
         options = dict(backend_options or {})
         if uri is not None:
             options["uri"] = uri
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (not path.is_dir() or (path / MANIFEST).exists()
+                              or {p.name for p in path.iterdir()} - _OWN_FILES):
             raise IndexFolderError(f"{path}: exists and is not an empty folder")
         path.mkdir(parents=True, exist_ok=True)
         manifest = {"format": FORMAT, "version": VERSION, "config": method_config(m),
