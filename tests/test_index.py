@@ -374,3 +374,18 @@ def test_many_small_adds_are_merged_into_checkpoints(tmp_path, monkeypatch):
         assert [[m.id for m in row] for row in found] == [
             [] if i in removed else [i] for i in ids]
         assert len(index) == len(index.backend) == 30 - len(removed)
+
+
+@pytest.mark.slow
+def test_cnn_index_finds_recompressed_copies(tmp_path, originals, edited):
+    """The real embedding path: CNN codes, cosine through FAISS, the method's 0.9 threshold."""
+    pytest.importorskip("torch")
+    pytest.importorskip("faiss")
+    names = ("astronaut", "chelsea", "coffee", "rocket")
+    index = Index.create(tmp_path / "ix", "cnn")
+    index.add([str(originals[n]) for n in names])
+    for copy, name in edited.items():
+        if name in names and copy.stem.endswith("jpeg"):
+            best = index.query(copy, k=2)
+            assert best and best[0].name == str(originals[name].resolve()), copy.name
+            assert best[0].score >= index.default_threshold
