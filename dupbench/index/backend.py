@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from dupbench.errors import UnknownNameError, did_you_mean
+from dupbench.errors import MissingExtraError, UnknownNameError, did_you_mean
 from dupbench.records import Kind, Metric
 
 
@@ -65,7 +65,11 @@ def backend_class(name: str) -> type:
             f" (known: {', '.join(BACKENDS)})") from None
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attr)
+        try:
+            entry = getattr(importlib.import_module(module), attr)
+        except ImportError as e:
+            raise MissingExtraError(f"the {name} index backend cannot be loaded ({e}); "
+                                    f"pip install 'dupbench[{name}]'") from e
     return entry
 
 
