@@ -109,7 +109,7 @@ def test_indices_and_counts_are_checked_against_the_corpus(tmp_path):
         Candidates.load(many, n=4)
 
 
-_BOMB = """
+_BOMB = r"""
 import re, sys, time
 from pathlib import Path
 from dupbench.records import Candidates, DamagedFile
