@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(presets()))
     if unknown:
         parser.error(f"not presets: {', '.join(unknown)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in names:
         print(f"{name} ...", file=sys.stderr, flush=True)
@@ -160,9 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                                [*args.overrides, f"benchmark.sweep_to={wider}"])
             row = calibration_row(name, args.results_dir, error)
         rows.append(row)
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(args.out, table.to_csv(index=False))
+        table = pd.DataFrame(rows, columns=COLUMNS)
+        write_text(args.out, table.to_csv(index=False))  # after each method: partial results
     print(table[["method", "threshold", "precision", "recall", "default_threshold",
                  "at_sweep_edge", "status"]].to_string(index=False))
     print(f"-> {args.out}")
