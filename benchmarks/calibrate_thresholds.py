@@ -15,7 +15,8 @@ the dataset's name and checksum. ``--snippet`` prints the YAML lines,
 ``--write`` puts the thresholds into ``dupbench/configs/method/<preset>.yaml``; a class name
 (``phash``) takes its own preset file's threshold when called without parameters (registry).
 
-Usage (each method's run lands in ``--results-dir/<preset>``; a finished identical run is reused):
+Usage (each method's run lands in ``--results-dir/<preset>``; a finished identical run is reused;
+rows of ``--out`` for presets not calibrated again are kept):
     python benchmarks/calibrate_thresholds.py                        # every preset, default data
     python benchmarks/calibrate_thresholds.py --methods phash,pdq,cnn --snippet
     python benchmarks/calibrate_thresholds.py --write                # then review the git diff
@@ -94,6 +95,15 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
                   "status": "ok"}
 
 
+def kept_rows(out: Path, names: list[str]) -> pd.DataFrame:
+    """The rows of ``out`` (an earlier calibration) for methods other than ``names``: calibrating a
+    few presets again keeps the others' rows (each with its dataset checksum)."""
+    if not out.is_file():
+        return pd.DataFrame(columns=COLUMNS)
+    earlier = pd.read_csv(out)
+    return earlier[~earlier.method.isin(names)].reindex(columns=COLUMNS)
+
+
 def widened(row: dict) -> float:
     """A wider search than the row's run: twice the Hamming radius (at most the code's bits), or
     a cosine floor a quarter lower (at least -1)."""
@@ -145,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"not presets: {', '.join(unknown)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    kept = kept_rows(args.out, names)
     rows = []
     for name in names:
         print(f"{name} ...", file=sys.stderr, flush=True)
@@ -161,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                                [*args.overrides, f"benchmark.sweep_to={wider}"])
             row = calibration_row(name, args.results_dir, error)
         rows.append(row)
-        table = pd.DataFrame(rows, columns=COLUMNS)
+        table = pd.concat([kept, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)
         write_text(args.out, table.to_csv(index=False))  # after each method: partial results
+    table = table[table.method.isin(names)]
     print(table[["method", "threshold", "precision", "recall", "default_threshold",
                  "at_sweep_edge", "status"]].to_string(index=False))
     print(f"-> {args.out}")

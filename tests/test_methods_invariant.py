@@ -141,7 +141,7 @@ def padded_copies(img: Image.Image) -> dict[str, Image.Image]:
         "letterbox black": ImageOps.expand(img, (0, h // 5, 0, h // 5), fill=(0, 0, 0)),
         "pillarbox white, JPEG": jpeg(ImageOps.expand(img, (w // 4, 0, w // 4, 0),
                                                       fill=(255, 255, 255))),
-        "uneven grey padding": ImageOps.expand(img, (w // 10, h // 3, w // 6, 0),
+        "uneven grey padding": ImageOps.expand(img, (w // 10, h // 3, w // 6, h // 12),
                                                fill=(128, 128, 128)),
     }
 
@@ -166,17 +166,26 @@ def test_trim_serves_every_hash(name):
 
 
 def test_border_box_finds_the_content_and_never_cuts_into_it():
-    """On noise content, padded with a different colour per side, the box is exact at full
+    """On noise content, padded with a colour per axis, the box is exact at full
     resolution and within one reduction factor on an image large enough to be analysed reduced."""
     rng = np.random.default_rng(0)
     content = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
-    padded = ImageOps.expand(content, (7, 11, 0, 0), fill=(10, 200, 30))
-    padded = ImageOps.expand(padded, (0, 0, 13, 5), fill=(255, 255, 255))
+    padded = ImageOps.expand(content, (7, 0, 13, 0), fill=(10, 200, 30))  # uneven pillarbox
+    padded = ImageOps.expand(padded, (0, 11, 0, 5), fill=(255, 255, 255))  # in a letterbox
     assert border_box(padded) == (7, 11, 127, 101)
     big_content = content.resize((1200, 900), Image.Resampling.NEAREST)
     big = ImageOps.expand(big_content, (301, 0, 299, 0), fill=(0, 0, 0))  # 1800 wide: factor 4
     left, top, right, bottom = border_box(big)
     assert abs(left - 301) < 4 and abs(right - 1501) < 4 and (top, bottom) == (0, 900)
+
+
+def test_a_band_at_one_edge_only_is_not_a_border():
+    """A caption bar or a clear sky at one edge is kept: borders come in pairs."""
+    img = small("coffee", 200)
+    bar = ImageOps.expand(img, (0, 30, 0, 0), fill=(0, 0, 0))
+    assert border_box(bar) is None
+    assert border_box(ImageOps.expand(bar, (0, 0, 0, 10), fill=(255, 255, 255))) == (
+        0, 30, img.width, 30 + img.height)
 
 
 def test_trim_leaves_borderless_and_flat_images_alone():

@@ -90,21 +90,23 @@ def _trimmed_lines(pixels: np.ndarray) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) border lines of ``pixels`` (rows, columns of luma).
 
     Top and bottom rows go first, then left and right columns among the remaining rows, each side
-    with its own colour (a letterbox may be black above and white below). Rounds repeat until
-    nothing more is trimmed, so that a padded copy of a photo whose own edge is uniform (a clear
-    sky) loses the sky as its original does, not only the padding. An axis is not trimmed where
-    that would leave less than a tenth of it: a flat image has no content to find.
+    with its own colour (a letterbox may be black above and white below). Borders come in pairs:
+    an axis is trimmed only where both its ends have one, as letterboxes, pillarboxes and frames
+    do; a uniform band at one edge only is as likely a caption bar or a clear sky, which the
+    copies of a photo do not share. Rounds repeat until nothing more is trimmed (a frame inside a
+    letterbox). An axis is not trimmed where that would leave less than a tenth of it: a flat
+    image has no content to find.
     """
     rows, cols = pixels.shape[:2]
     top = bottom = left = right = 0
     for _ in range(_TRIM_ROUNDS):
         view = pixels[top : rows - bottom, left : cols - right]
         more_top, more_bottom = _side_run(view, False), _side_run(view, True)
-        if top + bottom + more_top + more_bottom >= rows * 0.9:
+        if not (more_top and more_bottom) or top + bottom + more_top + more_bottom >= rows * 0.9:
             more_top = more_bottom = 0
         columns = view[more_top : len(view) - more_bottom].T
         more_left, more_right = _side_run(columns, False), _side_run(columns, True)
-        if left + right + more_left + more_right >= cols * 0.9:
+        if not (more_left and more_right) or left + right + more_left + more_right >= cols * 0.9:
             more_left = more_right = 0
         if not (more_top or more_bottom or more_left or more_right):
             break
