@@ -35,6 +35,13 @@ def recall_at_target(run, column: str) -> tuple[pd.Series, float]:
     return table, run.metrics["recall_at_precision"]
 
 
+def method_label(run) -> str:
+    """The method's preset label (or class name), without the run's benchmark overrides: runs of
+    one preset searched to different widths are one column (the newest)."""
+    method = run.info["config"]["method"]
+    return method.get("label") or method["name"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results_dirs", type=Path, nargs="+", help="results folders (runs are "
@@ -45,10 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     columns, thresholds = {}, {}
     runs = [run for folder in args.results_dirs for run in find_runs(folder)]
-    for run in sorted(runs, key=lambda r: r.info["finished"]):  # a label's newest run wins
+    for run in sorted(runs, key=lambda r: r.info["finished"]):  # a method's newest run wins
+        name = method_label(run)
         per_group, overall = recall_at_target(run, args.column)
-        columns[run.label] = pd.concat([per_group, pd.Series({"(all pairs)": overall})])
-        thresholds[run.label] = run.metrics["recall_at_precision_threshold"]
+        columns[name] = pd.concat([per_group, pd.Series({"(all pairs)": overall})])
+        thresholds[name] = run.metrics["recall_at_precision_threshold"]
     table = pd.DataFrame(columns).round(3)
     table.loc["(threshold)"] = pd.Series(thresholds)
     target = run.metrics["target_precision"] if columns else float("nan")
