@@ -59,7 +59,8 @@ def run_method(name: str, results_dir: Path, dataset: str, extra: list[str]) -> 
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode == 0:
         return None
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    # the first line of the message (the CLI prints one; some add indented advice lines)
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not line[0].isspace()]
     return lines[-1] if lines else f"exit status {done.returncode}"
 
 
@@ -99,8 +100,8 @@ def kept_rows(out: Path, names: list[str]) -> pd.DataFrame:
     """The rows of ``out`` (an earlier calibration) for methods other than ``names``: calibrating a
     few presets again keeps the others' rows (each with its dataset checksum)."""
     if not out.is_file():
-        return pd.DataFrame(columns=COLUMNS)
-    earlier = pd.read_csv(out)
+        return pd.DataFrame(columns=COLUMNS, dtype=object)
+    earlier = pd.read_csv(out, dtype=object)  # as written: integer thresholds stay integers
     return earlier[~earlier.method.isin(names)].reindex(columns=COLUMNS)
 
 
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                                [*args.overrides, f"benchmark.sweep_to={wider}"])
             row = calibration_row(name, args.results_dir, error)
         rows.append(row)
-        table = pd.concat([kept, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)
+        new = pd.DataFrame(rows, columns=COLUMNS, dtype=object)
+        table = pd.concat([kept, new], ignore_index=True)
         write_text(args.out, table.to_csv(index=False))  # after each method: partial results
     table = table[table.method.isin(names)]
     print(table[["method", "threshold", "precision", "recall", "default_threshold",
