@@ -18,15 +18,16 @@ shards (the store is append-only); ``encodings()`` copies only the live ones.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from dupbench.errors import UsageError
 from dupbench.files import write_json
 from dupbench.methods import Method, get_method
 from dupbench.records import Encodings, Skipped
+
+if TYPE_CHECKING:
+    from dupbench.cluster import Cluster
 
 FORMAT = "dupbench-encoding-store"
 VERSION = 1
@@ -201,12 +205,15 @@ class EncodingStore:
 
     # -- writing ------------------------------------------------------------------------------
     def update(self, directory: str | os.PathLike, *, recursive: bool = False, workers: int = 0,
-               progress: bool = False, batch_size: int = DEFAULT_BATCH) -> UpdateCounts:
+               progress: bool = False, batch_size: int = DEFAULT_BATCH,
+               cluster: str | Cluster | None = None) -> UpdateCounts:
         """Make the store mirror ``directory``: encode new and changed files (size or mtime
         differs), drop removed ones, keep the rest. Safe to kill at any point and run again.
 
         ``workers`` is passed to ``Method.encode`` (0: one process per CPU). Each batch of
         ``batch_size`` files is committed as one shard, so memory does not grow with the folder.
+        ``cluster``: encode each batch on a Dask cluster instead (``dupbench.cluster``: an
+        address, ``"local:N"``, or an open ``Cluster``); ``workers`` is then unused.
         """
         from tqdm.auto import tqdm
 
@@ -215,7 +222,7 @@ class EncodingStore:
         root = Path(directory).resolve()
         if not root.is_dir():
             raise StoreError(f"not a directory: {directory}")
-        with self._writer():
+        with self._writer(), _encoder(self.method, workers, cluster) as encode:
             self._claim_root(root)
             try:
                 in_folder = self._scan(root, recursive)
@@ -227,7 +234,7 @@ class EncodingStore:
                           desc=f"encode {self.method.name} (store)") as bar:
                     bar.set_postfix(reused=unchanged, removed=removed)
                     for batch in self._todo_batches(batch_size):
-                        skipped += self._encode_batch(root, batch, workers)
+                        skipped += self._encode_batch(root, batch, encode)
                         bar.update(len(batch))
             finally:
                 self._db.execute("DROP TABLE IF EXISTS temp.scan")
@@ -285,10 +292,11 @@ class EncodingStore:
             last = rows[-1][0]
             yield [r[1:] for r in rows]
 
-    def _encode_batch(self, root: Path, batch: list[tuple[str, int, int]], workers: int) -> int:
+    def _encode_batch(self, root: Path, batch: list[tuple[str, int, int]],
+                      encode: Callable[[list[str], list[str]], Encodings]) -> int:
         """Encode one batch, make its shard durable, then commit its rows; returns skips."""
         sources = [str(root / ident) for ident, _, _ in batch]
-        enc = self.method.encode(sources, [ident for ident, _, _ in batch], workers=workers)
+        enc = encode(sources, [ident for ident, _, _ in batch])
         stat = {ident: (size, mtime) for ident, size, mtime in batch}
         id_of_source = dict(zip(sources, stat))
         reasons = {id_of_source[s.path]: s.reason for s in enc.skipped}
@@ -356,6 +364,20 @@ class EncodingStore:
         for p in (self.path / SHARDS).iterdir():
             if p.name not in known:
                 p.unlink(missing_ok=True)
+
+
+@contextmanager
+def _encoder(method: Method, workers: int, cluster: str | Cluster | None,
+             ) -> Iterator[Callable[[list[str], list[str]], Encodings]]:
+    """``(sources, ids) -> Encodings`` for every batch of one update: ``method.encode`` here,
+    or on one cluster session kept open across the batches (a local one starts once)."""
+    if cluster is None:
+        yield functools.partial(method.encode, workers=workers)
+        return
+    from dupbench.cluster import session
+
+    with session(cluster) as opened:
+        yield functools.partial(opened.encode, method)
 
 
 def _write_durably(path: Path, codes: np.ndarray) -> None:
