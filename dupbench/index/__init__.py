@@ -1,0 +1,1 @@
+"""A persistent, searchable index of images: "have we seen this image before?"."""
