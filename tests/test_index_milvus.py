@@ -8,10 +8,10 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from dupbench.errors import UnknownParameterError, UsageError  # noqa: E402
-from dupbench.index import milvus as milvus_module  # noqa: E402
-from dupbench.index.milvus import MilvusBackend, MilvusError  # noqa: E402
-from dupbench.search.cosine import unit_rows  # noqa: E402
+from dupbench.errors import UnknownParameterError, UsageError
+from dupbench.index import milvus as milvus_module
+from dupbench.index.milvus import MilvusBackend, MilvusError
+from dupbench.search.cosine import unit_rows
 
 
 @pytest.fixture()
@@ -187,3 +187,55 @@ def test_closing_the_last_backend_stops_the_milvus_lite_server(tmp_path):
     (server,) = started
     assert not psutil.pid_exists(server) or psutil.Process(server).status() == \
         psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize("kind, metric, size, threshold", [
+    ("binary", "hamming", 64, 12), ("binary", "hamming", 256, 50), ("exact", "equal", 256, 0),
+    ("float", "cosine", 128, 0.8)])
+def test_the_same_matches_as_the_local_backend(open_backend, tmp_path, kind, metric, size,
+                                               threshold):
+    local_module = pytest.importorskip("dupbench.index.local")  # the Index's own backend
+    rng = np.random.default_rng(size)
+    if kind == "float":
+        originals = rng.normal(size=(300, size)).astype(np.float32)
+        copies = originals[:100] + rng.normal(scale=0.3, size=(100, size)).astype(np.float32)
+    else:
+        originals = rng.integers(0, 2**64, (300, size // 64), dtype=np.uint64)
+        copies = with_near_copies(rng, originals[:100], size, 0 if kind == "exact" else 16)
+    codes = np.concatenate([originals, copies])
+    ids = distinct_ids(rng, len(codes))
+    milvus = open_backend(kind, metric, size)
+    local = local_module.LocalBackend(tmp_path / "local", kind, metric, size)
+    try:
+        for backend in (milvus, local):
+            backend.add(ids[:250], codes[:250])
+            backend.add(ids[250:], codes[250:])
+            backend.remove(ids[:5])
+        for k in (None, 2):
+            want = local.query(codes[:120], threshold, k)
+            got = milvus.query(codes[:120], threshold, k)
+            assert sum(len(w) for w in want) > 120  # planted copies found, not only selves
+            if kind != "float":
+                assert got == want
+                continue
+            for g, w in zip(got, want):
+                assert [i for i, _ in g] == [i for i, _ in w]
+                np.testing.assert_allclose([s for _, s in g], [s for _, s in w], atol=1e-5)
+        assert len(milvus) == len(local) == len(codes) - 5
+    finally:
+        local.close()
+
+
+def test_a_second_process_on_a_milvus_lite_file_gets_one_line(open_backend, tmp_path):
+    import subprocess
+    import sys
+
+    open_backend("binary", "hamming", 64)  # this process serves the file now
+    code = ("from dupbench.index.milvus import MilvusBackend, MilvusError\n"
+            "try:\n"
+            f"    MilvusBackend({str(tmp_path / 'index')!r}, 'binary', 'hamming', 64)\n"
+            "except MilvusError as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         timeout=120)
+    assert "milvus-lite serves one process at a time" in out.stdout, out.stderr[-2000:]

@@ -273,7 +273,10 @@ def _connect(uri: str, token: str) -> Any:
             try:
                 return MilvusClient(uri, token=token)
             except MilvusException as e:
-                raise MilvusError(f"cannot open Milvus at {uri}: {e.message}") from None
+                hint = (" (milvus-lite serves one process at a time: is another one using this "
+                        "index? Several processes need a Milvus server, uri=...)"
+                        if uri.endswith(".db") else "")
+                raise MilvusError(f"cannot open Milvus at {uri}: {e.message}{hint}") from None
     except ImportError as e:
         raise MissingExtraError(f"the milvus index backend needs {e.name or 'pymilvus'}, which "
                                 "is not installed: pip install 'dupbench[milvus]'") from None
