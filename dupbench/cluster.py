@@ -14,12 +14,13 @@ again afterwards) or a Dask scheduler address (``tcp://host:8786``). Needs ``dup
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,27 @@ def cluster_map(method: Method, sources: Sequence[str | os.PathLike],
     """Encode ``sources`` (file paths the workers can read) on ``cluster``; see the module."""
     with session(cluster) as opened:
         return opened.encode(method, sources, ids, batch_size=batch_size, progress=progress)
+
+
+@contextmanager
+def batch_encoder(method: Method, workers: int, cluster: str | Cluster | None,
+                  ) -> Iterator[Callable[[list[str], list[str]], Encodings]]:
+    """``encode(sources, ids) -> Encodings`` for the many batches of one job (an encoding
+    store's update, an index's add): ``method.encode`` over ``workers`` processes here, or on
+    one cluster session for all the batches, opened by the first (a job with nothing to
+    encode starts no local cluster) and closed at the end."""
+    if cluster is None:
+        yield functools.partial(method.encode, workers=workers)
+        return
+    with ExitStack() as stack:
+        opened: list[Cluster] = []
+
+        def encode(sources: list[str], ids: list[str]) -> Encodings:
+            if not opened:
+                opened.append(stack.enter_context(session(cluster)))
+            return opened[0].encode(method, sources, ids)
+
+        yield encode
 
 
 def _path_name(source: Any) -> str:

@@ -18,7 +18,6 @@ shards (the store is append-only); ``encodings()`` copies only the live ones.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
@@ -27,18 +26,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from dupbench import images
+from dupbench.cluster import Cluster, batch_encoder
 from dupbench.errors import UsageError
 from dupbench.files import write_json
 from dupbench.methods import Method, get_method
 from dupbench.records import Encodings, Skipped
-
-if TYPE_CHECKING:
-    from dupbench.cluster import Cluster
 
 FORMAT = "dupbench-encoding-store"
 VERSION = 1
@@ -222,7 +219,7 @@ class EncodingStore:
         root = Path(directory).resolve()
         if not root.is_dir():
             raise StoreError(f"not a directory: {directory}")
-        with self._writer(), _encoder(self.method, workers, cluster) as encode:
+        with self._writer(), batch_encoder(self.method, workers, cluster) as encode:
             self._claim_root(root)
             try:
                 in_folder = self._scan(root, recursive)
@@ -364,20 +361,6 @@ class EncodingStore:
         for p in (self.path / SHARDS).iterdir():
             if p.name not in known:
                 p.unlink(missing_ok=True)
-
-
-@contextmanager
-def _encoder(method: Method, workers: int, cluster: str | Cluster | None,
-             ) -> Iterator[Callable[[list[str], list[str]], Encodings]]:
-    """``(sources, ids) -> Encodings`` for every batch of one update: ``method.encode`` here,
-    or on one cluster session kept open across the batches (a local one starts once)."""
-    if cluster is None:
-        yield functools.partial(method.encode, workers=workers)
-        return
-    from dupbench.cluster import session
-
-    with session(cluster) as opened:
-        yield functools.partial(opened.encode, method)
 
 
 def _write_durably(path: Path, codes: np.ndarray) -> None:

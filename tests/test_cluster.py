@@ -85,6 +85,20 @@ def test_a_store_updated_on_the_cluster_equals_one_updated_here(planted_dir, tmp
         assert store.update(planted_dir["dir"], cluster=dask_cluster).unchanged == 12
 
 
+def test_a_store_update_with_nothing_to_encode_reaches_no_cluster(planted_dir, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT", 1)
+    with EncodingStore.open_or_create(tmp_path / "store", "phash") as store:
+        store.update(planted_dir["dir"], workers=1)
+        # nothing is new: the unreachable scheduler is never contacted
+        counts = store.update(planted_dir["dir"], cluster="tcp://127.0.0.1:9")
+        assert (counts.new, counts.changed, counts.unchanged) == (0, 0, 12)
+        (planted_dir["dir"] / "new.png").write_bytes((planted_dir["dir"] / "rocket.png")
+                                                     .read_bytes())
+        with pytest.raises(ClusterError, match="cannot reach"):
+            store.update(planted_dir["dir"], cluster="tcp://127.0.0.1:9")
+
+
 @pytest.mark.slow
 def test_the_cli_starts_a_local_cluster_and_closes_it(planted_dir, tmp_path, capsys):
     me = psutil.Process()
