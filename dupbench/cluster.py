@@ -153,13 +153,14 @@ def cluster_map(method: Method, sources: Sequence[str | os.PathLike],
 
 @contextmanager
 def batch_encoder(method: Method, workers: int, cluster: str | Cluster | None,
+                  progress: bool = False,
                   ) -> Iterator[Callable[[list[str], list[str]], Encodings]]:
     """``encode(sources, ids) -> Encodings`` for the many batches of one job (an encoding
     store's update, an index's add): ``method.encode`` over ``workers`` processes here, or on
     one cluster session for all the batches, opened by the first (a job with nothing to
     encode starts no local cluster) and closed at the end."""
     if cluster is None:
-        yield functools.partial(method.encode, workers=workers)
+        yield functools.partial(method.encode, workers=workers, progress=progress)
         return
     with ExitStack() as stack:
         opened: list[Cluster] = []
@@ -167,7 +168,7 @@ def batch_encoder(method: Method, workers: int, cluster: str | Cluster | None,
         def encode(sources: list[str], ids: list[str]) -> Encodings:
             if not opened:
                 opened.append(stack.enter_context(session(cluster)))
-            return opened[0].encode(method, sources, ids)
+            return opened[0].encode(method, sources, ids, progress=progress)
 
         yield encode
 
