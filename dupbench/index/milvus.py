@@ -99,7 +99,7 @@ class MilvusBackend:
 
     def _ensure_collection(self) -> None:
         """Create the collection, or check that the existing one holds codes of this layout."""
-        from pymilvus import DataType
+        from pymilvus import DataType, MilvusException
 
         vector = DataType.BINARY_VECTOR if self._binary else DataType.FLOAT_VECTOR
         c = self._client
@@ -110,8 +110,14 @@ class MilvusBackend:
             params = c.prepare_index_params()
             params.add_index(_CODE, index_type="BIN_FLAT" if self._binary else "FLAT",
                              metric_type=self._metric_type)
-            c.create_collection(self.collection, schema=schema, index_params=params,
-                                consistency_level="Strong")
+            try:
+                c.create_collection(self.collection, schema=schema, index_params=params,
+                                    consistency_level="Strong")
+            except MilvusException as e:  # e.g. milvus-lite 3.x, which has no binary vectors
+                raise MilvusError(f"Milvus cannot make collection {self.collection!r} of "
+                                  f"{vector.name} {self._metric_type}: {e.message}"
+                                  + (" (milvus-lite 2.4-2.5 can)" if self._lite else "")
+                                  ) from None
             return
         fields = {f["name"]: f for f in c.describe_collection(self.collection)["fields"]}
         code = fields.get(_CODE, {})
