@@ -23,6 +23,7 @@ _API = {
     "evaluate": "dupbench.evaluation",
     "plot_duplicates": "dupbench.visualize",
     "available_methods": "dupbench.methods",
+    "Index": "dupbench.index",
 }
 
 __all__ = list(_API)

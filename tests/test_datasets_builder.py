@@ -179,6 +179,41 @@ def test_bad_sources_and_config_are_reported(tmp_path, source_dir):
         build_synthetic(source_dir, tmp_path / "d", SMALL, progress=False)
 
 
+def test_windows_of_one_photo_are_similar_views_and_severities_spread_per_transform(
+        tmp_path, source_dir):
+    """Two disjoint windows of one photo: each original holds exactly its part of the file's
+    pixels, and their groups are similar (not duplicates); all_severities may name transforms."""
+    path = str(source_dir / "coffee.png")
+    sources = [SourcePhoto("cup_left", path, scene="cup", window=(0.0, 0.0, 0.5, 1.0)),
+               SourcePhoto("cup_right", path, scene="cup", window=(0.5, 0.0, 1.0, 1.0)),
+               SourcePhoto("cat", str(source_dir / "chelsea.png"))]
+    config = SyntheticConfig(transforms=("jpeg", "crop"), all_severities=("crop",), chains=0,
+                             max_side=None, seed=3)
+    ds = build_synthetic(sources, tmp_path / "w", config, progress=False)
+    whole = np.asarray(images.load(path))
+    width = whole.shape[1]
+    left = np.asarray(images.load(ds.paths[ds.ids.index("cup_left")]))
+    right = np.asarray(images.load(ds.paths[ds.ids.index("cup_right")]))
+    assert np.array_equal(left, whole[:, :round(width / 2)])
+    assert np.array_equal(right, whole[:, round(width / 2):])
+    assert sorted(i for i in ds.ids if i.startswith("cat")) == [
+        "cat", "cat__crop-s1", "cat__crop-s2", "cat__crop-s3", "cat__jpeg"]
+    ids = ds.ids
+    level = {(ids[i], ids[j]): lv for (i, j), lv in zip(ds.truth.pairs, ds.truth.levels)}
+    assert level[("cup_left", "cup_right")] == "similar"
+    assert level[("cup_left__crop-s3", "cup_right__jpeg")] == "similar"
+    assert level[("cup_left", "cup_left__crop-s2")] == "near"
+    assert ds.truth.counts()["similar"] == 5 * 5
+    saved = read_dataset_dir(tmp_path / "w").info["sources"]
+    recorded = {row["id"]: row["window"] for row in saved}
+    assert recorded == {"cat": None, "cup_left": [0.0, 0.0, 0.5, 1.0],
+                        "cup_right": [0.5, 0.0, 1.0, 1.0]}
+    with pytest.raises(DatasetError, match="window"):
+        SourcePhoto("bad", path, window=(0.5, 0.0, 0.4, 1.0))
+    with pytest.raises(DatasetError, match="all_severities"):
+        SyntheticConfig(transforms=("jpeg",), all_severities=("crop",))
+
+
 def test_plain_folder_with_truth_file(tmp_path, source_dir):
     truth = tmp_path / "truth.json"
     truth.write_text('{"moto_left.png": ["moto_right.png"], "moto_right.png": ["moto_left.png"]}')

@@ -10,7 +10,14 @@ import pytest
 
 from dupbench.cli import datasets as datasets_cli
 from dupbench.datasets import load_dataset
-from dupbench.datasets.default import DISTRACTORS, default_sources
+from dupbench.datasets.default import (
+    DEFAULT_CONFIG,
+    DEFAULT_SOURCES,
+    DISTRACTORS,
+    EVERY_SEVERITY,
+    default_sources,
+)
+from dupbench.datasets.synthetic import _copy_plan
 
 
 def _cli(argv: list[str]) -> int:
@@ -23,8 +30,39 @@ def _cli(argv: list[str]) -> int:
 def test_default_sources_ship_with_the_installed_packages():
     sources, missing = default_sources()
     assert not missing
-    assert {"motorcycle_left", "china", "grace_hopper"} <= {s.id for s in sources}
+    assert {"motorcycle_left", "china_left", "grace_hopper"} <= {s.id for s in sources}
     assert set(DISTRACTORS) <= {s.id for s in sources}
+
+
+def test_hard_edits_come_at_every_severity_and_the_size_stays_small():
+    plan = _copy_plan("x", DEFAULT_CONFIG)
+    by_transform: dict[str, list] = {}
+    for _, name, severity in plan:
+        by_transform.setdefault(name, []).append(severity)
+    for name in EVERY_SEVERITY:
+        assert sorted(by_transform[name]) == [1, 2, 3], name
+    assert {"crop", "pad", "rotate90", "hflip", "text", "text_bar", "logo"} <= set(by_transform)
+    originals = len(DEFAULT_SOURCES) - len(DISTRACTORS)
+    assert originals * (1 + len(plan)) + len(DISTRACTORS) <= 650  # encode time of a default run
+
+
+def test_scene_windows_are_disjoint_views_of_photos_not_used_whole():
+    """A window that overlapped another, or whose photo were also a source whole, would be a
+    crop (a near duplicate) labelled as a hard negative."""
+    windows: dict[str, list] = {}
+    whole = set()
+    for ident, _, name, _, scene, window in DEFAULT_SOURCES:
+        if window is None:
+            whole.add(name)
+        else:
+            assert scene is not None, ident
+            windows.setdefault(name, []).append(window)
+    assert len(windows) >= 2 and not whole & set(windows)
+    for boxes in windows.values():
+        assert len(boxes) >= 2
+        for k, (l1, t1, r1, b1) in enumerate(boxes):
+            for l2, t2, r2, b2 in boxes[k + 1:]:
+                assert min(r1, r2) <= max(l1, l2) or min(b1, b2) <= max(t1, t2)
 
 
 @pytest.mark.slow
@@ -34,9 +72,11 @@ def test_default_builds_twice_to_the_same_checksum(tmp_path, monkeypatch):
     elapsed = time.perf_counter() - start
     second = load_dataset("default", cache=tmp_path / "b", progress=False, workers=1)
     assert first.checksum() == second.checksum()
-    assert 300 <= len(first) <= 600 and elapsed < 120
+    assert 600 <= len(first) <= 650 and elapsed < 120
     counts = first.truth.counts()
-    assert counts["exact"] > 0 and counts["near"] > 1000 and counts["similar"] > 0
+    assert counts["exact"] > 0 and counts["near"] > 10000 and counts["similar"] > 3 * 1000
+    per_transform = first.images["transform"].value_counts()
+    assert all(per_transform[name] == 48 for name in EVERY_SEVERITY)  # 16 originals × 3 levels
     assert first.info["builder"]["config"]["seed"] == second.info["builder"]["config"]["seed"]
     reloaded = load_dataset("default", cache=tmp_path / "a")  # second use: no rebuild
     assert reloaded.root == first.root and reloaded.checksum() == first.checksum()

@@ -23,7 +23,8 @@ import os
 import sys
 
 #: command modules, in the order their commands appear in ``dupbench --help``
-COMMAND_MODULES = ("find", "undo", "encode", "methods", "datasets", "run", "report")
+COMMAND_MODULES = ("find", "undo", "encode", "index", "serve", "methods", "datasets", "run",
+                   "report")
 
 
 class Parser(argparse.ArgumentParser):

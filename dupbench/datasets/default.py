@@ -2,9 +2,12 @@
 transform catalogue, built offline on first use into the user cache.
 
 Sources: scikit-image's bundled data images, scikit-learn's sample images and matplotlib's sample
-data. The motorcycle stereo pair (two photos of one scene) gives real "similar" hard negatives;
-textures, documents, graphics and scientific images are distractors with no copies. Sources
-that a package version does not ship are left out and listed in ``info["missing_sources"]``.
+data. Hard negatives ("similar"): the motorcycle stereo pair (two real photos of one scene) and,
+since these packages ship no other multi-view scene, two disjoint windows each of the Hubble deep
+field and of the China photo (same scene, light and texture, no shared pixel; the whole photos
+are left out, so no window is a crop of another image in the set). Textures, documents, graphics
+and scientific images are distractors with no copies. Sources that a package version does not
+ship are left out and listed in ``info["missing_sources"]``.
 """
 
 from __future__ import annotations
@@ -24,47 +27,65 @@ from dupbench.datasets.synthetic import (
     default_workers,
 )
 
-#: (id, package, file, category, scene); the first group get copies, DISTRACTORS do not
+_LEFT, _RIGHT = (0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)
+_TOP_LEFT, _BOTTOM_RIGHT = (0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0)
+
+#: (id, package, file, category, scene, window); the first group get copies, DISTRACTORS do not
 DEFAULT_SOURCES = (
-    ("astronaut", "skimage", "astronaut.png", "portrait", None),
-    ("chelsea", "skimage", "chelsea.png", "animal", None),
-    ("coffee", "skimage", "coffee.png", "object", None),
-    ("rocket", "skimage", "rocket.jpg", "outdoor", None),
-    ("motorcycle_left", "skimage", "motorcycle_left.png", "object", "motorcycle"),
-    ("motorcycle_right", "skimage", "motorcycle_right.png", "object", "motorcycle"),
-    ("camera", "skimage", "camera.png", "portrait", None),
-    ("coins", "skimage", "coins.png", "object", None),
-    ("hubble_deep_field", "skimage", "hubble_deep_field.jpg", "astronomy", None),
-    ("immunohistochemistry", "skimage", "ihc.png", "microscopy", None),
-    ("retina", "skimage", "retina.jpg", "medical", None),
-    ("page", "skimage", "page.png", "document", None),
-    ("brick", "skimage", "brick.png", "texture", None),
-    ("china", "sklearn", "china.jpg", "outdoor", None),
-    ("flower", "sklearn", "flower.jpg", "outdoor", None),
-    ("grace_hopper", "matplotlib", "grace_hopper.jpg", "portrait", None),
+    ("astronaut", "skimage", "astronaut.png", "portrait", None, None),
+    ("chelsea", "skimage", "chelsea.png", "animal", None, None),
+    ("coffee", "skimage", "coffee.png", "object", None, None),
+    ("rocket", "skimage", "rocket.jpg", "outdoor", None, None),
+    ("motorcycle_left", "skimage", "motorcycle_left.png", "object", "motorcycle", None),
+    ("motorcycle_right", "skimage", "motorcycle_right.png", "object", "motorcycle", None),
+    ("camera", "skimage", "camera.png", "portrait", None, None),
+    ("coins", "skimage", "coins.png", "object", None, None),
+    ("hubble_top_left", "skimage", "hubble_deep_field.jpg", "astronomy", "hubble", _TOP_LEFT),
+    ("hubble_bottom_right", "skimage", "hubble_deep_field.jpg", "astronomy", "hubble",
+     _BOTTOM_RIGHT),
+    ("immunohistochemistry", "skimage", "ihc.png", "microscopy", None, None),
+    ("retina", "skimage", "retina.jpg", "medical", None, None),
+    ("china_left", "sklearn", "china.jpg", "outdoor", "china", _LEFT),
+    ("china_right", "sklearn", "china.jpg", "outdoor", "china", _RIGHT),
+    ("flower", "sklearn", "flower.jpg", "outdoor", None, None),
+    ("grace_hopper", "matplotlib", "grace_hopper.jpg", "portrait", None, None),
     # distractors: unrelated images that must not be matched to anything
-    ("moon", "skimage", "moon.png", "astronomy", None),
-    ("cell", "skimage", "cell.png", "microscopy", None),
-    ("clock_motion", "skimage", "clock_motion.png", "object", None),
-    ("grass", "skimage", "grass.png", "texture", None),
-    ("gravel", "skimage", "gravel.png", "texture", None),
-    ("text", "skimage", "text.png", "document", None),
-    ("horse", "skimage", "horse.png", "graphic", None),
-    ("logo", "skimage", "logo.png", "graphic", None),
-    ("color", "skimage", "color.png", "graphic", None),
-    ("microaneurysms", "skimage", "microaneurysms.png", "medical", None),
-    ("phantom", "skimage", "phantom.png", "graphic", None),
-    ("matplotlib_logo", "matplotlib", "logo2.png", "graphic", None),
-    ("present", "matplotlib", "Minduka_Present_Blue_Pack.png", "object", None),
+    ("page", "skimage", "page.png", "document", None, None),
+    ("brick", "skimage", "brick.png", "texture", None, None),
+    ("moon", "skimage", "moon.png", "astronomy", None, None),
+    ("cell", "skimage", "cell.png", "microscopy", None, None),
+    ("clock_motion", "skimage", "clock_motion.png", "object", None, None),
+    ("grass", "skimage", "grass.png", "texture", None, None),
+    ("gravel", "skimage", "gravel.png", "texture", None, None),
+    ("text", "skimage", "text.png", "document", None, None),
+    ("horse", "skimage", "horse.png", "graphic", None, None),
+    ("logo", "skimage", "logo.png", "graphic", None, None),
+    ("color", "skimage", "color.png", "graphic", None, None),
+    ("microaneurysms", "skimage", "microaneurysms.png", "medical", None, None),
+    ("phantom", "skimage", "phantom.png", "graphic", None, None),
+    ("matplotlib_logo", "matplotlib", "logo2.png", "graphic", None, None),
+    ("present", "matplotlib", "Minduka_Present_Blue_Pack.png", "object", None, None),
 )
-DISTRACTORS = ("moon", "cell", "clock_motion", "grass", "gravel", "text", "horse", "logo", "color",
-               "microaneurysms", "phantom", "matplotlib_logo", "present")
-DEFAULT_CONFIG = SyntheticConfig(distractors=DISTRACTORS, max_side=384, chains=2,
+DISTRACTORS = ("page", "brick", "moon", "cell", "clock_motion", "grass", "gravel", "text", "horse",
+               "logo", "color", "microaneurysms", "phantom", "matplotlib_logo", "present")
+#: one copy at a drawn severity each; upscale and gamma are left out (every method finds them,
+#: like downscale and brightness/contrast)
+DEFAULT_TRANSFORMS = ("copy", "png_resave", "jpeg", "webp", "gif", "downscale", "crop", "aspect",
+                      "pad", "border", "rotate", "rotate90", "hflip", "vflip", "brightness",
+                      "contrast", "saturation", "grayscale", "blur", "noise", "sharpen", "text",
+                      "text_bar", "logo")
+#: the edits global fingerprints miss get one copy per severity, so the per-transform table has
+#: 16 pairs at each level of each of them
+EVERY_SEVERITY = ("crop", "pad", "rotate90", "text", "text_bar", "logo")
+DEFAULT_CONFIG = SyntheticConfig(transforms=DEFAULT_TRANSFORMS, all_severities=EVERY_SEVERITY,
+                                 distractors=DISTRACTORS, max_side=384, chains=2,
                                  query_fraction=0.2, seed=20240601)
 INFO = {
     "description": "Embedded default: photos shipped in scikit-image, scikit-learn and matplotlib, "
-                   "each with ~27 seeded edits (catalogue: encodings, geometry, tone, filters, "
-                   "overlays, chains) plus unrelated distractors.",
+                   "each with 38 seeded edits (catalogue: encodings, geometry, tone, filters, "
+                   "overlays, chains; crops, pads, 90-degree rotations, captions, text bars and "
+                   "logos at every severity) plus unrelated distractors and same-scene hard "
+                   "negatives.",
     "licence": "scikit-image data: public domain / CC0 / BSD-compatible (see skimage/data/README); "
                "scikit-learn china/flower: CC BY 2.0 / public domain; matplotlib sample data: "
                "matplotlib licence (grace_hopper: public domain)",
@@ -91,12 +112,12 @@ def _package_file(package: str, name: str) -> Path | None:
 def default_sources() -> tuple[list[SourcePhoto], list[str]]:
     """The default's source photos found in this installation, and the ids that are missing."""
     found, missing = [], []
-    for ident, package, name, category, scene in DEFAULT_SOURCES:
+    for ident, package, name, category, scene, window in DEFAULT_SOURCES:
         path = _package_file(package, name)
         if path is None:
             missing.append(ident)
         else:
-            found.append(SourcePhoto(ident, str(path), category, scene))
+            found.append(SourcePhoto(ident, str(path), category, scene, window))
     return found, missing
 
 
@@ -106,7 +127,8 @@ def recipe_key(sources: list[SourcePhoto], config: SyntheticConfig = DEFAULT_CON
     from dupbench.datasets.synthetic import _versions
 
     recipe = {"config": asdict(config), "builder": BUILDER_VERSION, "versions": _versions(),
-              "sources": [[s.id, file_digest(s.path), s.category, s.scene] for s in sources]}
+              "sources": [[s.id, file_digest(s.path), s.category, s.scene, s.window]
+                          for s in sources]}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 

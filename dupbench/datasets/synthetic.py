@@ -6,7 +6,9 @@ edited copies, or an unrelated *distractor* with none. Ground truth:
 - every pair inside one original's group (original + its copies) is a duplicate: ``exact`` when
   the two decode to identical pixels, ``near`` otherwise;
 - sources declared to show the same scene (``SourcePhoto.scene``) make every cross pair between
-  their groups ``similar`` (hard negatives for near-duplicate detection).
+  their groups ``similar`` (hard negatives for near-duplicate detection). A source may be a
+  window of a bigger photo (``SourcePhoto.window``): disjoint windows of one photo are two views
+  of one scene that share no pixel.
 
 Randomness comes from a numpy ``Generator`` seeded from (seed, image id, purpose), so a file's
 bytes depend only on the config, the seed, the source pixels and the library versions, never on
@@ -52,17 +54,31 @@ from dupbench.datasets.truth import (
 from dupbench.workers import pool_initializer
 
 #: bump when a change to the builder changes its output for the same config and seed
-BUILDER_VERSION = 2  # 2: build folders carry the .dupbench-build marker
+BUILDER_VERSION = 3  # 2: build folders carry the .dupbench-build marker; 3: windows, text_bar,
+#                       coloured pads, all_severities per transform
 
 
 @dataclass(frozen=True)
 class SourcePhoto:
-    """One input photo: a stable id, where to read it, and optional metadata."""
+    """One input photo: a stable id, where to read it, and optional metadata.
+
+    ``window`` (left, top, right, bottom as fractions of the width and height) keeps only that
+    part of the file, so one large photo can give several views of a scene.
+    """
 
     id: str
     path: str
     category: str | None = None
     scene: str | None = None  # photos sharing a scene are "similar" to each other
+    window: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.window is not None:
+            left, top, right, bottom = self.window
+            if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
+                raise DatasetError(f"source {self.id!r}: window {self.window} must be "
+                                   "(left, top, right, bottom) fractions with left < right and "
+                                   "top < bottom, all in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,8 @@ class SyntheticConfig:
 
     transforms:    catalogue names ("copy" is a byte copy; chains are set with ``chains``)
     severities:    allowed levels (1 light, 2 medium, 3 strong)
-    all_severities: one copy per level instead of one copy at a level drawn per image
+    all_severities: one copy per level instead of one copy at a level drawn per image: True for
+                   every graded transform, or a tuple of the transform names that get it
     chains:        number of chained-edit copies per original
     distractors:   how many sources (drawn with the seed) get no copies, or their ids
     max_side:      shrink sources whose longer side exceeds this (None: keep)
@@ -80,7 +97,7 @@ class SyntheticConfig:
 
     transforms: tuple[str, ...] = tuple(t for t in ALL_TRANSFORMS if t != "chain")
     severities: tuple[int, ...] = SEVERITIES
-    all_severities: bool = False
+    all_severities: bool | tuple[str, ...] = False
     chains: int = 2
     distractors: int | tuple[str, ...] = 0
     max_side: int | None = 512
@@ -92,6 +109,11 @@ class SyntheticConfig:
         if unknown:
             raise DatasetError(f"unknown transform(s) {_preview(unknown)}; "
                                f"choose from {', '.join(ALL_TRANSFORMS)}")
+        if not isinstance(self.all_severities, bool):
+            spread = [t for t in self.all_severities if t not in self.transforms]
+            if spread:
+                raise DatasetError(f"all_severities names transform(s) not in transforms: "
+                                   f"{_preview(spread)}")
         if "chain" in self.transforms:
             raise DatasetError("set the number of chained edits with chains=, not in transforms")
         if not self.severities or set(self.severities) - set(SEVERITIES):
@@ -153,7 +175,8 @@ def _copy_plan(source_id: str, config: SyntheticConfig) -> list[tuple[str, str, 
         graded = name != COPY and TRANSFORMS[name].graded
         if not graded:
             plan.append((stem, name, None))
-        elif config.all_severities:
+        elif config.all_severities is True or (
+                not isinstance(config.all_severities, bool) and name in config.all_severities):
             plan.extend((f"{stem}-s{sev}", name, sev) for sev in config.severities)
         else:
             rng = rng_for(config.seed, stem, "severity")
@@ -168,6 +191,10 @@ def _build_source(source: SourcePhoto, distractor: bool, config: SyntheticConfig
         img = image_io.load(source.path)
     except image_io.ImageError as e:
         return {"skipped": [source.path, str(e)]}
+    if source.window is not None:
+        left, top, right, bottom = source.window
+        img = img.crop((round(left * img.width), round(top * img.height),
+                        round(right * img.width), round(bottom * img.height)))
     if config.max_side and max(img.size) > config.max_side:
         scale = config.max_side / max(img.size)
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
@@ -283,7 +310,8 @@ def build_synthetic(
             "builder": {"version": BUILDER_VERSION, "config": asdict(config),
                         "versions": _versions()},
             "sources": [{"id": s.id, "file": Path(s.path).name, "category": s.category,
-                         "scene": s.scene, "distractor": s.id in distractors}
+                         "scene": s.scene, "window": s.window,
+                         "distractor": s.id in distractors}
                         for s in sources],
             "skipped": skipped,
             **(info or {}),

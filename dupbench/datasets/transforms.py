@@ -126,10 +126,13 @@ def aspect(img, rng, severity) -> Edit:
 
 
 def pad(img, rng, severity) -> Edit:
-    """Letterbox (bars above and below) or pillarbox (left and right), black or white."""
+    """Letterbox (bars above and below) or pillarbox (left and right) in black, white or a
+    colour; each bar is ``fraction`` of the height (letterbox) or width (pillarbox)."""
     fraction = {1: 0.05, 2: 0.15, 3: 0.3}[severity]
     style = _pick(rng, ("letterbox", "pillarbox"))
-    color = _pick(rng, ((0, 0, 0), (255, 255, 255)))
+    fill = _pick(rng, ("black", "white", "colour"))
+    color = {"black": (0, 0, 0), "white": (255, 255, 255)}.get(fill) or tuple(
+        int(c) for c in rng.integers(0, 256, size=3))
     if style == "letterbox":
         bar = round(img.height * fraction)
         border = (0, bar, 0, bar)
@@ -137,7 +140,7 @@ def pad(img, rng, severity) -> Edit:
         bar = round(img.width * fraction)
         border = (bar, 0, bar, 0)
     return Edit(ImageOps.expand(img, border, fill=color),
-                {"fraction": fraction, "style": style, "color": list(color)})
+                {"fraction": fraction, "style": style, "bar": bar, "color": list(color)})
 
 
 def border(img, rng, severity) -> Edit:
@@ -253,6 +256,28 @@ def text(img, rng, severity) -> Edit:
     return Edit(out, {"text": words, "size": size, "xy": [x, y], "color": list(color)})
 
 
+def text_bar(img, rng, severity) -> Edit:
+    """An opaque band across the top or bottom with a caption, as news, meme and stock edits
+    add; the band covers ``fraction`` of the height and hides the picture under it."""
+    fraction, n_words = {1: (0.08, 2), 2: (0.15, 3), 3: (0.25, 4)}[severity]
+    bar = max(4, round(img.height * fraction))
+    place = _pick(rng, ("top", "bottom"))
+    background = _pick(rng, ((0, 0, 0), (255, 255, 255), (200, 20, 30), (20, 60, 160)))
+    ink = (0, 0, 0) if background == (255, 255, 255) else (255, 255, 255)
+    words = " ".join(_pick(rng, _WORDS) for _ in range(n_words)).upper()
+    out = img.copy()
+    draw = ImageDraw.Draw(out)
+    top = 0 if place == "top" else img.height - bar
+    draw.rectangle((0, top, img.width - 1, top + bar - 1), fill=background)
+    size = max(6, round(bar * 0.6))
+    width = draw.textlength(words, font=_font(size))
+    if width > 0.94 * img.width:  # shrink the caption to fit the band's width
+        size = max(6, int(size * 0.94 * img.width / width))
+    draw.text((img.width / 2, top + bar / 2), words, fill=ink, font=_font(size), anchor="mm")
+    return Edit(out, {"fraction": fraction, "place": place, "bar": bar, "text": words,
+                      "size": size, "color": list(background)})
+
+
 def logo(img, rng, severity) -> Edit:
     """A semi-transparent badge (disc + initials) in a random corner, like a watermark."""
     fraction, opacity = {1: (0.1, 0.5), 2: (0.2, 0.7), 3: (0.35, 0.9)}[severity]
@@ -279,7 +304,8 @@ def logo(img, rng, severity) -> Edit:
 
 #: edits a chain may combine (format changes other than its final JPEG are left out)
 CHAINABLE = ("crop", "downscale", "aspect", "rotate", "hflip", "pad", "border", "brightness",
-             "contrast", "gamma", "saturation", "blur", "noise", "sharpen", "text", "logo")
+             "contrast", "gamma", "saturation", "blur", "noise", "sharpen", "text", "text_bar",
+             "logo")
 
 
 def chain(img, rng, severity) -> Edit:
@@ -309,7 +335,8 @@ TRANSFORMS: dict[str, Transform] = _catalogue(
     (downscale, True), (upscale, True), (crop, True), (aspect, True), (pad, True),
     (border, True), (rotate, True), (rotate90, True), (hflip, False), (vflip, False),
     (brightness, True), (contrast, True), (gamma, True), (saturation, True), (grayscale, False),
-    (blur, True), (noise, True), (sharpen, True), (text, True), (logo, True), (chain, True),
+    (blur, True), (noise, True), (sharpen, True), (text, True), (text_bar, True), (logo, True),
+    (chain, True),
 )
 #: "copy" is a byte-for-byte copy of the original file, handled by the builder
 COPY = "copy"
