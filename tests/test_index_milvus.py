@@ -252,3 +252,31 @@ def test_a_second_process_on_a_milvus_lite_file_gets_one_line(open_backend, tmp_
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          timeout=120)
     assert "milvus-lite serves one process at a time" in out.stdout, out.stderr[-2000:]
+
+
+@binary_vectors
+@pytest.mark.parametrize("method, params, threshold", [("phash", {}, 10),
+                                                       ("dhash", {"hash_size": 16}, 40),
+                                                       ("file_digest", {}, 0)])
+def test_an_index_in_milvus_answers_as_a_local_index(planted_dir, tmp_path, method, params,
+                                                     threshold):
+    index_module = pytest.importorskip("dupbench.index.index")
+    files = sorted(planted_dir["dir"].iterdir())
+    answers = {}
+    for backend in ("local", "milvus"):
+        with index_module.Index.create(tmp_path / backend, method, backend=backend,
+                                       **params) as index:
+            added = [index.add(files[:5]).summary(), index.add(files[5:]).summary()]
+            found = [[(m.name, m.score) for m in index.query(f, threshold=threshold)]
+                     for f in files if f.name not in planted_dir["bad"]]
+            best = [[m.name for m in index.query(f, threshold=64, k=2)]
+                    for f in files if f.name not in planted_dir["bad"]]
+            index.remove([1])
+            answers[backend] = (added, found, best, len(index),
+                                index.find_duplicates(threshold=threshold, scores=True))
+    assert answers["milvus"] == answers["local"]
+    if method != "file_digest":  # every planted copy is found from its original
+        names = {f.name: k for k, f in enumerate(f for f in files
+                                                  if f.name not in planted_dir["bad"])}
+        for a, b in planted_dir["pairs"]:
+            assert any(n.endswith(b) for n, _ in answers["local"][1][names[a]])

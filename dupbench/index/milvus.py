@@ -23,6 +23,7 @@ serves one process at a time; several processes need a Milvus server.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import threading
@@ -49,6 +50,10 @@ WRITE_BATCH = 4096
 _OPTIONS = ("uri", "collection", "token")
 _ID, _CODE = "id", "code"
 
+if importlib.util.find_spec("pymilvus") is None:  # Index.create asks before making any file
+    raise MissingExtraError("the milvus index backend needs pymilvus, which is not installed: "
+                            "pip install 'dupbench[milvus]'")
+
 _lite_users: dict[str, int] = {}  # milvus-lite database file -> backends open on it here
 _lite_lock = threading.Lock()
 
@@ -69,9 +74,11 @@ class MilvusBackend:
         self._dim = self._width * 64 if self._binary else self.size
         self._metric_type = "HAMMING" if self._binary else "IP"
         self.path = Path(folder) / FOLDER
-        self.path.mkdir(parents=True, exist_ok=True)
         uri = options.get("uri")
-        self._lite = None if uri else str((self.path / DATABASE).resolve())
+        self._lite = None
+        if not uri:  # a milvus-lite file in the index folder (a server made nothing here yet)
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lite = str((self.path / DATABASE).resolve())
         self._client = _connect(uri or self._lite,
                                 options.get("token") or os.environ.get("MILVUS_TOKEN", ""))
         if self._lite:
@@ -94,6 +101,7 @@ class MilvusBackend:
         if name is None:
             name = f"dupbench_{uuid.uuid4().hex}" if remote else "dupbench"
         if recorded.get("collection") != name:
+            self.path.mkdir(parents=True, exist_ok=True)
             write_json(state, {"collection": name})
         return name
 
@@ -271,18 +279,18 @@ def _complete(fetch: Callable[[str], list[tuple]], lo: int | None = None,
 
 def _connect(uri: str, token: str) -> Any:
     """A ``MilvusClient`` for ``uri`` (a server, or a milvus-lite file it starts)."""
-    try:
-        with warnings.catch_warnings():  # milvus-lite 2.x imports the deprecated pkg_resources
-            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-            from pymilvus import MilvusClient, MilvusException
+    lite = uri.endswith(".db")
+    if lite and importlib.util.find_spec("milvus_lite") is None:
+        raise MissingExtraError("an index kept in a milvus-lite file needs milvus-lite, which is "
+                                "not installed: pip install 'dupbench[milvus]' (or give uri= of "
+                                "a Milvus server)")
+    with warnings.catch_warnings():  # milvus-lite 2.x imports the deprecated pkg_resources
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        from pymilvus import MilvusClient, MilvusException
 
-            try:
-                return MilvusClient(uri, token=token)
-            except MilvusException as e:
-                hint = (" (milvus-lite serves one process at a time: is another one using this "
-                        "index? Several processes need a Milvus server, uri=...)"
-                        if uri.endswith(".db") else "")
-                raise MilvusError(f"cannot open Milvus at {uri}: {e.message}{hint}") from None
-    except ImportError as e:
-        raise MissingExtraError(f"the milvus index backend needs {e.name or 'pymilvus'}, which "
-                                "is not installed: pip install 'dupbench[milvus]'") from None
+        try:
+            return MilvusClient(uri, token=token)
+        except MilvusException as e:
+            hint = (" (milvus-lite serves one process at a time: is another one using this "
+                    "index? Several processes need a Milvus server, uri=...)" if lite else "")
+            raise MilvusError(f"cannot open Milvus at {uri}: {e.message}{hint}") from None
