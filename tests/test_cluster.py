@@ -134,3 +134,20 @@ def test_an_unreachable_scheduler_is_one_line_error(monkeypatch, planted_dir, tm
 def test_only_file_paths_can_be_sent_to_the_workers(dask_cluster):
     with pytest.raises(UsageError, match="file paths"):
         cluster_map(get_method("phash"), [np.zeros((8, 8), np.uint8)], None, dask_cluster)
+
+
+@pytest.mark.slow
+def test_index_add_on_a_local_cluster_equals_a_local_add(planted_dir, tmp_path, capsys):
+    from dupbench.index import Index
+
+    listed = {}
+    for name, extra in (("here", ["--workers", "1"]), ("there", ["--cluster", "local:2"])):
+        assert main(["index", "create", str(tmp_path / name), "-m", "phash"]) == 0
+        assert main(["index", "add", str(tmp_path / name), str(planted_dir["dir"]), "-q",
+                     *extra]) == 0
+        assert "added 9, unchanged 0, skipped 3" in capsys.readouterr().err
+        with Index.open(tmp_path / name) as index:
+            ids, codes = index.backend.items()
+            listed[name] = (ids.tolist(), codes.tolist(),
+                            [(e["id"], e["name"], e["digest"]) for e in index.entries()])
+    assert listed["there"] == listed["here"]
