@@ -47,7 +47,7 @@ MANIFEST = "manifest.json"
 DATABASE = "entries.sqlite"
 LOCK = "writer.lock"
 #: what a ``create`` killed before writing the manifest may have left (and may reuse)
-_OWN_FILES = {DATABASE, DATABASE + "-wal", DATABASE + "-shm", LOCK, "local"}
+_OWN_FILES = {DATABASE, DATABASE + "-wal", DATABASE + "-shm", LOCK, "local", "milvus"}
 #: files encoded and committed together: a kill loses at most one batch of work
 DEFAULT_BATCH = 1024
 
