@@ -85,6 +85,7 @@ class MarrHildrethHash(_OpenCVHash):
     """
 
     name = "marr_hildreth"
+    robust_to = "resizing, recompression, brightness and contrast"
 
     def __init__(self, alpha: float = 2.0, scale: float = 1.0) -> None:
         if not (alpha > 0 and scale > 0):
@@ -133,6 +134,7 @@ class BlockMeanHash(_OpenCVHash):
     """
 
     name = "block_mean"
+    robust_to = "resizing, recompression, brightness and contrast"
 
     def __init__(self, mode: int = 0) -> None:
         if mode not in (0, 1) or isinstance(mode, bool):
