@@ -144,22 +144,22 @@ def exact_sample_pairs(kind: str, n: int, dim: int, threshold: float, rows: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="data:N:backend ...")
+    ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS,
+                    help="data:N:backend[:sampled] ... (sampled: search --sample-rows rows only)")
     ap.add_argument("--dim", type=int, default=1280)
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--full-limit", type=int, default=100_000,
                     help="largest N searched in full; larger N are sampled (time extrapolated)")
     ap.add_argument("--sample-rows", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=OUT_DIR)
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--exact-sample", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.child:
-        kind, n, backend, pairs_path = args.child
-        sample = None if int(n) <= args.full_limit else args.sample_rows
-        print(json.dumps(child(kind, int(n), args.dim, args.threshold, backend, sample,
-                               pairs_path)))
+        kind, n, backend, sample, pairs_path = args.child
+        print(json.dumps(child(kind, int(n), args.dim, args.threshold, backend,
+                               int(sample) or None, pairs_path)))
         return
     if args.exact_sample:
         kind, n = args.exact_sample[0], int(args.exact_sample[1])
@@ -170,10 +170,11 @@ def main() -> None:
     rows, exact = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for run in args.runs:
-            kind, n, backend = run.split(":")
-            path = os.path.join(tmp, f"{kind}-{n}-{backend}.npy")
+            kind, n, backend, *how = run.split(":")
+            sample = args.sample_rows if how == ["sampled"] or int(n) > args.full_limit else 0
+            path = os.path.join(tmp, f"{kind}-{n}-{backend}-{sample}.npy")
             load = os.getloadavg()[0]
-            cmd = [sys.executable, __file__, "--child", kind, n, backend, path,
+            cmd = [sys.executable, __file__, "--child", kind, n, backend, str(sample), path,
                    "--dim", str(args.dim), "--threshold", str(args.threshold),
                    "--full-limit", str(args.full_limit), "--sample-rows", str(args.sample_rows)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -182,13 +183,18 @@ def main() -> None:
             found = np.load(path)
             if backend == "flat":
                 exact[(kind, n, row["mode"])] = found
-            elif (kind, n, row["mode"]) not in exact and row["time_extrapolated"]:
+            elif (kind, n, row["mode"]) not in exact:  # no exact run alike: exact sample rows
                 truth_path = os.path.join(tmp, f"{kind}-{n}-exact.npy")
-                subprocess.run([sys.executable, __file__, "--exact-sample", kind, n,
-                                "--dim", str(args.dim), "--threshold", str(args.threshold),
-                                "--sample-rows", str(args.sample_rows)], check=True,
-                               env={**os.environ, "PAIRS_OUT": truth_path})
-                exact[(kind, n, row["mode"])] = np.load(truth_path)
+                if (kind, n, "sample") not in exact:
+                    subprocess.run([sys.executable, __file__, "--exact-sample", kind, n,
+                                    "--dim", str(args.dim), "--threshold", str(args.threshold),
+                                    "--sample-rows", str(args.sample_rows)], check=True,
+                                   env={**os.environ, "PAIRS_OUT": truth_path})
+                    exact[(kind, n, "sample")] = np.load(truth_path)
+                if not row["time_extrapolated"]:  # its pairs that touch the sample rows
+                    found = _directed_from(found, int(n), args.sample_rows)
+                    row["recall_over"] = f"pairs of the first {args.sample_rows} rows"
+                exact[(kind, n, row["mode"])] = exact[(kind, n, "sample")]
             truth = exact.get((kind, n, row["mode"]))
             row["exact_pairs"] = None if truth is None else len(truth)
             row["recall"] = (None if truth is None or not len(truth)
@@ -197,6 +203,12 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     _report(args, rows)
+
+
+def _directed_from(keys: np.ndarray, n: int, rows: int) -> np.ndarray:
+    """Undirected i < j pair keys as the directed (row, other) keys of rows below ``rows``."""
+    a, b = keys // n, keys % n
+    return np.sort(np.concatenate([(a * n + b)[a < rows], (b * n + a)[b < rows]]))
 
 
 def _report(args, rows: list[dict]) -> None:
