@@ -26,6 +26,7 @@ first then by reference index.
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import numpy as np
@@ -155,7 +156,7 @@ class CosineIndex:
     nlist, nprobe: IVF cell count (default ``ivf_nlist(n)``) and cells visited per query.
     ef_search / nprobe left as None are chosen per threshold: the smallest power of two whose
     range search finds ``CALIBRATION_RECALL`` of the exact pairs of a sample of queries
-    (``self.tuning`` records the choice and the sample's recall).
+    (``self.tuning`` records the choice, the sample's recall and the calibration's seconds).
     copy=False lets unit_rows normalise a float32 input in place instead of copying it.
     """
 
@@ -246,7 +247,9 @@ class CosineIndex:
         if self._fixed_knob is not None:
             return
         if t not in self.tuning:
+            start = time.perf_counter()
             self.tuning[t] = self._tune(t, q, cross)
+            self.tuning[t]["seconds"] = time.perf_counter() - start
         self._set_knob(self.tuning[t]["value"])
 
     def _tune(self, t: float, q: np.ndarray, cross: bool) -> dict:
