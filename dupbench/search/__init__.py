@@ -18,10 +18,11 @@ COSINE_BACKENDS = ("flat", "hnsw", "ivf")
 #: from this many codes, "auto" uses multi-index hashing for Hamming search; it plans each search
 #: and runs brute force itself (FAISS when installed) where that is cheaper, e.g. at large radii
 MIH_HAMMING_MIN = 20_000
-#: from this many embeddings, "auto" uses an IVF index (when faiss is installed): exact search is
-#: N²·d (about 70 s at 100k × 1280 on 2 cores, hours at 1M); its nprobe is calibrated per threshold
-#: to find 99.5 % of the exact pairs of a sample (dupbench.search.cosine.CALIBRATION_RECALL)
-COSINE_APPROX_MIN = 100_000
+#: from this many embeddings, "auto" uses an IVF index (when faiss is installed), its nprobe
+#: calibrated per threshold to find 99.5 % of a sample's exact pairs (cosine.CALIBRATION_RECALL).
+#: Exact search is N²·d: minutes at 100k × 1280 on 2 cores, where IVF measured only 1.5× faster
+#: (benchmarks/cosine_memory.py), hours at 1M, where IVF is several times faster
+COSINE_APPROX_MIN = 200_000
 
 
 def _codes_and_metric(data: Encodings | np.ndarray, metric: str | None) -> tuple[np.ndarray, str]:
