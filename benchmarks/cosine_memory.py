@@ -6,7 +6,7 @@ the kernel's RSS high-water mark (``/proc/self/clear_refs``), so "peak" is the s
 with the vectors and the libraries already in memory; "extra" is that peak minus the RSS before
 the search, and "extra / vectors" must stay at or below 1 for exact search (at most one more copy
 of the vectors). IVF adds its own copy in its lists and a k-means training sample (40 rows a
-cell): ≈ 1.2 × the vectors on unit input, ≈ 2.3 × on unnormalised (clustered) input.
+cell): ≈ 1.6 × the vectors on unit input, ≈ 2.3 × on unnormalised (clustered) input.
 
 Data (d = 1280, the default backbone's dimension):
 - random: random unit rows, 0.1 % of them noisy copies of others (almost no other pair is ≥ 0.9);
