@@ -84,6 +84,7 @@ def encode_images(
     num_enc_workers: int = 0,
     progress: bool = True,
     store: str | os.PathLike | None = None,
+    cluster: str | None = None,
     **params: Any,
 ) -> Encodings:
     """Encode every file in ``image_dir`` (or the given ``files``); unreadable files are skipped.
@@ -93,6 +94,9 @@ def encode_images(
     ``store``: a folder that keeps ``image_dir``'s codes on disk as they are made
     (``dupbench.encoding_store``): an interrupted encode resumes, and a later call encodes only
     new or changed files.
+    ``cluster``: encode on a Dask cluster, ``"local:N"`` or a scheduler address such as
+    ``"tcp://host:8786"`` (``dupbench.cluster``; the workers read the files themselves, so they
+    must see them at the same paths); the codes are the same as a local run's.
     """
     m = _method(method, params)
     if (image_dir is None) == (files is None):
@@ -100,24 +104,36 @@ def encode_images(
     if store is not None:
         if image_dir is None:
             raise UsageError("store= keeps the codes of one folder: give image_dir, not files")
-        return _encode_stored(Path(image_dir), m, store, recursive, num_enc_workers, progress)
+        return _encode_stored(Path(image_dir), m, store, recursive, num_enc_workers, progress,
+                              cluster)
     if image_dir is not None:
         root = Path(image_dir)
         return _encode_scan(images.scan_files(root, recursive), root, m, num_enc_workers,
-                            progress)
-    enc = m.encode([os.fspath(f) for f in files], [os.fspath(f) for f in files],
-                   workers=num_enc_workers, progress=progress)
+                            progress, cluster)
+    paths = [os.fspath(f) for f in files]
+    enc = _encode(m, paths, paths, num_enc_workers, progress, cluster)
     _log_skipped(enc)
     return enc
 
 
+def _encode(m: Method, sources: list[str], ids: list[str], workers: int, progress: bool,
+            cluster: str | None) -> Encodings:
+    """``m.encode`` here, or on a cluster when one is named."""
+    if cluster is None:
+        return m.encode(sources, ids, workers=workers, progress=progress)
+    from dupbench.cluster import cluster_map
+
+    return cluster_map(m, sources, ids, cluster, progress=progress)
+
+
 def _encode_stored(root: Path, m: Method, store: str | os.PathLike, recursive: bool,
-                   workers: int, progress: bool) -> Encodings:
+                   workers: int, progress: bool, cluster: str | None = None) -> Encodings:
     """Bring the store at ``store`` up to date with ``root`` and return its encodings."""
     from dupbench.encoding_store import EncodingStore
 
     with EncodingStore.open_or_create(store, m) as kept:
-        counts = kept.update(root, recursive=recursive, workers=workers, progress=progress)
+        counts = kept.update(root, recursive=recursive, workers=workers, progress=progress,
+                             cluster=cluster)
         log.info("store %s: %s", store, counts)
         enc = kept.encodings()
     _log_skipped(enc)
@@ -125,11 +141,11 @@ def _encode_stored(root: Path, m: Method, store: str | os.PathLike, recursive: b
 
 
 def _encode_scan(scan: images.Scan, root: Path, m: Method, workers: int,
-                 progress: bool) -> Encodings:
+                 progress: bool, cluster: str | None = None) -> Encodings:
     """Encode what a folder scan found; what the scan could not use joins the skipped files."""
     paths = [f.path for f in scan.files]
-    enc = m.encode([str(p) for p in paths], _relative_names(root, paths), workers=workers,
-                   progress=progress)
+    enc = _encode(m, [str(p) for p in paths], _relative_names(root, paths), workers, progress,
+                  cluster)
     enc.skipped = scan.skipped + enc.skipped
     _log_skipped(enc)
     return enc

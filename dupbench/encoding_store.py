@@ -22,7 +22,7 @@ import json
 import os
 import sqlite3
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from dupbench import images
+from dupbench.cluster import Cluster, batch_encoder
 from dupbench.errors import UsageError
 from dupbench.files import write_json
 from dupbench.methods import Method, get_method
@@ -201,12 +202,15 @@ class EncodingStore:
 
     # -- writing ------------------------------------------------------------------------------
     def update(self, directory: str | os.PathLike, *, recursive: bool = False, workers: int = 0,
-               progress: bool = False, batch_size: int = DEFAULT_BATCH) -> UpdateCounts:
+               progress: bool = False, batch_size: int = DEFAULT_BATCH,
+               cluster: str | Cluster | None = None) -> UpdateCounts:
         """Make the store mirror ``directory``: encode new and changed files (size or mtime
         differs), drop removed ones, keep the rest. Safe to kill at any point and run again.
 
         ``workers`` is passed to ``Method.encode`` (0: one process per CPU). Each batch of
         ``batch_size`` files is committed as one shard, so memory does not grow with the folder.
+        ``cluster``: encode each batch on a Dask cluster instead (``dupbench.cluster``: an
+        address, ``"local:N"``, or an open ``Cluster``); ``workers`` is then unused.
         """
         from tqdm.auto import tqdm
 
@@ -215,7 +219,7 @@ class EncodingStore:
         root = Path(directory).resolve()
         if not root.is_dir():
             raise StoreError(f"not a directory: {directory}")
-        with self._writer():
+        with self._writer(), batch_encoder(self.method, workers, cluster) as encode:
             self._claim_root(root)
             try:
                 in_folder = self._scan(root, recursive)
@@ -227,7 +231,7 @@ class EncodingStore:
                           desc=f"encode {self.method.name} (store)") as bar:
                     bar.set_postfix(reused=unchanged, removed=removed)
                     for batch in self._todo_batches(batch_size):
-                        skipped += self._encode_batch(root, batch, workers)
+                        skipped += self._encode_batch(root, batch, encode)
                         bar.update(len(batch))
             finally:
                 self._db.execute("DROP TABLE IF EXISTS temp.scan")
@@ -285,10 +289,11 @@ class EncodingStore:
             last = rows[-1][0]
             yield [r[1:] for r in rows]
 
-    def _encode_batch(self, root: Path, batch: list[tuple[str, int, int]], workers: int) -> int:
+    def _encode_batch(self, root: Path, batch: list[tuple[str, int, int]],
+                      encode: Callable[[list[str], list[str]], Encodings]) -> int:
         """Encode one batch, make its shard durable, then commit its rows; returns skips."""
         sources = [str(root / ident) for ident, _, _ in batch]
-        enc = self.method.encode(sources, [ident for ident, _, _ in batch], workers=workers)
+        enc = encode(sources, [ident for ident, _, _ in batch])
         stat = {ident: (size, mtime) for ident, size, mtime in batch}
         id_of_source = dict(zip(sources, stat))
         reasons = {id_of_source[s.path]: s.reason for s in enc.skipped}

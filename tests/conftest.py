@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
+
+# Property tests check results, not speed: on a loaded 2-core CI machine one example can take
+# longer than Hypothesis's 200 ms default deadline, which would fail a correct test.
+settings.register_profile("dupbench", deadline=None)
+settings.load_profile("dupbench")
 
 #: scikit-image's bundled colour photos (real pictures, different scenes)
 PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "hubble_deep_field",

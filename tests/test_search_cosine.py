@@ -206,3 +206,108 @@ def test_faiss_backends_keep_pairs_exactly_at_the_threshold(backend):
     pairs = set(zip(found.i.tolist(), found.j.tolist()))
     assert {(5, 10), (100, 200)} <= pairs
     assert np.all(found.score >= np.float32(1.0))
+
+
+def cnn_like(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Non-negative, unnormalised rows in groups of ~10 around class-correlated centres (like
+    pooled ReLU CNN features), noise varying by group so pairs fall on both sides of 0.9."""
+    rng = np.random.default_rng(seed)
+    groups = n // 10
+    classes = rng.standard_normal((20, d))
+    centres = 0.6 * rng.standard_normal((groups, d)) + 0.8 * classes[rng.integers(0, 20, groups)]
+    noise = rng.uniform(0.05, 0.5, groups)
+    g = rng.integers(0, groups, n)
+    x = np.maximum(centres[g] + noise[g, None] * rng.standard_normal((n, d)), 0)
+    return (x * rng.lognormal(0, 0.3, (n, 1))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def clustered_20k():
+    x = cnn_like(20_000, 64, seed=11)
+    return x, set(as_dict(CosineIndex(x).range(0.9)))
+
+
+@pytest.mark.parametrize("backend", ["ivf", "hnsw"])
+def test_auto_tuned_approximate_range_finds_99_percent_of_exact_pairs(clustered_20k, backend):
+    pytest.importorskip("faiss")
+    x, exact = clustered_20k
+    index = CosineIndex(x, backend)  # nlist / M defaults, nprobe / ef_search calibrated
+    got = set(as_dict(index.range(0.9)))
+    assert len(exact) > 20_000
+    assert len(got & exact) / len(exact) >= 0.99
+    assert len(got - exact) <= len(exact) * 1e-4  # only float rounding at the threshold
+    tuned = index.tuning[0.9]
+    assert tuned["sample_recall"] >= 0.995 and tuned["sample_pairs"] >= 50
+
+
+def test_calibration_picks_more_probes_for_a_lower_threshold(clustered_20k):
+    pytest.importorskip("faiss")
+    x, _ = clustered_20k
+    index = CosineIndex(x, "ivf")
+    index.range(0.95)
+    index.range(0.8)
+    assert index.tuning[0.8]["value"] >= index.tuning[0.95]["value"]
+    assert set(index.tuning) == {0.95, 0.8}
+
+
+def test_fixed_nprobe_is_not_calibrated():
+    pytest.importorskip("faiss")
+    index = CosineIndex(clustered(1000, 16), "ivf", nlist=8, nprobe=3)
+    index.range(0.9)
+    assert index.tuning == {} and index._index.nprobe == 3
+
+
+def test_auto_backend_is_exact_below_the_size_limit_and_ivf_above(monkeypatch):
+    from dupbench.search import COSINE_APPROX_MIN, mih, pick_backend
+
+    assert pick_backend("cosine", COSINE_APPROX_MIN - 1) == "flat"
+    monkeypatch.setattr(mih, "has_faiss", lambda: True)
+    assert pick_backend("cosine", COSINE_APPROX_MIN) == "ivf"
+    monkeypatch.setattr(mih, "has_faiss", lambda: False)
+    assert pick_backend("cosine", 10**7) == "flat"
+    assert pick_backend("cosine", 10**7, "hnsw") == "hnsw"
+
+
+def test_normalising_copies_once_or_works_in_place():
+    x = cnn_like(300, 16)
+    before = x.copy()
+    y = unit_rows(x)
+    assert np.array_equal(x, before) and not np.shares_memory(x, y)
+    assert np.allclose(np.linalg.norm(y, axis=1), 1, atol=1e-5)
+    z = unit_rows(x, copy=False)
+    assert z is x and np.allclose(x, y)
+    h = unit_rows(before.astype(np.float16))  # the float32 conversion is the one copy
+    assert h.dtype == np.float32 and np.allclose(h, y, atol=2e-3)
+
+
+_MEMORY_PROBE = """
+import numpy as np
+from dupbench.search.cosine import CosineIndex
+x = np.abs(np.random.default_rng(0).standard_normal((36_000, 256), dtype=np.float32)) + 0.1
+x[18_000:] = x[:18_000] * 2  # unnormalised, with 18k pairs at similarity 1
+x = x.astype(np.float16)  # as a float16 store gives them: converting is the one allowed copy
+# (arrays above glibc's 32 MB mmap threshold: freed memory leaves RSS, the baseline is honest)
+index_args = dict(query_block=256, ref_block=2048)
+def rss(field):
+    return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith(field))
+CosineIndex(x[:500], **index_args).range(0.9)  # warm up BLAS and the allocator
+open('/proc/self/clear_refs', 'w').write('5')
+before = rss('VmRSS')
+found = CosineIndex(x, **index_args).range(0.99)
+print(rss('VmHWM') - before, x.size * 4, len(found))
+"""
+
+
+def test_exact_search_peak_memory_is_at_most_one_more_copy_of_the_vectors():
+    """Whole-process peak RSS above the baseline: one float32 copy, one tile, the pairs."""
+    import os
+    import subprocess
+
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE], capture_output=True, text=True,
+                         check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    extra, vectors, pairs = map(int, out.stdout.split())
+    assert pairs >= 18_000
+    tile = 5 * 256 * 2048
+    assert extra <= vectors + tile + pairs * 40 + 8e6, f"{extra / 1e6:.0f} MB above the baseline"

@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"dupbench {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dupbench methods | head`: the reader left, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         status = exit_status(e)
         if status is None or debug:

@@ -24,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", type=Path,
                    help="keep the codes in this folder as they are made: a rerun resumes an "
                         "interrupted encode and encodes only new or changed files")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="encode on a Dask cluster: a scheduler address (tcp://host:8786) or "
+                        "local:N for N local worker processes; the workers read the files, so "
+                        "they must see them at the same paths (needs dupbench[cluster])")
     p.set_defaults(func=run)
 
 
@@ -42,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if as_json and method.kind == "float":
         raise UsageError(f"{method.name} makes float embeddings: write them to a .npz file")
     enc = encode_images(args.directory, method, recursive=args.recursive,
-                        num_enc_workers=args.workers, progress=not args.quiet, store=args.store)
+                        num_enc_workers=args.workers, progress=not args.quiet, store=args.store,
+                        cluster=args.cluster)
     for s in enc.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     where = [str(p) for p in (args.store, args.out) if p is not None]

@@ -33,6 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     a.add_argument("--workers", type=int, default=0, help="encoding processes (0: one per CPU)")
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    a.add_argument("--cluster", metavar="ADDRESS",
+                   help="encode on a Dask cluster: a scheduler address (tcp://host:8786) or "
+                        "local:N for N local worker processes; the workers read the files, so "
+                        "they must see them at the same paths (needs dupbench[cluster])")
     a.set_defaults(func=run_add)
 
     q = actions.add_parser("query", help="the indexed images similar to each given image")
@@ -70,15 +74,19 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from dupbench.cluster import session
     from dupbench.index import AddResult, Index
 
     total = AddResult()
-    with Index.open(args.path) as index:
+    with Index.open(args.path) as index, \
+            (session(args.cluster) if args.cluster else nullcontext()) as cluster:
         for source in args.sources:
             if not source.exists():
                 raise FileNotFoundError(2, "No such file or directory", str(source))
             done = index.add(source, recursive=args.recursive, workers=args.workers,
-                             progress=not args.quiet)
+                             progress=not args.quiet, cluster=cluster)
             total.added += done.added
             total.unchanged += done.unchanged
             total.skipped += done.skipped

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +32,14 @@ from typing import Any
 import numpy as np
 
 from dupbench import images, locks
+from dupbench.cluster import Cluster, batch_encoder
 from dupbench.encoding_store import _describe, method_config
 from dupbench.errors import DupbenchError, UsageError
 from dupbench.filebytes import DIGEST_BYTES, content_digest
 from dupbench.files import write_json
 from dupbench.index.backend import IndexBackend, backend_class, open_backend
 from dupbench.methods import Method, get_method
-from dupbench.records import Skipped
+from dupbench.records import Encodings, Skipped
 
 FORMAT = "dupbench-index"
 VERSION = 1
@@ -46,7 +47,7 @@ MANIFEST = "manifest.json"
 DATABASE = "entries.sqlite"
 LOCK = "writer.lock"
 #: what a ``create`` killed before writing the manifest may have left (and may reuse)
-_OWN_FILES = {DATABASE, DATABASE + "-wal", DATABASE + "-shm", LOCK, "local"}
+_OWN_FILES = {DATABASE, DATABASE + "-wal", DATABASE + "-shm", LOCK, "local", "milvus"}
 #: files encoded and committed together: a kill loses at most one batch of work
 DEFAULT_BATCH = 1024
 
@@ -271,20 +272,22 @@ class Index:
     # -- writing ----------------------------------------------------------------------------------
     def add(self, files: str | os.PathLike | Sequence[str | os.PathLike], *,
             recursive: bool = False, workers: int = 1, batch_size: int = DEFAULT_BATCH,
-            progress: bool = False) -> AddResult:
+            progress: bool = False, cluster: str | Cluster | None = None) -> AddResult:
         """Add a folder's images (``recursive``: and its subfolders') or a list of files.
 
         Only new and changed files are encoded: a file whose size and mtime, or else whose
         content digest, match its entry is left as it is; a changed file's entry is replaced
         (new id). Unreadable files are skipped with their reason. Safe to kill and run again.
+        ``cluster``: encode on a Dask cluster (``dupbench.cluster``: an address, ``"local:N"``
+        or an open ``Cluster``) instead of ``workers`` local processes.
         """
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, got {batch_size}")
         result = AddResult()
         candidates = self._candidates(files, recursive, result)
-        with self._writer():
+        with self._writer(), batch_encoder(self.method, workers, cluster, progress) as encode:
             for batch in _chunks(candidates, batch_size):
-                self._add_batch(batch, workers, result, progress)
+                self._add_batch(batch, encode, result)
         return result
 
     def add_bytes(self, data: bytes, name: str, *, max_pixels: int | None = None) -> AddResult:
@@ -294,7 +297,7 @@ class Index:
             images.load(data, max_pixels=max_pixels).close()
         result = AddResult()
         with self._writer():
-            self._add_batch([_Candidate(data, name, len(data), 0)], 1, result, False)
+            self._add_batch([_Candidate(data, name, len(data), 0)], self.method.encode, result)
         return result
 
     def add_codes(self, names: Sequence[str], codes: np.ndarray) -> list[int]:
@@ -342,8 +345,8 @@ class Index:
             out.append(_Candidate(str(p), str(p), st.st_size, st.st_mtime_ns))
         return out
 
-    def _add_batch(self, batch: list[_Candidate], workers: int, result: AddResult,
-                   progress: bool) -> None:
+    def _add_batch(self, batch: list[_Candidate],
+                   encode: Callable[[list, list[str]], Encodings], result: AddResult) -> None:
         """Sort a batch into unchanged and to-encode, encode, and commit the codes."""
         todo, digests = [], {}
         for c in batch:
@@ -368,8 +371,7 @@ class Index:
             digests[c.name] = digest
         if not todo:
             return
-        enc = self.method.encode([c.source for c in todo], [c.name for c in todo],
-                                 workers=workers, progress=progress)
+        enc = encode([c.source for c in todo], [c.name for c in todo])
         result.skipped.extend(enc.skipped)
         by_name = {c.name: c for c in todo}
         rows = [(n, by_name[n].size, by_name[n].mtime_ns, digests[n]) for n in enc.ids]

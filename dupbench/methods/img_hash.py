@@ -83,6 +83,7 @@ class MarrHildrethHash(_OpenCVHash):
     """
 
     name = "marr_hildreth"
+    robust_to = "resizing, recompression, brightness and contrast"
 
     def __init__(self, alpha: float = 2.0, scale: float = 1.0, **params: Any) -> None:
         if not (alpha > 0 and scale > 0):
@@ -131,6 +132,7 @@ class BlockMeanHash(_OpenCVHash):
     """
 
     name = "block_mean"
+    robust_to = "resizing, recompression, brightness and contrast"
 
     def __init__(self, mode: int = 0, **params: Any) -> None:
         if mode not in (0, 1) or isinstance(mode, bool):

@@ -18,6 +18,11 @@ COSINE_BACKENDS = ("flat", "hnsw", "ivf")
 #: from this many codes, "auto" uses multi-index hashing for Hamming search; it plans each search
 #: and runs brute force itself (FAISS when installed) where that is cheaper, e.g. at large radii
 MIH_HAMMING_MIN = 20_000
+#: from this many embeddings, "auto" uses an IVF index (when faiss is installed), its nprobe
+#: calibrated per threshold to find 99.5 % of a sample's exact pairs (cosine.CALIBRATION_RECALL).
+#: Exact search is N²·d: minutes at 100k × 1280 on 2 cores, where IVF measured only 1.5× faster
+#: (benchmarks/cosine_memory.py), hours at 1M, where IVF is several times faster
+COSINE_APPROX_MIN = 200_000
 
 
 def _codes_and_metric(data: Encodings | np.ndarray, metric: str | None) -> tuple[np.ndarray, str]:
@@ -36,7 +41,9 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
     valid = HAMMING_BACKENDS if metric == "hamming" else COSINE_BACKENDS
     if backend == "auto":
         if metric == "cosine":
-            return "flat"
+            from dupbench.search.mih import has_faiss
+
+            return "ivf" if n >= COSINE_APPROX_MIN and has_faiss() else "flat"
         return "mih" if n >= MIH_HAMMING_MIN else "brute"
     if backend not in valid:
         raise ValueError(f"unknown {metric} backend {backend!r}; choose from {', '.join(valid)}")
