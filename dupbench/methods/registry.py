@@ -27,11 +27,13 @@ _FAMILY_MODULES = (
     "dupbench.methods.crop_resistant",
     "dupbench.methods.exact",
     "dupbench.methods.cnn",
+    "dupbench.methods.verified",
 )
 
 #: searches that are functions of one method's encodings rather than ``dupbench.search``
 #: indexes, keyed by that method's name (the backend name a config or ``search_method`` uses)
-SEARCH_FUNCTIONS = {"crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search"}
+SEARCH_FUNCTIONS = {"crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search",
+                    "verified": "dupbench.methods.verified:verified_search"}
 
 
 def register(cls: type[Method]) -> type[Method]:
