@@ -13,7 +13,7 @@ images with them costs n². So:
   bag (SIFT descriptors of a mirror image are a fixed permutation of the original's, see
   ``mirror_permutation``), a rotated or cropped one because bags of local words ignore
   position. The ``k`` nearest thumbnails under the eight rotations/flips add candidates that
-  local features may miss (heavy blur).
+  local features may miss (heavy blur), and a near-equal thumbnail scores a pair on its own.
 - Stage 2, ``verify``: each candidate pair is matched descriptor to descriptor (Lowe's ratio
   test), as is and mirrored, and a RANSAC affine fit counts the matches that agree on one
   geometric transform. The score, in [0, 1], grows with the share of matches that map
@@ -275,6 +275,17 @@ def retrieve(encodings: VerifiedEncodings, k: int = 30, thumbnail_k: int = 5,
     return pairs // n, pairs % n
 
 
+def thumbnail_scores(codes: np.ndarray, i: np.ndarray, j: np.ndarray,
+                     floor: float) -> np.ndarray:
+    """Per pair, the best thumbnail cosine over the 8 orientations of ``i``, mapped from
+    [floor, 1] to [0, 1] (0 below ``floor``; on the default dataset no two different photos
+    exceed 0.92)."""
+    if len(i) == 0 or floor >= 1:
+        return np.zeros(len(i), np.float32)
+    best = np.max(np.einsum("vnd,nd->vn", dihedral_rows(codes[i]), codes[j]), axis=0)
+    return np.clip((best - floor) / (1 - floor), 0, 1).astype(np.float32)
+
+
 # ---- stage 2: verification ---------------------------------------------------------------
 
 
@@ -396,10 +407,14 @@ def verified_search(encodings: Encodings, threshold: float = 0.0, *, k: int = 30
                     thumbnail_k: int = 5, vocabulary: int = 1024, seed: int = 0,
                     ratio: float = 0.8, tolerance: float = 1.0, iterations: int = 500,
                     half_score_inliers: float = 5.0, min_inliers: int = 5,
-                    full_coverage: float = 0.25, workers: int = 0,
-                    stage: Callable | None = None) -> Candidates:
+                    full_coverage: float = 0.25, thumbnail_floor: float = 0.95,
+                    workers: int = 0, stage: Callable | None = None) -> Candidates:
     """Both stages over ``RetrieveVerify`` encodings: every verified candidate pair scoring at
     least ``threshold`` (a similarity in [0, 1]), best first.
+
+    A pair's score is the better of its verification score and its thumbnail score
+    (``thumbnail_scores``): heavy blur or downscaling leaves few keypoints to match but the
+    thumbnails nearly equal.
 
     ``stage(name, items)``, when given, returns a context manager that times a sub-stage (the
     harness passes its stopwatch's), so that retrieval and verification are reported apart.
@@ -415,6 +430,7 @@ def verified_search(encodings: Encodings, threshold: float = 0.0, *, k: int = 30
         i, j = retrieve(encodings, int(k), int(thumbnail_k), int(vocabulary), int(seed))
     with timed("search.verify", len(i)):
         score = verify(encodings.features, i, j, verifier, int(workers))
+        score = np.maximum(score, thumbnail_scores(encodings.codes, i, j, thumbnail_floor))
     keep = score >= threshold
     return Candidates(i[keep], j[keep], score[keep], "cosine").sorted()
 
