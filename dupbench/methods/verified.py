@@ -12,8 +12,8 @@ images with them costs n². So:
   image proposes its ``k`` most similar bags; a mirrored copy is found through the mirrored
   bag (SIFT descriptors of a mirror image are a fixed permutation of the original's, see
   ``mirror_permutation``), a rotated or cropped one because bags of local words ignore
-  position. The ``k`` nearest thumbnails under the eight rotations/flips add candidates that
-  local features may miss (heavy blur), and a near-equal thumbnail scores a pair on its own.
+  position. The ``thumbnail_k`` nearest thumbnails under the 8 rotations/flips add candidates
+  that local features may miss (heavy blur), and a near-equal thumbnail scores a pair alone.
 - Stage 2, ``verify``: each candidate pair is matched descriptor to descriptor (Lowe's ratio
   test), as is and mirrored, and a RANSAC affine fit counts the matches that agree on one
   geometric transform. The score, in [0, 1], grows with the share of matches that map
@@ -80,7 +80,11 @@ def mirror_permutation() -> np.ndarray:
 
 @dataclass
 class VerifiedEncodings(Encodings):
-    """Encodings plus each image's local features (``features[r]`` belongs to row r)."""
+    """Encodings plus each image's local features (``features[r]`` belongs to row r).
+
+    A subclass rather than a new field of ``Encodings``: every other consumer (saving, stores,
+    search indexes) sees ordinary float codes, and only ``verified_search`` reads the features,
+    which are never saved (a few hundred descriptors per image: kept in memory for one run)."""
 
     features: list[LocalFeatures] = field(default_factory=list)
 
