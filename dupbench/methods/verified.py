@@ -46,6 +46,8 @@ from dupbench.workers import die_with_parent
 
 #: side of the grey thumbnail that is the code row (stage 1's photometric candidates)
 THUMB = 16
+#: descriptors sampled per visual word to learn the vocabulary (k-means cost grows with it)
+SAMPLE_PER_WORD = 32
 _SIFT_BINS = (4, 4, 8)  # SIFT descriptor layout: rows x columns x orientation bins
 
 
@@ -196,11 +198,14 @@ def dihedral_rows(codes: np.ndarray) -> np.ndarray:
 
 def _kmeans(data: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
     """Lloyd's k-means on the rows of ``data`` (float32); returns the (k, d) centres."""
+    from scipy.sparse import csr_matrix
+
     centres = data[rng.choice(len(data), size=k, replace=False)].copy()
+    rows = np.arange(len(data))
     for _ in range(iterations):
         labels = _nearest(data, centres)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, data)
+        sums = csr_matrix((np.ones(len(data), np.float32), (labels, rows)), shape=(k, len(data)))
+        sums = np.asarray(sums @ data, dtype=np.float32)
         counts = np.bincount(labels, minlength=k)
         empty = counts == 0
         centres[~empty] = sums[~empty] / counts[~empty, None]
@@ -229,7 +234,8 @@ def _bags(features: list[LocalFeatures], vocabulary: int, seed: int) -> tuple[np
         return z, z
     rng = np.random.default_rng(seed)
     k = min(vocabulary, len(all_desc))
-    sample = all_desc[rng.choice(len(all_desc), size=min(len(all_desc), 100 * k), replace=False)]
+    sample = all_desc[rng.choice(len(all_desc), size=min(len(all_desc), SAMPLE_PER_WORD * k),
+                                 replace=False)]
     centres = _kmeans(sample, k, iterations=8, rng=rng)
     image_of = np.repeat(np.arange(n), counts)
     words = _nearest(all_desc, centres)
