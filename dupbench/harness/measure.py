@@ -130,11 +130,14 @@ def _cpu_seconds() -> float:
 
 
 class Stopwatch:
-    """Measures named stages; ``with watch.stage("encode", items=n): ...`` records one pass."""
+    """Measures named stages; ``with watch.stage("encode", items=n): ...`` records one pass.
+    Stages may nest (a search timing its sub-stages): an inner stage's start does not lose
+    the memory peak an enclosing stage reached before it."""
 
     def __init__(self, sampler: MemorySampler) -> None:
         self.sampler = sampler
         self.passes: dict[str, list[StageTiming]] = {}
+        self.open: list[_StageContext] = []
 
     def stage(self, name: str, items: int = 0) -> _StageContext:
         return _StageContext(self, name, items)
@@ -164,17 +167,22 @@ class _StageContext:
     name: str
     items: int
     _start: tuple = field(default=(), init=False)
+    _carried_peak: int = field(default=0, init=False)
 
     def __enter__(self):
         cuda = _cuda()
         if cuda is not None:
             cuda.synchronize()
             cuda.reset_peak_memory_stats()
+        for outer in self.watch.open:  # the reset below must not lose their peak so far
+            outer._carried_peak = max(outer._carried_peak, self.watch.sampler.peak)
+        self.watch.open.append(self)
         rss = self.watch.sampler.reset()
         self._start = (time.perf_counter(), _cpu_seconds(), rss)
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
+        self.watch.open.remove(self)
         if exc_type is not None:
             return
         cuda = _cuda()
@@ -182,7 +190,7 @@ class _StageContext:
             cuda.synchronize()
         wall = time.perf_counter() - self._start[0]
         cpu = _cpu_seconds() - self._start[1]
-        peak = self.watch.sampler.peak
+        peak = max(self.watch.sampler.peak, self._carried_peak)
         timing = StageTiming(
             wall_s=wall,
             cpu_s=cpu,

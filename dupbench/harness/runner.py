@@ -7,6 +7,7 @@ threshold is scored from them without re-encoding (``reevaluate``).
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import random
 import sys
 from contextlib import nullcontext
@@ -93,13 +94,16 @@ def _truth(dataset, cfg: RunConfig) -> store.StoredTruth:
     return store.StoredTruth(dataset.truth_pairs(levels), len(dataset), groups)
 
 
-def _searcher(encodings: Encodings, cfg: RunConfig):
-    """Build the configured index; returns ``radius → Candidates``."""
+def _searcher(encodings: Encodings, cfg: RunConfig, stage=None):
+    """Build the configured index; returns ``radius → Candidates``. A search function that
+    takes ``stage`` times its own sub-stages with it (``stage(name, items)``)."""
     from dupbench.methods.registry import search_function
 
     backend, params = cfg.search.backend, dict(cfg.search.params)
     search = search_function(backend)
     if search is not None:
+        if stage is not None and "stage" in inspect.signature(search).parameters:
+            params["stage"] = stage
         return lambda radius: search(encodings, radius, **params)
     from dupbench.search import build_index
 
@@ -128,7 +132,7 @@ def _encode_index_search(method, paths: list[str], ids: list[str], cfg: RunConfi
             encodings = method.encode(paths, ids, workers=b.workers,
                                       progress=b.progress and not warmup)
         with stage("index", len(encodings)):
-            search = _searcher(encodings, cfg)
+            search = _searcher(encodings, cfg, stage)
         with stage("search", len(encodings)):
             found = search(widest)
     return encodings, found
