@@ -80,6 +80,9 @@ class CropResistantHash(HashMethod):
     name = "crop_resistant"
     robust_to = "resizing, recompression (crops: with region matching)"
 
+    #: regions are cropped from the decoded image at full size; reduced decoding is unmeasured here
+    drafts_by_default = False
+
     def __init__(
         self,
         hash_size: int = 8,
