@@ -11,6 +11,8 @@ Every row runs with the same number of processes (``--workers``, default 2) over
   decoder scales by 1/8 in the DCT domain), the reference of the ratio column;
 - bare luma draft-decode loop: ``Image.draft("L", (128, 128))``, decoding luma only;
 - dupbench pHash (default: reduced luma decoding) and with ``draft=False`` (full decode);
+- the CPU time of each row's processes beside its wall time: on a shared machine the CPU ratio
+  is the steadier one;
 - imagehash.phash over ``Image.open`` (its users' loop), and imagededup's ``PHash.encode_images``.
 
 Then the quality side of the default: how many bits the reduced decode moves per image (against
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -123,18 +126,19 @@ def pool_loop(fn: Callable[[str], object], paths: list[str], workers: int) -> Ca
     return run
 
 
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time of ``repeats`` runs (the machine is shared: the best is the least noisy)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished (joined) children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def throughput(paths: list[str], folder: str, workers: int, repeats: int) -> dict[str, float]:
-    """Seconds per row, every row over the same files with ``workers`` processes."""
+def throughput(paths: list[str], folder: str, workers: int, repeats: int) -> dict[str, dict]:
+    """Wall and CPU seconds per row, every row over the same files with ``workers`` processes.
+
+    Repeats go round-robin over the rows and each keeps its best wall time, so that a change in
+    the machine's load during the run does not favour one row; CPU seconds (the row's processes
+    together) do not depend on the load, and are reported beside.
+    """
     from dupbench.methods import get_method
 
     default, full = get_method("phash"), get_method("phash", draft=False)
@@ -153,11 +157,16 @@ def throughput(paths: list[str], folder: str, workers: int, repeats: int) -> dic
             folder, num_enc_workers=workers)
     except ImportError:
         print("imagededup is not installed: its row is left out", file=sys.stderr)
-    seconds = {}
-    for name, fn in rows.items():
-        seconds[name] = timed(fn, repeats)
-        print(f"  {name}: {len(paths) / seconds[name]:.1f} images/s", file=sys.stderr)
-    return seconds
+    best = {name: {"wall": float("inf"), "cpu": float("inf")} for name in rows}
+    for repeat in range(repeats):
+        for name, fn in rows.items():
+            cpu, start = cpu_seconds(), time.perf_counter()
+            fn()
+            wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+            best[name] = {"wall": min(best[name]["wall"], wall), "cpu": min(best[name]["cpu"], cpu)}
+            print(f"  {repeat + 1}/{repeats} {name}: {len(paths) / wall:.1f} images/s, "
+                  f"{cpu / len(paths) * 1000:.2f} ms CPU per image", file=sys.stderr)
+    return best
 
 
 def bit_changes(paths: list[str], workers: int) -> dict[str, float]:
@@ -222,15 +231,18 @@ def quality(folder: Path, workers: int, methods: list[str]) -> dict:
 
 
 def markdown(report: dict) -> str:
-    n, ref = report["images"], report["seconds"]["bare draft-decode loop (RGB, 1/8)"]
+    n, rows = report["images"], report["throughput"]
+    ref = rows["bare draft-decode loop (RGB, 1/8)"]
+    peer = rows.get("imagededup PHash")
     title = (f"pHash, {n} JPEGs of 1920x1080 (q=90), {report['workers']} processes per row, "
-             f"best of {report['repeats']}; {report['machine']}")
-    lines = [title, "", "| | images/s | x draft-decode loop | x imagededup |",
-             "|---|---:|---:|---:|"]
-    peer = report["seconds"].get("imagededup PHash")
-    for name, s in report["seconds"].items():
-        vs_peer = f"{peer / s:.2f}" if peer else "-"
-        lines.append(f"| {name} | {n / s:.1f} | {ref / s:.2f} | {vs_peer} |")
+             f"best of {report['repeats']} (round-robin); {report['machine']}")
+    header = ("| | images/s | x draft-decode loop | x imagededup | CPU ms/image "
+              "| CPU x draft-decode loop |")
+    lines = [title, "", header, "|---|---:|---:|---:|---:|---:|"]
+    for name, t in rows.items():
+        vs_peer = f"{peer['wall'] / t['wall']:.2f}" if peer else "-"
+        lines.append(f"| {name} | {n / t['wall']:.1f} | {ref['wall'] / t['wall']:.2f} | "
+                     f"{vs_peer} | {t['cpu'] / n * 1000:.2f} | {ref['cpu'] / t['cpu']:.2f} |")
     if "bit_changes" in report:
         b = report["bit_changes"]
         lines += ["", (f"Bits moved by the reduced decode (default vs draft=False, same files): "
@@ -249,9 +261,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-quality", action="store_true", help="throughput and bit changes only")
-    p.add_argument("--quality-methods", default="phash,ahash,dhash,whash,colorhash")
+    p.add_argument("--quality-methods",
+                   default="phash,phash_simple,ahash,dhash,dhash_vertical,whash,colorhash")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
 
@@ -266,7 +279,7 @@ def main() -> None:
               file=sys.stderr)
         report = {"images": len(paths), "workers": args.workers, "repeats": args.repeats,
                   "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
-                  "seconds": throughput(paths, str(corpus), args.workers, args.repeats),
+                  "throughput": throughput(paths, str(corpus), args.workers, args.repeats),
                   "bit_changes": bit_changes(paths, args.workers)}
         if not args.no_quality:
             report["quality"] = quality(Path(tmp), args.workers,

@@ -232,6 +232,7 @@ def test_imagededup_profile_refuses_formats_it_does_not_read(tmp_path, scenes):
     ("whash", {"wavelet": "nope"}, "wavelet"),
     ("colorhash", {"binbits": 0}, "binbits"),
     ("phash", {"highfreq_factor": 0}, "highfreq_factor"),
+    ("phash", {"draft": "false"}, "draft must be True or False"),
 ])
 def test_bad_parameters_say_what_is_wrong(name, params, message):
     with pytest.raises(ValueError, match=message):
