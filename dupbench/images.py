@@ -147,10 +147,22 @@ def to_rgb(
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
+def to_gray(
+    img: Image.Image,
+    *,
+    alpha: Literal["composite", "drop"] = "composite",
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> Image.Image:
+    """Any Pillow mode → 8-bit luma (L): RGB first (see ``to_rgb``), then Pillow's ITU-R 601-2."""
+    if img.mode == "L":
+        return img
+    return to_rgb(img, alpha=alpha, background=background).convert("L")
+
+
 def load(
     source: Source,
     *,
-    mode: Literal["RGB", "native"] = "RGB",
+    mode: Literal["RGB", "L", "native"] = "RGB",
     exif: bool = True,
     alpha: Literal["composite", "drop"] = "composite",
     background: tuple[int, int, int] = (255, 255, 255),
@@ -161,12 +173,15 @@ def load(
 ) -> Image.Image:
     """Decode one image.
 
-    mode:       "RGB" converts (see ``to_rgb``); "native" returns the decoded mode untouched, for
-                methods that replicate another library's own conversion bit for bit.
+    mode:       "RGB" converts (see ``to_rgb``); "L" to luma (``to_gray``: for methods that only
+                look at brightness); "native" returns the decoded mode untouched, for methods
+                that replicate another library's own conversion bit for bit.
     exif:       apply the EXIF orientation tag (compatibility profiles turn it off).
     frame:      which frame of an animated/multi-page file (GIF, TIFF, MPO, WebP).
-    draft:      let the JPEG decoder scale down by 1/2, 1/4 or 1/8 towards this size (faster, and
-                changes pixels: opt-in).
+    draft:      let the JPEG decoder scale down by 1/2, 1/4 or 1/8 in the DCT domain, keeping
+                both sides at least this (width, height); with mode "L" it also decodes only
+                the luma channel (no chroma upsampling or colour conversion). Faster, and
+                changes pixels slightly: the caller decides (hash methods measured it).
     max_pixels: refuse images larger than this (default: Pillow's ``Image.MAX_IMAGE_PIXELS``),
                 checked from the header before any pixel is decoded.
     formats:    accepted Pillow format names (e.g. ``IMAGEDEDUP_FORMATS``); None accepts all.
@@ -175,7 +190,7 @@ def load(
     """
     name = source_name(source)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    img = _decode(source, name, limit, frame, draft, formats)
+    img = _decode(source, name, limit, frame, draft, formats, "L" if mode == "L" else "RGB")
     out = _finish(img, source, name, mode, exif, alpha, background)
     if out is not img and img is not source:
         img.close()  # the converted copy holds the pixels; release the file and the original
@@ -187,12 +202,21 @@ def _finish(img: Image.Image, source: Source, name: str, mode: str, exif: bool, 
     """A decoded frame as the caller asked for it: EXIF-oriented (files only), then RGB."""
     if exif and not isinstance(source, np.ndarray):
         img = _apply_orientation(img, name)
-    return to_rgb(img, alpha=alpha, background=background) if mode == "RGB" else img
+    if mode == "RGB":
+        return to_rgb(img, alpha=alpha, background=background)
+    if mode == "L":
+        return to_gray(img, alpha=alpha, background=background)
+    return img
 
 
 def _decode(source: Source, name: str, limit: int | None, frame: int,
-            draft: tuple[int, int] | None, formats: Iterable[str] | None) -> Image.Image:
-    """Open, check and decode one frame; every failure becomes an ``ImageError``."""
+            draft: tuple[int, int] | None, formats: Iterable[str] | None,
+            draft_mode: Literal["RGB", "L"] = "RGB") -> Image.Image:
+    """Open, check and decode one frame; every failure becomes an ``ImageError``.
+
+    With ``draft``, a JPEG is decoded at reduced scale (and as luma for ``draft_mode`` "L"; a
+    CMYK or gray JPEG keeps its mode), so the pixels nobody looks at are never computed.
+    """
     img = None
     try:
         with warnings.catch_warnings(), _pillow_guard_above(limit):
@@ -209,7 +233,7 @@ def _decode(source: Source, name: str, limit: int | None, frame: int,
                     raise ImageError(f"frame {frame} requested but the image has {n}")
                 img.seek(frame)
             if draft is not None and img.format == "JPEG":
-                img.draft("RGB", draft)
+                img.draft(draft_mode, draft)
             img.load()
             return img
     except BaseException as e:  # noqa: BLE001 (close the file, then re-raise as ImageError)
@@ -281,7 +305,8 @@ def _apply_orientation(img: Image.Image, name: str) -> Image.Image:
         return img
 
 
-def load_frames(source: Source, *, mode: Literal["RGB", "native"] = "RGB", exif: bool = True,
+def load_frames(source: Source, *, mode: Literal["RGB", "L", "native"] = "RGB",
+                exif: bool = True,
                 alpha: Literal["composite", "drop"] = "composite",
                 background: tuple[int, int, int] = (255, 255, 255),
                 max_pixels: int | None = None,

@@ -142,6 +142,19 @@ def test_draft_decodes_jpeg_at_reduced_size(tmp_path, photos):
     assert img.size[0] < 1000 and img.size[0] >= 128
 
 
+def test_luma_mode_equals_rgb_then_gray_and_drafts_luma_only(tmp_path, photos):
+    path = tmp_path / "big.jpg"
+    Image.fromarray(photos["astronaut"]).resize((1024, 1024)).save(path, quality=90)
+    gray = images.load(path, mode="L")
+    assert gray.mode == "L"
+    assert np.array_equal(np.asarray(gray), np.asarray(images.load(path).convert("L")))
+    small = images.load(path, mode="L", draft=(128, 128))
+    assert small.mode == "L" and small.size == (128, 128)
+    rgba = Image.fromarray(photos["astronaut"]).convert("RGBA")
+    rgba.putalpha(0)  # fully transparent: composited on white, as in RGB mode
+    assert np.asarray(images.load(rgba, mode="L")).min() == 255
+
+
 def test_pixel_limit_is_checked_before_decoding(tmp_path, astronaut):
     path = tmp_path / "a.png"
     astronaut.save(path)

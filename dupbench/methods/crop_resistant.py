@@ -81,6 +81,9 @@ class CropResistantHash(HashMethod):
     robust_to = "resizing, recompression (crops: with region matching)"
     supports_dihedral = False  # its search reads the code as region slots
 
+    #: regions are cropped from the decoded image at full size; reduced decoding is unmeasured here
+    drafts_by_default = False
+
     def __init__(
         self,
         hash_size: int = 8,
