@@ -97,7 +97,7 @@ def child(args: list[str]) -> None:
 
 def synthetic_store(path: Path, n: int, batch: int) -> None:
     """N random codes under made-up ids, written as ``update`` writes them (shard, then rows)."""
-    from dupbench.encoding_store import EncodingStore, _write_durably
+    from dupbench.encoding_store import EncodingStore, write_durably
 
     rng = np.random.default_rng(0)
     with EncodingStore.open_or_create(path, METHOD) as store:
@@ -105,7 +105,7 @@ def synthetic_store(path: Path, n: int, batch: int) -> None:
         db.execute("INSERT INTO meta VALUES ('root', ?)", (str(path),))
         for shard, start in enumerate(range(0, n, batch)):
             codes = rng.integers(0, 2**64, (min(batch, n - start), 1), np.uint64, endpoint=False)
-            _write_durably(store._shard_path(shard), codes)
+            write_durably(store._shard_path(shard), codes)
             with store._write():
                 db.execute("INSERT INTO shards VALUES (?, ?, ?, 1)",
                            (shard, len(codes), codes.dtype.str))

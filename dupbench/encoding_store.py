@@ -87,7 +87,8 @@ def method_config(method: Method) -> dict[str, Any]:
             "metric": method.metric, "size": method.size}
 
 
-def _describe(config: dict[str, Any]) -> str:
+def describe_config(config: dict[str, Any]) -> str:
+    """A method configuration in one line, for messages that refuse a store or an index."""
     args = ", ".join(f"{k}={v!r}" for k, v in config["params"].items())
     return f"{config['method']}({args}) [{config['kind']}, {config['size']}]"
 
@@ -118,8 +119,8 @@ class EncodingStore:
             if stored.get("format") != FORMAT or stored.get("version") != VERSION:
                 raise StoreError(f"{path}: not a version-{VERSION} dupbench encoding store")
             if stored["config"] != config:
-                raise StoreError(f"{path} holds {_describe(stored['config'])} codes, not "
-                                 f"{_describe(config)}; use another store path")
+                raise StoreError(f"{path} holds {describe_config(stored['config'])} codes, not "
+                                 f"{describe_config(config)}; use another store path")
         elif path.exists() and not path.is_dir():
             raise StoreError(f"{path}: exists and is not a folder")
         elif path.exists() and set(os.listdir(path)) - {DATABASE, SHARDS, LOCK,
@@ -303,7 +304,7 @@ class EncodingStore:
         shard = None
         if len(enc.ids):
             (shard,) = self._db.execute("SELECT COALESCE(MAX(shard) + 1, 0) FROM shards").fetchone()
-            _write_durably(self._shard_path(shard), enc.codes)
+            write_durably(self._shard_path(shard), enc.codes)
         with self._write():
             if shard is not None:
                 self._db.execute("INSERT INTO shards VALUES (?, ?, ?, ?)",
@@ -363,7 +364,7 @@ class EncodingStore:
                 p.unlink(missing_ok=True)
 
 
-def _write_durably(path: Path, codes: np.ndarray) -> None:
+def write_durably(path: Path, codes: np.ndarray) -> None:
     """Save ``codes`` as ``path`` so that it is complete or absent after a crash or a power cut:
     written to a temporary name, fsync'd, renamed, and the rename fsync'd with its folder.
     (``files.write_text`` renames too but does not fsync: its files need no ordering.)"""

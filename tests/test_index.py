@@ -240,7 +240,7 @@ def test_killed_writer_leaves_a_consistent_index(tmp_path, many_files, where):
         if where == "after_backend_add":
             local.LocalBackend.add = killing(local.LocalBackend.add)
         else:
-            local._write_durably = killing(local._write_durably)
+            local.write_durably = killing(local.write_durably)
         Index.open(sys.argv[1]).add(sys.argv[3], batch_size=8)
         """, str(path), where, str(many_files[0].parent))
     assert result.returncode == -signal.SIGKILL, result.stderr

@@ -33,7 +33,7 @@ import numpy as np
 
 from dupbench import images, locks
 from dupbench.cluster import Cluster, batch_encoder
-from dupbench.encoding_store import _describe, method_config
+from dupbench.encoding_store import describe_config, method_config
 from dupbench.errors import DupbenchError, UsageError
 from dupbench.filebytes import DIGEST_BYTES, content_digest
 from dupbench.files import write_json
@@ -164,13 +164,13 @@ class Index:
         stored = manifest["config"]
         m = get_method(stored["method"], **stored["params"])
         if method_config(m) != stored:
-            raise IndexFolderError(f"{path}: made with {_describe(stored)}, which this version of "
-                              f"dupbench encodes as {_describe(method_config(m))}")
+            raise IndexFolderError(f"{path}: made with {describe_config(stored)}, which this version of "
+                              f"dupbench encodes as {describe_config(method_config(m))}")
         if method is not None:
             asked = method_config(get_method(method, **params))
             if asked != stored:
-                raise IndexFolderError(f"{path} holds {_describe(stored)} codes, not "
-                                  f"{_describe(asked)}")
+                raise IndexFolderError(f"{path} holds {describe_config(stored)} codes, not "
+                                  f"{describe_config(asked)}")
         index = cls(path, m, manifest)
         index._recover_if_idle()
         return index

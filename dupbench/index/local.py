@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from dupbench.encoding_store import _write_durably
+from dupbench.encoding_store import write_durably
 from dupbench.errors import MissingExtraError, UsageError, check_parameters
 from dupbench.records import Kind, Metric
 from dupbench.search.cosine import unit_rows
@@ -217,7 +217,7 @@ class LocalBackend:
         (shard,) = self._select("SELECT COALESCE(MAX(shard) + 1, 0) FROM log")[0]
         record = np.empty(len(ids), [("id", "<i8"), ("code", self._dtype, (self._width,))])
         record["id"], record["code"] = ids, codes
-        _write_durably(self._shard_path(shard), record)
+        write_durably(self._shard_path(shard), record)
         return self._commit("INSERT INTO log (shard, base) VALUES (?, ?)", [(shard, int(base))])
 
     def _checkpoint(self) -> None:
