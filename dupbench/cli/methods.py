@@ -34,7 +34,7 @@ def describe(name: str) -> dict:
     return {
         "name": name,
         "kind": cls.kind,
-        "threshold": _THRESHOLD_FORMS[cls.metric].format(threshold),
+        "threshold": (cls.threshold_form or _THRESHOLD_FORMS[cls.metric]).format(threshold),
         "extra": (f"[{cls.extra}]" + (" (missing)" if missing else "")) if cls.extra else "-",
         "robust_to": (found.robust_to if found and found.robust_to else cls.robust_to) or "-",
     }
@@ -47,6 +47,6 @@ def list_methods(args: argparse.Namespace) -> int:
     header = {"name": "NAME", "kind": "KIND", "threshold": "THRESHOLD", "extra": "EXTRA",
               "robust_to": "ROBUST TO"}
     for row in [header, *rows]:
-        print(f"{row['name']:23s} {row['kind']:6s} {row['threshold']:10s} {row['extra']:17s} "
+        print(f"{row['name']:23s} {row['kind']:6s} {row['threshold']:12s} {row['extra']:17s} "
               f"{row['robust_to']}")
     return 0

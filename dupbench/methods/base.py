@@ -43,6 +43,9 @@ class Method(ABC):
     default_threshold: ClassVar[float] = 0
     #: the edits whose copies it still finds, in a few words (``dupbench methods``)
     robust_to: ClassVar[str] = ""
+    #: how ``dupbench methods`` writes its threshold, where its own search scores something other
+    #: than the metric (e.g. "score ≥ {:g}"); None: the metric's usual form
+    threshold_form: ClassVar[str | None] = None
     #: optional packages it imports (module names) and the ``dupbench[extra]`` that installs them
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None

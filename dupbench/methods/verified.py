@@ -114,6 +114,7 @@ class RetrieveVerify(Method):
     extra = "robust"
     #: its codes alone do not find duplicates: every use searches with ``verified_search``
     preferred_search = ("verified", {})
+    threshold_form = "score ≥ {:g}"
 
     def __init__(self, max_side: int = 512, features: int = 500, **params: Any) -> None:
         self.max_side = int_param("max_side", max_side, 32)
