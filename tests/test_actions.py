@@ -28,9 +28,10 @@ def sha256(path: Path) -> str:
 
 def inventory(*folders: Path) -> Counter:
     """Checksums of every file under ``folders`` (hidden ones too, so torn copies show) except
-    the journal."""
+    dupbench's own bookkeeping: the journal, and the lock file that a killed process leaves
+    behind (it holds the holder's pid; the kernel lock itself dies with the process)."""
     return Counter(sha256(p) for folder in folders for p in folder.rglob("*")
-                   if p.is_file() and p.name != actions.JOURNAL_NAME)
+                   if p.is_file() and p.name not in (actions.JOURNAL_NAME, actions.LOCK_NAME))
 
 
 def partials(*folders: Path) -> list[Path]:

@@ -26,7 +26,7 @@ def sha256(path: Path) -> str:
 def inventory(folder: Path) -> Counter:
     """Checksums of every regular file under ``folder`` except the journal (links not followed)."""
     return Counter(sha256(p) for p in folder.rglob("*")
-                   if p.is_file() and not p.is_symlink() and p.name != actions.JOURNAL_NAME)
+                   if p.is_file() and not p.is_symlink() and p.name not in (actions.JOURNAL_NAME, actions.LOCK_NAME))
 
 
 @pytest.fixture()
