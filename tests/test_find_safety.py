@@ -24,9 +24,11 @@ def sha256(path: Path) -> str:
 
 
 def inventory(folder: Path) -> Counter:
-    """Checksums of every regular file under ``folder`` except the journal (links not followed)."""
+    """Checksums of every regular file under ``folder`` except dupbench's journal and lock file
+    (links not followed)."""
+    own = (actions.JOURNAL_NAME, actions.LOCK_NAME)
     return Counter(sha256(p) for p in folder.rglob("*")
-                   if p.is_file() and not p.is_symlink() and p.name not in (actions.JOURNAL_NAME, actions.LOCK_NAME))
+                   if p.is_file() and not p.is_symlink() and p.name not in own)
 
 
 @pytest.fixture()
