@@ -10,7 +10,6 @@ import pytest
 from PIL import Image, ImageDraw
 
 from dupbench.errors import UsageError
-from dupbench.harness.measure import MemorySampler, Stopwatch
 from dupbench.methods import get_method, names
 from dupbench.methods.presets import CONFIGS, _load
 from dupbench.records import Encodings
@@ -105,18 +104,33 @@ def test_codes_without_features_are_refused():
         verified.verified_search(enc, 0.0)
 
 
+_NESTED = """
+import json
+import numpy as np
+from dupbench.harness.measure import MemorySampler, Stopwatch
+with MemorySampler() as sampler:
+    watch = Stopwatch(sampler)
+    with watch.stage("search"):
+        block = np.ones(64 << 20, np.uint8)  # 64 MiB resident before the sub-stage
+        sampler.sample()  # seen while it lives, whatever the sampler thread's timing
+        with watch.stage("search.retrieve"):
+            del block
+print(json.dumps({k: v["added_rss_mb"] for k, v in watch.summary().items()}))
+"""
+
+
 def test_nested_stage_keeps_the_outer_peak():
-    """A sub-stage's memory reset does not lose what its enclosing stage used before it."""
-    with MemorySampler() as sampler:
-        watch = Stopwatch(sampler)
-        with watch.stage("search"):
-            block = np.ones(64 << 20, np.uint8)  # 64 MiB resident before the sub-stage
-            sampler.sample()  # seen while it lives, whatever the sampler thread's timing
-            with watch.stage("search.retrieve"):
-                del block
-    stages = watch.summary()
-    assert stages["search"]["added_rss_mb"] >= 48
-    assert stages["search.retrieve"]["added_rss_mb"] < 48
+    """A sub-stage's memory reset does not lose what its enclosing stage used before it. In a
+    fresh process: a long-lived test worker may serve the block from pages already resident."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NESTED], capture_output=True, text=True,
+                         check=True, timeout=120)
+    added = json.loads(out.stdout.strip().splitlines()[-1])
+    assert added["search"] >= 48
+    assert added["search.retrieve"] < 48
 
 
 @pytest.fixture(scope="module")
