@@ -191,17 +191,22 @@ def _torn_copy(src_file, dst_file, length=0):
     raise Crash
 
 
+def _crash_at(patch: pytest.MonkeyPatch, crash_point: str) -> None:
+    """Make the action die at ``crash_point``: mid-copy ("copy") or at the k-th folder fsync."""
+    if crash_point == "copy":
+        patch.setattr(actions.shutil, "copyfileobj", _torn_copy)
+    else:
+        patch.setattr(actions, "_fsync_dir", _crash_on_call(int(crash_point[5:]),
+                                                            actions._fsync_dir))
+
+
 @pytest.mark.parametrize("crash_point", ["copy"] + [f"fsync{k}" for k in range(1, 8)])
 def test_crash_at_each_step_is_finished_or_rolled_back(tmp_path, dest, crash_point, monkeypatch):
     src = tmp_path / "photos"
     make_pairs(src, 2, 200_000)
     before = inventory(src)
     with monkeypatch.context() as m:
-        if crash_point == "copy":
-            m.setattr(actions.shutil, "copyfileobj", _torn_copy)
-        else:
-            m.setattr(actions, "_fsync_dir", _crash_on_call(int(crash_point[5:]),
-                                                            actions._fsync_dir))
+        _crash_at(m, crash_point)
         try:
             actions.move_files(plan_for(src, 2), dest)
         except Crash:
@@ -393,11 +398,7 @@ def test_crash_during_undo_is_finished_by_the_next_undo(tmp_path, dest, crash_po
     before = inventory(src)
     actions.move_files(plan_for(src, 2), dest)
     with monkeypatch.context() as m:
-        if crash_point == "copy":
-            m.setattr(actions.shutil, "copyfileobj", _torn_copy)
-        else:
-            m.setattr(actions, "_fsync_dir", _crash_on_call(int(crash_point[5:]),
-                                                            actions._fsync_dir))
+        _crash_at(m, crash_point)
         try:
             actions.undo(dest)
         except Crash:

@@ -23,8 +23,8 @@ def slow(*args):
     return np.zeros(64, bool)
 """
 
-SCRIPTS = {
-    "encode": _SLOW + """
+#: a method whose every image is slow, encoded over a 2-process pool
+_SLOW_ENCODE = """
 from dupbench.methods.base import Method
 
 class Slow(Method):
@@ -34,20 +34,14 @@ class Slow(Method):
         return slow()
 
 Slow().encode([f"x{k}" for k in range(2000)], workers=2)
-""",
+"""
+
+SCRIPTS = {
+    "encode": _SLOW + _SLOW_ENCODE,
     "encode, watchdog thread only": _SLOW + """
 import dupbench.workers
 dupbench.workers._kernel_kills_on_parent_death = lambda: False  # as where prctl is missing
-from dupbench.methods.base import Method
-
-class Slow(Method):
-    name, kind, metric = "slow", "binary", "hamming"
-    size = 64
-    def encode_source(self, source):
-        return slow()
-
-Slow().encode([f"x{k}" for k in range(2000)], workers=2)
-""",
+""" + _SLOW_ENCODE,
     "synthetic builder": _SLOW + """
 from dupbench.datasets import synthetic
 synthetic._build_source = slow
