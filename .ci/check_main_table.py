@@ -11,7 +11,7 @@ lines = Path(sys.argv[1]).read_text(encoding="utf-8", errors="replace").splitlin
 header = [k for k, line in enumerate(lines) if line.startswith("| method |")]
 if not header:
     sys.exit("main command: no main table ('| method | ...') in its output")
-rows = [line for line in lines[header[-1] + 2:] if line.startswith("|")]
+rows = [line for line in lines[header[-1] + 2 :] if line.startswith("|")]
 if len(rows) < 2:
     sys.exit(f"main command: the main table has {len(rows)} rows")
 print(f"main command: main table printed with {len(rows)} rows")

@@ -39,11 +39,26 @@ else:
 
 SCENARIOS = {
     "encode": ("encode only", [sys.executable, "-c", _API, "{dir}", "encode", "{out}"]),
-    "api_digest": ("api file_digest", [sys.executable, "-c", _API, "{dir}", "file_digest",
-                                       "{out}"]),
+    "api_digest": (
+        "api file_digest",
+        [sys.executable, "-c", _API, "{dir}", "file_digest", "{out}"],
+    ),
     "api_phash": ("api phash", [sys.executable, "-c", _API, "{dir}", "phash", "{out}"]),
-    "cli": ("cli find -o", [sys.executable, "-m", "dupbench", "find", "{dir}", "-m",
-                            "file_digest", "-o", "{out}", "-q"]),
+    "cli": (
+        "cli find -o",
+        [
+            sys.executable,
+            "-m",
+            "dupbench",
+            "find",
+            "{dir}",
+            "-m",
+            "file_digest",
+            "-o",
+            "{out}",
+            "-q",
+        ],
+    ),
 }
 
 
@@ -79,8 +94,9 @@ def peak_rss_mb(command: list[str]) -> tuple[float, float, str]:
         rss_file, out_file, err_file = (Path(tmp) / n for n in ("rss", "out", "err"))
         with open(out_file, "w") as out, open(err_file, "w") as err:
             start = time.perf_counter()
-            code = subprocess.call([sys.executable, "-c", _LAUNCH, str(rss_file), *command],
-                                   stdout=out, stderr=err)
+            code = subprocess.call(
+                [sys.executable, "-c", _LAUNCH, str(rss_file), *command], stdout=out, stderr=err
+            )
             seconds = time.perf_counter() - start
         if code:
             raise RuntimeError(f"{command[:4]} failed ({code}): {err_file.read_text()[-500:]}")
@@ -98,16 +114,26 @@ def run(count: int, scenarios: list[str]) -> list[dict]:
             command = [a.format(dir=folder, out=out) for a in template]
             rss, seconds, stdout = peak_rss_mb(command)
             size = out.stat().st_size / 2**20 if out.exists() else 0.0
-            rows.append({"scenario": label, "peak_rss_mb": rss, "seconds": seconds,
-                         "json_mb": size, "stdout": stdout})
+            rows.append(
+                {
+                    "scenario": label,
+                    "peak_rss_mb": rss,
+                    "seconds": seconds,
+                    "json_mb": size,
+                    "stdout": stdout,
+                }
+            )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--count", type=int, default=5000, help="identical images (default 5000)")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help=f"comma-separated, from {', '.join(SCENARIOS)}")
+    p.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from {', '.join(SCENARIOS)}",
+    )
     args = p.parse_args(argv)
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SCENARIOS))
@@ -120,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'scenario':<18}{'peak RSS MB':>12}{'x encode':>10}{'seconds':>9}{'JSON MB':>9}")
     for r in rows:
         ratio = f"{r['peak_rss_mb'] / floor:.2f}" if floor else "-"
-        print(f"{r['scenario']:<18}{r['peak_rss_mb']:>12.0f}{ratio:>10}{r['seconds']:>9.1f}"
-              f"{r['json_mb']:>9.1f}")
+        print(
+            f"{r['scenario']:<18}{r['peak_rss_mb']:>12.0f}{ratio:>10}{r['seconds']:>9.1f}"
+            f"{r['json_mb']:>9.1f}"
+        )
     return 0
 
 

@@ -38,9 +38,24 @@ from dupbench.harness.store import find_runs
 from dupbench.methods.presets import CONFIGS, presets
 from dupbench.methods.registry import method_class
 
-COLUMNS = ["method", "class", "metric", "threshold", "precision", "recall", "default_threshold",
-           "sweep_to", "at_sweep_edge", "target_precision", "dataset", "dataset_checksum",
-           "images", "truth_pairs", "code_bits", "status"]
+COLUMNS = [
+    "method",
+    "class",
+    "metric",
+    "threshold",
+    "precision",
+    "recall",
+    "default_threshold",
+    "sweep_to",
+    "at_sweep_edge",
+    "target_precision",
+    "dataset",
+    "dataset_checksum",
+    "images",
+    "truth_pairs",
+    "code_bits",
+    "status",
+]
 #: at most this many reruns with a wider search while the target precision holds at its edge
 _WIDENINGS = 3
 _THRESHOLD_LINE = re.compile(r"^(?P<indent>\s*)threshold:.*$", re.MULTILINE)
@@ -53,9 +68,18 @@ def calibrated_presets() -> list[str]:
 
 def run_method(name: str, results_dir: Path, dataset: str, extra: list[str]) -> str | None:
     """Run (or reuse) the harness for preset ``name``; None on success, else its last error line."""
-    command = [sys.executable, "-m", "dupbench", "run", f"method={name}", f"dataset={dataset}",
-               f"results_dir={results_dir / name}", "benchmark.warmup=0",
-               "benchmark.progress=false", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "dupbench",
+        "run",
+        f"method={name}",
+        f"dataset={dataset}",
+        f"results_dir={results_dir / name}",
+        "benchmark.warmup=0",
+        "benchmark.progress=false",
+        *extra,
+    ]
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode == 0:
         return None
@@ -78,22 +102,30 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
     run = max(runs, key=lambda r: r.info["finished"])
     info, metrics = run.info, run.metrics
     threshold = metrics["recall_at_precision_threshold"]
-    row.update(metric=info["metric"], default_threshold=info["threshold"],
-               sweep_to=info["sweep_to"], target_precision=info["target_precision"],
-               dataset=info["dataset"]["name"], dataset_checksum=info["dataset"]["checksum"],
-               images=info["dataset"]["images"], truth_pairs=info["dataset"]["truth_pairs"],
-               code_bits=info["method"]["size"])
+    row.update(
+        metric=info["metric"],
+        default_threshold=info["threshold"],
+        sweep_to=info["sweep_to"],
+        target_precision=info["target_precision"],
+        dataset=info["dataset"]["name"],
+        dataset_checksum=info["dataset"]["checksum"],
+        images=info["dataset"]["images"],
+        truth_pairs=info["dataset"]["truth_pairs"],
+        code_bits=info["method"]["size"],
+    )
     if threshold is None or math.isnan(threshold):
         return row | {"status": "target precision not reached at any threshold"}
     curve = run.table("curve.csv")
     # the curve's row of that threshold (nearest: a cosine score went through JSON and CSV)
     row_index = int((curve["threshold"] - threshold).abs().argmin())
     point = curve.iloc[row_index]
-    return row | {"threshold": strictest_rounding(float(point["threshold"]), info["metric"]),
-                  "precision": round(float(point["precision"]), 4),
-                  "recall": round(float(point["recall"]), 4),
-                  "at_sweep_edge": row_index == len(curve) - 1,
-                  "status": "ok"}
+    return row | {
+        "threshold": strictest_rounding(float(point["threshold"]), info["metric"]),
+        "precision": round(float(point["precision"]), 4),
+        "recall": round(float(point["recall"]), 4),
+        "at_sweep_edge": row_index == len(curve) - 1,
+        "status": "ok",
+    }
 
 
 def kept_rows(out: Path, names: list[str]) -> pd.DataFrame:
@@ -116,8 +148,10 @@ def widened(row: dict) -> float:
 def preset_line(row: pd.Series) -> str:
     """The ``threshold:`` value and the comment recording how it was derived."""
     value = int(row.threshold) if row.metric == "hamming" else float(row.threshold)
-    return (f"threshold: {value}  # {row.target_precision:.0%} pair precision on "
-            f"{row.dataset}@{row.dataset_checksum[:12]} (benchmarks/calibrate_thresholds.py)")
+    return (
+        f"threshold: {value}  # {row.target_precision:.0%} pair precision on "
+        f"{row.dataset}@{row.dataset_checksum[:12]} (benchmarks/calibrate_thresholds.py)"
+    )
 
 
 def write_presets(table: pd.DataFrame) -> list[Path]:
@@ -128,8 +162,10 @@ def write_presets(table: pd.DataFrame) -> list[Path]:
         text = path.read_text()
         found = _THRESHOLD_LINE.findall(text)
         if len(found) != 1:
-            print(f"{path}: expected one threshold line, found {len(found)}; left as is",
-                  file=sys.stderr)
+            print(
+                f"{path}: expected one threshold line, found {len(found)}; left as is",
+                file=sys.stderr,
+            )
             continue
         line = preset_line(row)
         new = _THRESHOLD_LINE.sub(lambda m, line=line: m["indent"] + line, text)
@@ -141,14 +177,16 @@ def write_presets(table: pd.DataFrame) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", help="comma-separated presets (default: every preset "
-                        "with a threshold)")
+    parser.add_argument(
+        "--methods", help="comma-separated presets (default: every preset with a threshold)"
+    )
     parser.add_argument("--dataset", default="default")
     parser.add_argument("--results-dir", type=Path, default=Path("results/calibration/runs"))
     parser.add_argument("--out", type=Path, default=Path("results/calibration/thresholds.csv"))
     parser.add_argument("--snippet", action="store_true", help="print the YAML threshold lines")
-    parser.add_argument("--write", action="store_true",
-                        help="update the threshold: line of each preset file")
+    parser.add_argument(
+        "--write", action="store_true", help="update the threshold: line of each preset file"
+    )
     parser.add_argument("overrides", nargs="*", help="extra `dupbench run` overrides")
     args = parser.parse_args(argv)
     names = args.methods.split(",") if args.methods else calibrated_presets()
@@ -166,19 +204,37 @@ def main(argv: list[str] | None = None) -> int:
             wider = None if row["status"] != "ok" else widened(row)
             if not row["at_sweep_edge"] or wider == row["sweep_to"]:
                 break
-            print(f"{name}: {row['target_precision']:.0%} precision still holds at the widest "
-                  f"threshold searched ({row['sweep_to']}); searching to {wider}",
-                  file=sys.stderr, flush=True)
-            error = run_method(name, args.results_dir, args.dataset,
-                               [*args.overrides, f"benchmark.sweep_to={wider}"])
+            print(
+                f"{name}: {row['target_precision']:.0%} precision still holds at the widest "
+                f"threshold searched ({row['sweep_to']}); searching to {wider}",
+                file=sys.stderr,
+                flush=True,
+            )
+            error = run_method(
+                name,
+                args.results_dir,
+                args.dataset,
+                [*args.overrides, f"benchmark.sweep_to={wider}"],
+            )
             row = calibration_row(name, args.results_dir, error)
         rows.append(row)
         new = pd.DataFrame(rows, columns=COLUMNS, dtype=object)
         table = pd.concat([kept, new], ignore_index=True)
         write_text(args.out, table.to_csv(index=False))  # after each method: partial results
     table = table[table.method.isin(names)]
-    print(table[["method", "threshold", "precision", "recall", "default_threshold",
-                 "at_sweep_edge", "status"]].to_string(index=False))
+    print(
+        table[
+            [
+                "method",
+                "threshold",
+                "precision",
+                "recall",
+                "default_threshold",
+                "at_sweep_edge",
+                "status",
+            ]
+        ].to_string(index=False)
+    )
     print(f"-> {args.out}")
     if args.snippet:
         for row in table[table.status == "ok"].itertuples():

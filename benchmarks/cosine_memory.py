@@ -37,12 +37,18 @@ from pathlib import Path
 import numpy as np
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "results" / "benchmarks" / "cosine"
-DEFAULT_RUNS = ["random:100000:flat", "random:100000:ivf", "clustered:100000:flat",
-                "clustered:100000:ivf", "clustered:1000000:ivf"]
+DEFAULT_RUNS = [
+    "random:100000:flat",
+    "random:100000:ivf",
+    "clustered:100000:flat",
+    "clustered:100000:ivf",
+    "clustered:1000000:ivf",
+]
 
 
-def random_vectors(n: int, dim: int, seed: int = 0, dup_fraction: float = 0.001,
-                   chunk: int = 8192) -> np.ndarray:
+def random_vectors(
+    n: int, dim: int, seed: int = 0, dup_fraction: float = 0.001, chunk: int = 8192
+) -> np.ndarray:
     """Random unit rows (float32), generated in chunks; a fraction are noisy copies of others."""
     rng = np.random.default_rng(seed)
     x = np.empty((n, dim), np.float32)
@@ -95,8 +101,15 @@ def reset_peak() -> None:
         f.write("5")
 
 
-def child(kind: str, n: int, dim: int, threshold: float, backend: str,
-          sample_rows: int | None, pairs_path: str) -> dict:
+def child(
+    kind: str,
+    n: int,
+    dim: int,
+    threshold: float,
+    backend: str,
+    sample_rows: int | None,
+    pairs_path: str,
+) -> dict:
     import faiss  # noqa: F401  (the libraries count as baseline, not as search memory)
 
     from dupbench.search.cosine import CosineIndex
@@ -122,15 +135,23 @@ def child(kind: str, n: int, dim: int, threshold: float, backend: str,
     calibration_s = sum(v["seconds"] for v in index.tuning.values())  # once, not per query
     tuning = {str(t): v for t, v in index.tuning.items()}
     return {
-        "data": kind, "n": n, "dim": dim, "backend": backend, "threshold": threshold,
+        "data": kind,
+        "n": n,
+        "dim": dim,
+        "backend": backend,
+        "threshold": threshold,
         "mode": "full" if sample_rows is None else f"{sample_rows} query rows",
-        "vectors_mb": round(n * dim * 4 / 2**20, 1), "rss_before_mb": round(before, 1),
-        "peak_rss_mb": round(peak, 1), "extra_mb": round(peak - before, 1),
-        "build_s": round(build_s, 2), "search_s_measured": round(search_s, 2),
+        "vectors_mb": round(n * dim * 4 / 2**20, 1),
+        "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(peak, 1),
+        "extra_mb": round(peak - before, 1),
+        "build_s": round(build_s, 2),
+        "search_s_measured": round(search_s, 2),
         "calibration_s": round(calibration_s, 2),
         "total_s": round(build_s + calibration_s + (search_s - calibration_s) * scale, 1),
         "time_extrapolated": scale != 1.0,
-        "pairs": len(i), "tuning": tuning,
+        "pairs": len(i),
+        "tuning": tuning,
         "nlist": getattr(index._index, "nlist", None),
     }
 
@@ -148,12 +169,20 @@ def exact_sample_pairs(kind: str, n: int, dim: int, threshold: float, rows: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS,
-                    help="data:N:backend[:sampled] ... (sampled: search --sample-rows rows only)")
+    ap.add_argument(
+        "--runs",
+        nargs="+",
+        default=DEFAULT_RUNS,
+        help="data:N:backend[:sampled] ... (sampled: search --sample-rows rows only)",
+    )
     ap.add_argument("--dim", type=int, default=1280)
     ap.add_argument("--threshold", type=float, default=0.9)
-    ap.add_argument("--full-limit", type=int, default=100_000,
-                    help="largest N searched in full; larger N are sampled (time extrapolated)")
+    ap.add_argument(
+        "--full-limit",
+        type=int,
+        default=100_000,
+        help="largest N searched in full; larger N are sampled (time extrapolated)",
+    )
     ap.add_argument("--sample-rows", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -162,13 +191,20 @@ def main() -> None:
 
     if args.child:
         kind, n, backend, sample, pairs_path = args.child
-        print(json.dumps(child(kind, int(n), args.dim, args.threshold, backend,
-                               int(sample) or None, pairs_path)))
+        print(
+            json.dumps(
+                child(
+                    kind, int(n), args.dim, args.threshold, backend, int(sample) or None, pairs_path
+                )
+            )
+        )
         return
     if args.exact_sample:
         kind, n = args.exact_sample[0], int(args.exact_sample[1])
-        np.save(os.environ["PAIRS_OUT"],
-                exact_sample_pairs(kind, n, args.dim, args.threshold, args.sample_rows))
+        np.save(
+            os.environ["PAIRS_OUT"],
+            exact_sample_pairs(kind, n, args.dim, args.threshold, args.sample_rows),
+        )
         return
 
     rows, exact = [], {}
@@ -178,9 +214,24 @@ def main() -> None:
             sample = args.sample_rows if how == ["sampled"] or int(n) > args.full_limit else 0
             path = os.path.join(tmp, f"{kind}-{n}-{backend}-{sample}.npy")
             load = os.getloadavg()[0]
-            cmd = [sys.executable, __file__, "--child", kind, n, backend, str(sample), path,
-                   "--dim", str(args.dim), "--threshold", str(args.threshold),
-                   "--full-limit", str(args.full_limit), "--sample-rows", str(args.sample_rows)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                kind,
+                n,
+                backend,
+                str(sample),
+                path,
+                "--dim",
+                str(args.dim),
+                "--threshold",
+                str(args.threshold),
+                "--full-limit",
+                str(args.full_limit),
+                "--sample-rows",
+                str(args.sample_rows),
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
             row["load"] = round(load, 1)
@@ -190,10 +241,23 @@ def main() -> None:
             elif (kind, n, row["mode"]) not in exact:  # no exact run alike: exact sample rows
                 truth_path = os.path.join(tmp, f"{kind}-{n}-exact.npy")
                 if (kind, n, "sample") not in exact:
-                    subprocess.run([sys.executable, __file__, "--exact-sample", kind, n,
-                                    "--dim", str(args.dim), "--threshold", str(args.threshold),
-                                    "--sample-rows", str(args.sample_rows)], check=True,
-                                   env={**os.environ, "PAIRS_OUT": truth_path})
+                    subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--exact-sample",
+                            kind,
+                            n,
+                            "--dim",
+                            str(args.dim),
+                            "--threshold",
+                            str(args.threshold),
+                            "--sample-rows",
+                            str(args.sample_rows),
+                        ],
+                        check=True,
+                        env={**os.environ, "PAIRS_OUT": truth_path},
+                    )
                     exact[(kind, n, "sample")] = np.load(truth_path)
                 if not row["time_extrapolated"]:  # its pairs that touch the sample rows
                     found = _directed_from(found, int(n), args.sample_rows)
@@ -201,8 +265,11 @@ def main() -> None:
                 exact[(kind, n, row["mode"])] = exact[(kind, n, "sample")]
             truth = exact.get((kind, n, row["mode"]))
             row["exact_pairs"] = None if truth is None else len(truth)
-            row["recall"] = (None if truth is None or not len(truth)
-                             else round(float(np.isin(truth, found).mean()), 5))
+            row["recall"] = (
+                None
+                if truth is None or not len(truth)
+                else round(float(np.isin(truth, found).mean()), 5)
+            )
             row["precision_ok"] = None if truth is None else bool(np.isin(found, truth).all())
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -218,14 +285,26 @@ def _directed_from(keys: np.ndarray, n: int, rows: int) -> np.ndarray:
 def _report(args, rows: list[dict]) -> None:
     from dupbench.files import write_json, write_text
 
-    lines = [(f"cosine range search, similarity >= {args.threshold}, d = {args.dim}, "
-             f"{os.cpu_count()} cores (shared machine)"),
-             (f"{'data':<9} {'N':>8} {'backend':<5} {'mode':<16} {'vec MB':>7} {'peak MB':>8} "
-             f"{'extra MB':>8} {'x vec':>5} {'build s':>7} {'total s':>9} {'x flat':>6} "
-             f"{'pairs':>8} {'recall':>7} {'knob':>5} {'load':>4}")]
+    lines = [
+        (
+            f"cosine range search, similarity >= {args.threshold}, d = {args.dim}, "
+            f"{os.cpu_count()} cores (shared machine)"
+        ),
+        (
+            f"{'data':<9} {'N':>8} {'backend':<5} {'mode':<16} {'vec MB':>7} {'peak MB':>8} "
+            f"{'extra MB':>8} {'x vec':>5} {'build s':>7} {'total s':>9} {'x flat':>6} "
+            f"{'pairs':>8} {'recall':>7} {'knob':>5} {'load':>4}"
+        ),
+    ]
     for r in rows:
-        flat = next((f for f in rows if f["backend"] == "flat" and f["data"] == r["data"]
-                     and f["n"] == r["n"]), None)
+        flat = next(
+            (
+                f
+                for f in rows
+                if f["backend"] == "flat" and f["data"] == r["data"] and f["n"] == r["n"]
+            ),
+            None,
+        )
         speed = f"{flat['total_s'] / r['total_s']:.1f}" if flat else "-"
         total = ("~" if r["time_extrapolated"] else "") + f"{r['total_s']}"
         knob = ",".join(str(v["value"]) for v in r["tuning"].values()) or "-"
@@ -234,19 +313,28 @@ def _report(args, rows: list[dict]) -> None:
             f"{r['data']:<9} {r['n']:>8} {r['backend']:<5} {r['mode']:<16} {r['vectors_mb']:>7} "
             f"{r['peak_rss_mb']:>8} {r['extra_mb']:>8} {r['extra_mb'] / r['vectors_mb']:>5.2f} "
             f"{r['build_s']:>7} {total:>9} {speed:>6} {r['pairs']:>8} {recall:>7} {knob:>5} "
-            f"{r['load']:>4}")
-    lines += [("peak = RSS high-water mark during build + search (vectors and libraries already "
-              "loaded); extra = peak - RSS before; x vec = extra / vectors;"),
-              ("total = build + search (calibration included once); ~ = extrapolated from the sampled "
-              "query rows; "
-              "knob = IVF nprobe (HNSW ef_search) chosen by calibration; "
-              "recall vs exact over the same rows")]
+            f"{r['load']:>4}"
+        )
+    lines += [
+        (
+            "peak = RSS high-water mark during build + search (vectors and libraries already "
+            "loaded); extra = peak - RSS before; x vec = extra / vectors;"
+        ),
+        (
+            "total = build + search (calibration included once); ~ = extrapolated from the sampled "
+            "query rows; "
+            "knob = IVF nprobe (HNSW ef_search) chosen by calibration; "
+            "recall vs exact over the same rows"
+        ),
+    ]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{stamp}.json",
-               {"command": " ".join(["cosine_memory.py"] + sys.argv[1:]), "rows": rows})
+    write_json(
+        args.out / f"{stamp}.json",
+        {"command": " ".join(["cosine_memory.py", *sys.argv[1:]]), "rows": rows},
+    )
     write_text(args.out / f"{stamp}.txt", text)
     print(f"wrote {args.out / stamp}.json and .txt")
 

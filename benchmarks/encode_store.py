@@ -91,8 +91,10 @@ def child(args: list[str]) -> None:
         with EncodingStore.open_or_create(args[3], METHOD) as store:
             c = store.update(folder, workers=workers, batch_size=int(args[4]))
         counts = {"new": c.new, "unchanged": c.unchanged, "skipped": c.skipped}
-    print(json.dumps({"seconds": time.perf_counter() - start, "vmhwm_mib": vmhwm_mib(), **counts}),
-          flush=True)
+    print(
+        json.dumps({"seconds": time.perf_counter() - start, "vmhwm_mib": vmhwm_mib(), **counts}),
+        flush=True,
+    )
 
 
 def synthetic_store(path: Path, n: int, batch: int) -> None:
@@ -107,10 +109,13 @@ def synthetic_store(path: Path, n: int, batch: int) -> None:
             codes = rng.integers(0, 2**64, (min(batch, n - start), 1), np.uint64, endpoint=False)
             write_durably(store._shard_path(shard), codes)
             with store._write():
-                db.execute("INSERT INTO shards VALUES (?, ?, ?, 1)",
-                           (shard, len(codes), codes.dtype.str))
-                db.executemany("INSERT INTO files VALUES (?, 1000, 0, ?, ?, NULL)",
-                               ((f"img{start + k:09d}.png", shard, k) for k in range(len(codes))))
+                db.execute(
+                    "INSERT INTO shards VALUES (?, ?, ?, 1)", (shard, len(codes), codes.dtype.str)
+                )
+                db.executemany(
+                    "INSERT INTO files VALUES (?, 1000, 0, ?, ?, NULL)",
+                    ((f"img{start + k:09d}.png", shard, k) for k in range(len(codes))),
+                )
 
 
 def read_child(path: str) -> None:
@@ -123,23 +128,35 @@ def read_child(path: str) -> None:
         enc = store.encodings()
         seconds = time.perf_counter() - start
     ids_mib = (sys.getsizeof(enc.ids) + sum(map(sys.getsizeof, enc.ids))) / 2**20
-    print(json.dumps({"n": len(enc), "seconds": seconds, "added_peak_mib": vmhwm_mib() - base,
-                      "codes_mib": enc.codes.nbytes / 2**20, "ids_mib": ids_mib}))
+    print(
+        json.dumps(
+            {
+                "n": len(enc),
+                "seconds": seconds,
+                "added_peak_mib": vmhwm_mib() - base,
+                "codes_mib": enc.codes.nbytes / 2**20,
+                "ids_mib": ids_mib,
+            }
+        )
+    )
 
 
 def read_scale(n: int, batch: int) -> None:
     with tempfile.TemporaryDirectory(prefix="encode-store-read-") as tmp:
         t = time.perf_counter()
         synthetic_store(Path(tmp) / "store", n, batch)
-        print(f"synthetic store of {n:,} codes written in {time.perf_counter() - t:.0f} s",
-              flush=True)
+        print(
+            f"synthetic store of {n:,} codes written in {time.perf_counter() - t:.0f} s", flush=True
+        )
         argv = [sys.executable, __file__, "--child", "read", str(Path(tmp) / "store")]
         out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
-    print(f"encodings() of {r['n']:,} codes: {r['seconds']:.1f} s, peak RSS added "
-          f"{r['added_peak_mib']:.0f} MiB; it returns codes {r['codes_mib']:.0f} MiB + ids "
-          f"{r['ids_mib']:.0f} MiB = {r['codes_mib'] + r['ids_mib']:.0f} MiB "
-          f"(ratio {r['added_peak_mib'] / (r['codes_mib'] + r['ids_mib']):.2f}x)")
+    print(
+        f"encodings() of {r['n']:,} codes: {r['seconds']:.1f} s, peak RSS added "
+        f"{r['added_peak_mib']:.0f} MiB; it returns codes {r['codes_mib']:.0f} MiB + ids "
+        f"{r['ids_mib']:.0f} MiB = {r['codes_mib'] + r['ids_mib']:.0f} MiB "
+        f"(ratio {r['added_peak_mib'] / (r['codes_mib'] + r['ids_mib']):.2f}x)"
+    )
 
 
 def measured(argv: list[str], kill_when=None) -> dict:
@@ -148,8 +165,12 @@ def measured(argv: list[str], kill_when=None) -> dict:
     {"killed": True, "after_s": ...}."""
     from dupbench.harness.measure import tree_rss
 
-    proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", *argv],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     peak, done = [0], threading.Event()
 
     def sample() -> None:
@@ -169,8 +190,11 @@ def measured(argv: list[str], kill_when=None) -> dict:
     done.set()
     sampler.join()
     if proc.returncode == -signal.SIGKILL:
-        return {"killed": True, "after_s": time.perf_counter() - start,
-                "tree_peak_mib": peak[0] / 2**20}
+        return {
+            "killed": True,
+            "after_s": time.perf_counter() - start,
+            "tree_peak_mib": peak[0] / 2**20,
+        }
     if proc.returncode != 0:
         raise SystemExit(f"child {argv} exited with {proc.returncode}")
     return {**json.loads(out.strip().splitlines()[-1]), "tree_peak_mib": peak[0] / 2**20}
@@ -197,15 +221,21 @@ def read_store(path: Path):
 
 
 def same(a, b) -> bool:
-    return (a.ids == b.ids and np.array_equal(a.codes, b.codes)
-            and sorted((Path(s.path).name, s.reason) for s in a.skipped)
-            == sorted((Path(s.path).name, s.reason) for s in b.skipped))
+    return (
+        a.ids == b.ids
+        and np.array_equal(a.codes, b.codes)
+        and sorted((Path(s.path).name, s.reason) for s in a.skipped)
+        == sorted((Path(s.path).name, s.reason) for s in b.skipped)
+    )
 
 
 def row(n: int, what: str, r: dict) -> dict:
     rate = n / r["seconds"] if r.get("seconds") else float("nan")
-    print(f"{n:>8,}  {what:34s} {r.get('seconds', float('nan')):8.1f} {rate:9.0f} "
-          f"{r['tree_peak_mib']:12.0f} {r.get('vmhwm_mib', float('nan')):11.0f}", flush=True)
+    print(
+        f"{n:>8,}  {what:34s} {r.get('seconds', float('nan')):8.1f} {rate:9.0f} "
+        f"{r['tree_peak_mib']:12.0f} {r.get('vmhwm_mib', float('nan')):11.0f}",
+        flush=True,
+    )
     return {"n": n, "run": what, **r}
 
 
@@ -220,8 +250,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the measurements to this JSON file")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    p.add_argument("--read-scale", type=int, metavar="N",
-                   help="only measure encodings() on a synthetic store of N codes")
+    p.add_argument(
+        "--read-scale",
+        type=int,
+        metavar="N",
+        help="only measure encodings() on a synthetic store of N codes",
+    )
     a = p.parse_args()
     if a.child:
         return read_child(a.child[1]) if a.child[0] == "read" else child(a.child)
@@ -237,27 +271,40 @@ def main() -> None:
     images = a.images or Path(tmp.name) / "images"
     t = time.perf_counter()
     make_images(images, max(a.n), a.size)
-    print(f"{max(a.n):,} {a.size}x{a.size} PNGs ready in {images} "
-          f"({time.perf_counter() - t:.0f} s); {usable_cores()} usable cores, "
-          f"workers={a.workers}, batch={a.batch_size}", flush=True)
-    print(f"{'N':>8}  {'run':34s} {'seconds':>8} {'img/s':>9} {'tree peak MiB':>12} "
-          f"{'main HWM MiB':>11}")
+    print(
+        f"{max(a.n):,} {a.size}x{a.size} PNGs ready in {images} "
+        f"({time.perf_counter() - t:.0f} s); {usable_cores()} usable cores, "
+        f"workers={a.workers}, batch={a.batch_size}",
+        flush=True,
+    )
+    print(
+        f"{'N':>8}  {'run':34s} {'seconds':>8} {'img/s':>9} {'tree peak MiB':>12} "
+        f"{'main HWM MiB':>11}"
+    )
     work, results, summary = Path(tmp.name), [], {}
     w, b = str(a.workers), str(a.batch_size)
     for n in sorted(a.n):
         folder = images if n == max(a.n) else subset(images, n)
         oneshot = work / f"oneshot-{n}.npz"
         ref = work / f"reference-{n}"
-        peer = row(n, "one-shot encode_images (peer)",
-                   measured(["oneshot", str(folder), w, str(oneshot)]))
+        peer = row(
+            n, "one-shot encode_images (peer)", measured(["oneshot", str(folder), w, str(oneshot)])
+        )
         results.append(peer)
         fresh = row(n, "store update, fresh", measured(["update", str(folder), w, str(ref), b]))
         results.append(fresh)
-        results.append(row(n, "store update, nothing changed",
-                           measured(["update", str(folder), w, str(ref), b])))
+        results.append(
+            row(
+                n,
+                "store update, nothing changed",
+                measured(["update", str(folder), w, str(ref), b]),
+            )
+        )
         reference = read_store(ref)
-        summary[n] = {"store_equals_one_shot": same(reference, Encodings.load(oneshot)),
-                      "store_vs_one_shot_time": fresh["seconds"] / peer["seconds"]}
+        summary[n] = {
+            "store_equals_one_shot": same(reference, Encodings.load(oneshot)),
+            "store_vs_one_shot_time": fresh["seconds"] / peer["seconds"],
+        }
     n = max(a.n)
     folder, reference = images, read_store(work / f"reference-{n}")
     codes = dict(zip(reference.ids, reference.codes[:, 0].tolist()))
@@ -268,38 +315,65 @@ def main() -> None:
     for k in range(a.kills):
         before = len(read_store(store))
         target = before + int(rng.uniform(0.05, 0.9) * (n - before))
-        r = measured(["update", str(folder), w, str(store), b],
-                     kill_when=when_committed(store, target, rng.uniform(0, batch_seconds)))
+        r = measured(
+            ["update", str(folder), w, str(store), b],
+            kill_when=when_committed(store, target, rng.uniform(0, batch_seconds)),
+        )
         partial = read_store(store)
         consistent = set(partial.ids) <= set(codes) and all(
-            codes[i] == c for i, c in zip(partial.ids, partial.codes[:, 0].tolist()))
-        kills.append({"after_s": r.get("after_s"), "killed": r.get("killed", False),
-                      "committed": len(partial), "consistent": consistent})
-        what = (f"kill {k + 1} at {r['after_s']:.1f} s: {len(partial):,} kept" if "killed" in r
-                else f"run {k + 1} ended before its kill")
+            codes[i] == c for i, c in zip(partial.ids, partial.codes[:, 0].tolist())
+        )
+        kills.append(
+            {
+                "after_s": r.get("after_s"),
+                "killed": r.get("killed", False),
+                "committed": len(partial),
+                "consistent": consistent,
+            }
+        )
+        what = (
+            f"kill {k + 1} at {r['after_s']:.1f} s: {len(partial):,} kept"
+            if "killed" in r
+            else f"run {k + 1} ended before its kill"
+        )
         results.append(row(n, what, r))
-    results.append(row(n, "resume after the kills",
-                       measured(["update", str(folder), w, str(store), b])))
+    results.append(
+        row(n, "resume after the kills", measured(["update", str(folder), w, str(store), b]))
+    )
     resumed_equal = same(read_store(store), reference)
-    print(f"\nkills: {sum(k['killed'] for k in kills)} of {len(kills)} runs killed; every partial "
-          f"store consistent: {all(k['consistent'] for k in kills)}; resumed store equals the "
-          f"uninterrupted one: {resumed_equal}")
+    print(
+        f"\nkills: {sum(k['killed'] for k in kills)} of {len(kills)} runs killed; every partial "
+        f"store consistent: {all(k['consistent'] for k in kills)}; resumed store equals the "
+        f"uninterrupted one: {resumed_equal}"
+    )
     for size, s in summary.items():
-        print(f"N={size:,}: store equals one-shot encode: {s['store_equals_one_shot']}; store "
-              f"update time / one-shot time: {s['store_vs_one_shot_time']:.2f}x")
+        print(
+            f"N={size:,}: store equals one-shot encode: {s['store_equals_one_shot']}; store "
+            f"update time / one-shot time: {s['store_vs_one_shot_time']:.2f}x"
+        )
     if len(a.n) > 1:
         lo, hi = min(a.n), max(a.n)
         for what in ("one-shot encode_images (peer)", "store update, fresh"):
             peak = {r["n"]: r["tree_peak_mib"] for r in results if r["run"] == what}
             print(f"{what}: tree peak RSS at {hi:,} / at {lo:,} = {peak[hi] / peak[lo]:.2f}x")
     if a.out:
-        write_json(a.out, {"args": {k: v for k, v in vars(a).items() if k != "child"},
-                           "cores": usable_cores(), "results": results, "kills": kills,
-                           "resumed_equal": resumed_equal,
-                           "summary": {str(k): v for k, v in summary.items()}})
+        write_json(
+            a.out,
+            {
+                "args": {k: v for k, v in vars(a).items() if k != "child"},
+                "cores": usable_cores(),
+                "results": results,
+                "kills": kills,
+                "resumed_equal": resumed_equal,
+                "summary": {str(k): v for k, v in summary.items()},
+            },
+        )
     tmp.cleanup()
-    if not (resumed_equal and all(k["consistent"] for k in kills)
-            and all(s["store_equals_one_shot"] for s in summary.values())):
+    if not (
+        resumed_equal
+        and all(k["consistent"] for k in kills)
+        and all(s["store_equals_one_shot"] for s in summary.values())
+    ):
         raise SystemExit("FAILED: the store differs from an uninterrupted run")
 
 

@@ -64,8 +64,12 @@ def nvjpeg_embed(method, paths, batch_size: int, device: str) -> tuple[float, np
     def run(batch_paths):
         raw = [read_file(str(p)) for p in batch_paths]  # CPU side: bytes, batched
         images = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
-        x = torch.stack([F.resize(im, list(size[::-1]), F.InterpolationMode.BICUBIC,
-                                  antialias=True) for im in images])
+        x = torch.stack(
+            [
+                F.resize(im, list(size[::-1]), F.InterpolationMode.BICUBIC, antialias=True)
+                for im in images
+            ]
+        )
         x = F.normalize(x.float().div_(255), mean, std)
         return method.embed_batch(x)
 
@@ -73,8 +77,9 @@ def nvjpeg_embed(method, paths, batch_size: int, device: str) -> tuple[float, np
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    codes = np.concatenate([run(paths[s : s + batch_size])
-                            for s in range(0, len(paths), batch_size)])
+    codes = np.concatenate(
+        [run(paths[s : s + batch_size]) for s in range(0, len(paths), batch_size)]
+    )
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return len(paths) / (time.perf_counter() - t0), codes
@@ -91,8 +96,11 @@ def main() -> None:
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader decode workers")
-    ap.add_argument("--decode-device", default=None,
-                    help="device for the nvJPEG path (default: cuda when present, else skipped)")
+    ap.add_argument(
+        "--decode-device",
+        default=None,
+        help="device for the nvJPEG path (default: cuda when present, else skipped)",
+    )
     args = ap.parse_args()
     gpu = torch.cuda.is_available()
     rows = []
@@ -116,10 +124,15 @@ def main() -> None:
         if decode_device:
             method = CNN(device=decode_device if decode_device != "cpu" else "cpu", **common)
             ips, codes = nvjpeg_embed(method, paths, args.batch_size, decode_device)
-            report(f"{decode_device}+torchvision-decode", ips,
-                   f"mean cos to cpu {np.mean(np.sum(codes * reference, 1)):.4f}")
-    print(f"\n{args.images} JPEGs of {args.size} px, backbone {args.backbone}, "
-          f"batch {args.batch_size}")
+            report(
+                f"{decode_device}+torchvision-decode",
+                ips,
+                f"mean cos to cpu {np.mean(np.sum(codes * reference, 1)):.4f}",
+            )
+    print(
+        f"\n{args.images} JPEGs of {args.size} px, backbone {args.backbone}, "
+        f"batch {args.batch_size}"
+    )
     for r in rows:
         print(f"  {r['path']:<28} {r['images_per_s']:>8} img/s   {r['note']}")
 

@@ -49,8 +49,9 @@ def real_phashes(bits: int) -> np.ndarray:
     return get_method("phash", hash_size=side).encode(dataset.paths).codes
 
 
-def make_codes(n: int, bits: int, kind: str, flip: float, seeds: np.ndarray | None,
-               seed: int = 0) -> np.ndarray:
+def make_codes(
+    n: int, bits: int, kind: str, flip: float, seeds: np.ndarray | None, seed: int = 0
+) -> np.ndarray:
     """n codes of ``bits`` bits ("uniform", or "phash": noisy copies of ``seeds``), 1% of them
     near copies (1-6 flipped bits) of others."""
     rng = np.random.default_rng(seed)
@@ -77,19 +78,29 @@ def _digest(c) -> str:
     return h.hexdigest()[:16]
 
 
-def make_queries(codes: np.ndarray, nq: int, bits: int, kind: str, flip: float,
-                 seeds: np.ndarray | None) -> np.ndarray:
+def make_queries(
+    codes: np.ndarray, nq: int, bits: int, kind: str, flip: float, seeds: np.ndarray | None
+) -> np.ndarray:
     """Query codes from the same distribution, a tenth of them near copies of collection codes."""
     queries = make_codes(nq, bits, kind, flip, seeds, seed=1)
     rng = np.random.default_rng(2)
     k = nq // 10
-    queries[:k] = codes[rng.integers(0, len(codes), k)] ^ make_codes(k, bits, "uniform", 0, None,
-                                                                     seed=3) & np.uint64(0x111)
+    queries[:k] = codes[rng.integers(0, len(codes), k)] ^ make_codes(
+        k, bits, "uniform", 0, None, seed=3
+    ) & np.uint64(0x111)
     return queries
 
 
-def run_one(backend: str, n: int, radius: int, bits: int, kind: str, flip: float,
-            seeds_path: str, nq: int = 0) -> dict:
+def run_one(
+    backend: str,
+    n: int,
+    radius: int,
+    bits: int,
+    kind: str,
+    flip: float,
+    seeds_path: str,
+    nq: int = 0,
+) -> dict:
     seeds = np.load(seeds_path) if kind == "phash" else None
     codes = make_codes(n, bits, kind, flip, seeds)
     queries = make_queries(codes, nq, bits, kind, flip, seeds) if nq else None
@@ -104,8 +115,15 @@ def run_one(backend: str, n: int, radius: int, bits: int, kind: str, flip: float
 
         hashes = {str(k): format(int(c), "016x") for k, c in enumerate(codes[:, 0])}
         start = time.perf_counter()
-        res = HashEval(hashes, hashes, Hashing.hamming_distance, verbose=False, threshold=radius,
-                       search_method=backend.split(":")[1], num_dist_workers=os.cpu_count())
+        res = HashEval(
+            hashes,
+            hashes,
+            Hashing.hamming_distance,
+            verbose=False,
+            threshold=radius,
+            search_method=backend.split(":")[1],
+            num_dist_workers=os.cpu_count(),
+        )
         pairs = sum(len(v) for v in res.retrieve_results().values()) // 2
         seconds = time.perf_counter() - start
     else:
@@ -119,11 +137,23 @@ def run_one(backend: str, n: int, radius: int, bits: int, kind: str, flip: float
         if backend.startswith("mih"):
             chosen = index.plan(radius, queries)
             parts = [f"{s.bits}b/r{s.radius}" for s in chosen.substrings]
-            plan = "brute" if chosen.brute else "+".join(
-                f"{len(list(g))}x{p}" for p, g in itertools.groupby(parts))
+            plan = (
+                "brute"
+                if chosen.brute
+                else "+".join(f"{len(list(g))}x{p}" for p, g in itertools.groupby(parts))
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB on Linux
-    return {"backend": backend, "n": n, "pairs": pairs, "seconds": seconds, "peak_mib": peak,
-            "digest": digest, "plan": plan, "startup_seconds": startup, "queries": nq}
+    return {
+        "backend": backend,
+        "n": n,
+        "pairs": pairs,
+        "seconds": seconds,
+        "peak_mib": peak,
+        "digest": digest,
+        "plan": plan,
+        "startup_seconds": startup,
+        "queries": nq,
+    }
 
 
 def hardware_floor(n: int, nq: int = 0) -> tuple[float, str]:
@@ -172,27 +202,56 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     p.add_argument("--radius", type=int, default=10)
     p.add_argument("--bits", type=int, default=64, help="code length (64 or 256 for phash)")
-    p.add_argument("--codes", nargs="+", choices=["uniform", "phash"],
-                   default=["uniform", "phash"], help="code distributions to measure")
-    p.add_argument("--flip", type=float, default=0.25,
-                   help="per-bit flip probability around each real pHash (--codes phash)")
-    p.add_argument("--faiss-max", type=int, default=200_000,
-                   help="largest N for FAISS IndexBinaryFlat (about 5 minutes at 1M)")
-    p.add_argument("--brute-max", type=int, default=200_000,
-                   help="largest N for dupbench's numpy brute force")
-    p.add_argument("--numpy-mih-max", type=int, default=200_000,
-                   help="largest N for multi-index hashing with its numpy join (no numba)")
-    p.add_argument("--peer-max", type=int, default=10_000,
-                   help="largest N given to imagededup (its search is O(N^2) in Python/Cython)")
-    p.add_argument("--queries", type=int, default=0,
-                   help="search this many query codes against the N codes instead of all pairs")
+    p.add_argument(
+        "--codes",
+        nargs="+",
+        choices=["uniform", "phash"],
+        default=["uniform", "phash"],
+        help="code distributions to measure",
+    )
+    p.add_argument(
+        "--flip",
+        type=float,
+        default=0.25,
+        help="per-bit flip probability around each real pHash (--codes phash)",
+    )
+    p.add_argument(
+        "--faiss-max",
+        type=int,
+        default=200_000,
+        help="largest N for FAISS IndexBinaryFlat (about 5 minutes at 1M)",
+    )
+    p.add_argument(
+        "--brute-max", type=int, default=200_000, help="largest N for dupbench's numpy brute force"
+    )
+    p.add_argument(
+        "--numpy-mih-max",
+        type=int,
+        default=200_000,
+        help="largest N for multi-index hashing with its numpy join (no numba)",
+    )
+    p.add_argument(
+        "--peer-max",
+        type=int,
+        default=10_000,
+        help="largest N given to imagededup (its search is O(N^2) in Python/Cython)",
+    )
+    p.add_argument(
+        "--queries",
+        type=int,
+        default=0,
+        help="search this many query codes against the N codes instead of all pairs",
+    )
     p.add_argument("--out", type=Path, default=OUT_DIR)
     p.add_argument("--one", nargs=8, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         backend, n, radius, bits, kind, flip, seeds, nq = args.one
-        print(json.dumps(run_one(backend, int(n), int(radius), int(bits), kind, float(flip),
-                                 seeds, int(nq))))
+        print(
+            json.dumps(
+                run_one(backend, int(n), int(radius), int(bits), kind, float(flip), seeds, int(nq))
+            )
+        )
         return
     _load_libraries("mih")  # the first run ever compiles numba's cache; keep that out of the table
     results = []
@@ -202,9 +261,11 @@ def main() -> None:
             np.save(seeds_path, real_phashes(args.bits))
         task = f"{args.queries} queries against N codes" if args.queries else "all pairs"
         print(f"{task} within {args.radius} of {args.bits} bits, {os.cpu_count()} cores")
-        print(f"{'codes':<8} {'N':>8} {'backend':<10} {'plan':<22} {'pairs':>7} {'seconds':>8} "
-              f"{'startup':>7} {'peak MiB':>8} {'x faiss':>7} {'x brute':>7} {'floor/act':>9} "
-              f"{'same':>4} {'load':>4}")
+        print(
+            f"{'codes':<8} {'N':>8} {'backend':<10} {'plan':<22} {'pairs':>7} {'seconds':>8} "
+            f"{'startup':>7} {'peak MiB':>8} {'x faiss':>7} {'x brute':>7} {'floor/act':>9} "
+            f"{'same':>4} {'load':>4}"
+        )
         for kind in args.codes:
             for n in args.sizes:
                 floor, how = hardware_floor(n, args.queries)
@@ -212,34 +273,60 @@ def main() -> None:
                 for backend in _plan(n, args.bits, args):
                     load = os.getloadavg()[0]
                     out = subprocess.run(
-                        [sys.executable, __file__, "--one", backend, str(n), str(args.radius),
-                         str(args.bits), kind, str(args.flip), seeds_path, str(args.queries)],
-                        capture_output=True, text=True, check=False)
+                        [
+                            sys.executable,
+                            __file__,
+                            "--one",
+                            backend,
+                            str(n),
+                            str(args.radius),
+                            str(args.bits),
+                            kind,
+                            str(args.flip),
+                            seeds_path,
+                            str(args.queries),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
                     if out.returncode:
-                        print(f"{kind:<8} {n:>8} {backend:<10} failed: "
-                              f"{out.stderr.strip().splitlines()[-1]}")
+                        print(
+                            f"{kind:<8} {n:>8} {backend:<10} failed: "
+                            f"{out.stderr.strip().splitlines()[-1]}"
+                        )
                         continue
                     row = json.loads(out.stdout.strip().splitlines()[-1])
-                    row.update(codes=kind, radius=args.radius, bits=args.bits, load=load,
-                               floor_seconds=floor)
+                    row.update(
+                        codes=kind,
+                        radius=args.radius,
+                        bits=args.bits,
+                        load=load,
+                        floor_seconds=floor,
+                    )
                     rows.append(row)
                 by = {r["backend"]: r for r in rows}
                 ref = by.get("faiss") or by.get("brute")
                 for r in rows:
                     r["x_faiss"] = by["faiss"]["seconds"] / r["seconds"] if "faiss" in by else None
                     r["x_brute"] = by["brute"]["seconds"] / r["seconds"] if "brute" in by else None
-                    r["same_pairs"] = (None if ref is None or r["digest"] == "-"
-                                       else r["digest"] == ref["digest"])
+                    r["same_pairs"] = (
+                        None if ref is None or r["digest"] == "-" else r["digest"] == ref["digest"]
+                    )
                     ratio = [f"{x:.1f}x" if x else "-" for x in (r["x_faiss"], r["x_brute"])]
                     same = {None: "-", True: "yes", False: "NO"}[r["same_pairs"]]
-                    print(f"{kind:<8} {n:>8} {r['backend']:<10} {r['plan']:<22} {r['pairs']:>7} "
-                          f"{r['seconds']:>8.3f} {r['startup_seconds']:>7.2f} "
-                          f"{r['peak_mib']:>8.0f} {ratio[0]:>7} {ratio[1]:>7} "
-                          f"{floor / r['seconds']:>9.2f} {same:>4} {r['load']:>4.1f}")
+                    print(
+                        f"{kind:<8} {n:>8} {r['backend']:<10} {r['plan']:<22} {r['pairs']:>7} "
+                        f"{r['seconds']:>8.3f} {r['startup_seconds']:>7.2f} "
+                        f"{r['peak_mib']:>8.0f} {ratio[0]:>7} {ratio[1]:>7} "
+                        f"{floor / r['seconds']:>9.2f} {same:>4} {r['load']:>4.1f}"
+                    )
                 results.extend(rows)
-    print(f"floor = N(N-1)/2 (or queries x N) XOR+POPCNT at {how};\n"
-          "load = 1-min load average before the run; "
-          "seconds = search with libraries loaded (index build included); startup = loading them")
+    print(
+        f"floor = N(N-1)/2 (or queries x N) XOR+POPCNT at {how};\n"
+        "load = 1-min load average before the run; "
+        "seconds = search with libraries loaded (index build included); startup = loading them"
+    )
     _save(args, results)
 
 
@@ -247,8 +334,11 @@ def _save(args, results: list[dict]) -> None:
     from dupbench.files import write_json, write_text
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    meta = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "cores": os.cpu_count(),
-            "floor": hardware_floor(2)[1]}
+    meta = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "cores": os.cpu_count(),
+        "floor": hardware_floor(2)[1],
+    }
     json_path = write_json(args.out / f"{stamp}.json", {"meta": meta, "results": results})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(results[0]) if results else ["backend"])

@@ -48,9 +48,20 @@ def source_photos() -> list[np.ndarray]:
     """scikit-image's bundled photos of scenes, as RGB arrays (gray ones stacked)."""
     from skimage import data
 
-    arrays = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(),
-              data.hubble_deep_field(), data.immunohistochemistry(), data.retina(),
-              data.stereo_motorcycle()[0], data.camera(), data.coins(), data.moon(), data.clock()]
+    arrays = [
+        data.astronaut(),
+        data.chelsea(),
+        data.coffee(),
+        data.rocket(),
+        data.hubble_deep_field(),
+        data.immunohistochemistry(),
+        data.retina(),
+        data.stereo_motorcycle()[0],
+        data.camera(),
+        data.coins(),
+        data.moon(),
+        data.clock(),
+    ]
     return [np.dstack([a] * 3) if a.ndim == 2 else a[..., :3] for a in arrays]
 
 
@@ -123,12 +134,16 @@ def pool_loop(fn: Callable[[str], object], paths: list[str], workers: int) -> Ca
     def run() -> None:
         with ProcessPoolExecutor(workers) as pool:
             list(pool.map(fn, paths, chunksize=32))
+
     return run
 
 
 def cpu_seconds() -> float:
     """User + system CPU of this process and of its finished (joined) children."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -154,7 +169,8 @@ def throughput(paths: list[str], folder: str, workers: int, repeats: int) -> dic
         from imagededup.methods import PHash
 
         rows["imagededup PHash"] = lambda: PHash(verbose=False).encode_images(
-            folder, num_enc_workers=workers)
+            folder, num_enc_workers=workers
+        )
     except ImportError:
         print("imagededup is not installed: its row is left out", file=sys.stderr)
     best = {name: {"wall": float("inf"), "cpu": float("inf")} for name in rows}
@@ -164,8 +180,11 @@ def throughput(paths: list[str], folder: str, workers: int, repeats: int) -> dic
             fn()
             wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
             best[name] = {"wall": min(best[name]["wall"], wall), "cpu": min(best[name]["cpu"], cpu)}
-            print(f"  {repeat + 1}/{repeats} {name}: {len(paths) / wall:.1f} images/s, "
-                  f"{cpu / len(paths) * 1000:.2f} ms CPU per image", file=sys.stderr)
+            print(
+                f"  {repeat + 1}/{repeats} {name}: {len(paths) / wall:.1f} images/s, "
+                f"{cpu / len(paths) * 1000:.2f} ms CPU per image",
+                file=sys.stderr,
+            )
     return best
 
 
@@ -176,9 +195,14 @@ def bit_changes(paths: list[str], workers: int) -> dict[str, float]:
     a = get_method("phash").encode(paths, workers=workers).codes
     b = get_method("phash", draft=False).encode(paths, workers=workers).codes
     d = np.bitwise_count(a ^ b).sum(axis=1)
-    return {"images": len(d), "mean": float(d.mean()), "median": float(np.median(d)),
-            "p99": float(np.percentile(d, 99)), "max": int(d.max()),
-            "histogram": {int(k): int(v) for k, v in zip(*np.unique(d, return_counts=True))}}
+    return {
+        "images": len(d),
+        "mean": float(d.mean()),
+        "median": float(np.median(d)),
+        "p99": float(np.percentile(d, 99)),
+        "max": int(d.max()),
+        "histogram": {int(k): int(v) for k, v in zip(*np.unique(d, return_counts=True))},
+    }
 
 
 QUALITY_KEYS = ("precision", "recall", "f1", "recall_at_precision", "micro_ap")
@@ -217,15 +241,19 @@ def edited_full_hd(folder: Path, workers: int):
 def quality(folder: Path, workers: int, methods: list[str]) -> dict:
     from dupbench.datasets import load_dataset
 
-    sets = {"default dataset": load_dataset("default"),
-            "edited 1080p photos": edited_full_hd(folder, workers)}
+    sets = {
+        "default dataset": load_dataset("default"),
+        "edited 1080p photos": edited_full_hd(folder, workers),
+    }
     out = {}
     for set_name, dataset in sets.items():
         for name in methods:
             for draft in (False, True):
                 label = f"{set_name} | {name} | {'default (draft)' if draft else 'draft=False'}"
-                out[label] = {"images": len(dataset), **detection_quality(dataset, name, draft,
-                                                                          workers)}
+                out[label] = {
+                    "images": len(dataset),
+                    **detection_quality(dataset, name, draft, workers),
+                }
                 print(f"  {label}: {out[label]}", file=sys.stderr)
     return out
 
@@ -234,20 +262,31 @@ def markdown(report: dict) -> str:
     n, rows = report["images"], report["throughput"]
     ref = rows["bare draft-decode loop (RGB, 1/8)"]
     peer = rows.get("imagededup PHash")
-    title = (f"pHash, {n} JPEGs of 1920x1080 (q=90), {report['workers']} processes per row, "
-             f"best of {report['repeats']} (round-robin); {report['machine']}")
-    header = ("| | images/s | x draft-decode loop | x imagededup | CPU ms/image "
-              "| CPU x draft-decode loop |")
+    title = (
+        f"pHash, {n} JPEGs of 1920x1080 (q=90), {report['workers']} processes per row, "
+        f"best of {report['repeats']} (round-robin); {report['machine']}"
+    )
+    header = (
+        "| | images/s | x draft-decode loop | x imagededup | CPU ms/image "
+        "| CPU x draft-decode loop |"
+    )
     lines = [title, "", header, "|---|---:|---:|---:|---:|---:|"]
     for name, t in rows.items():
         vs_peer = f"{peer['wall'] / t['wall']:.2f}" if peer else "-"
-        lines.append(f"| {name} | {n / t['wall']:.1f} | {ref['wall'] / t['wall']:.2f} | "
-                     f"{vs_peer} | {t['cpu'] / n * 1000:.2f} | {ref['cpu'] / t['cpu']:.2f} |")
+        lines.append(
+            f"| {name} | {n / t['wall']:.1f} | {ref['wall'] / t['wall']:.2f} | "
+            f"{vs_peer} | {t['cpu'] / n * 1000:.2f} | {ref['cpu'] / t['cpu']:.2f} |"
+        )
     if "bit_changes" in report:
         b = report["bit_changes"]
-        lines += ["", (f"Bits moved by the reduced decode (default vs draft=False, same files): "
-                       f"mean {b['mean']:.2f}, median {b['median']:.0f}, p99 {b['p99']:.0f}, "
-                       f"max {b['max']} of 64; histogram {b['histogram']}")]
+        lines += [
+            "",
+            (
+                f"Bits moved by the reduced decode (default vs draft=False, same files): "
+                f"mean {b['mean']:.2f}, median {b['median']:.0f}, p99 {b['p99']:.0f}, "
+                f"max {b['max']} of 64; histogram {b['histogram']}"
+            ),
+        ]
     if "quality" in report:
         header = "| dataset | method | decode | images | precision | recall | F1 | R@P0.99 | μAP |"
         lines += ["", header, "|---|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -263,8 +302,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-quality", action="store_true", help="throughput and bit changes only")
-    p.add_argument("--quality-methods",
-                   default="phash,phash_simple,ahash,dhash,dhash_vertical,whash,colorhash")
+    p.add_argument(
+        "--quality-methods", default="phash,phash_simple,ahash,dhash,dhash_vertical,whash,colorhash"
+    )
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
 
@@ -275,15 +315,17 @@ def main() -> None:
         corpus.mkdir()
         start = time.perf_counter()
         paths = [str(x) for x in make_corpus(corpus, args.count, args.workers)]
-        print(f"corpus: {len(paths)} JPEGs in {time.perf_counter() - start:.0f} s",
-              file=sys.stderr)
-        report = {"images": len(paths), "workers": args.workers, "repeats": args.repeats,
-                  "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
-                  "throughput": throughput(paths, str(corpus), args.workers, args.repeats),
-                  "bit_changes": bit_changes(paths, args.workers)}
+        print(f"corpus: {len(paths)} JPEGs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        report = {
+            "images": len(paths),
+            "workers": args.workers,
+            "repeats": args.repeats,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+            "throughput": throughput(paths, str(corpus), args.workers, args.repeats),
+            "bit_changes": bit_changes(paths, args.workers),
+        }
         if not args.no_quality:
-            report["quality"] = quality(Path(tmp), args.workers,
-                                        args.quality_methods.split(","))
+            report["quality"] = quality(Path(tmp), args.workers, args.quality_methods.split(","))
     table = markdown(report)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)

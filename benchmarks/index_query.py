@@ -57,7 +57,7 @@ def timed(fn, queries: np.ndarray) -> tuple[np.ndarray, list]:
     times, answers = np.empty(len(queries)), []
     for i in range(len(queries)):
         t = time.perf_counter()
-        answers.append(fn(queries[i:i + 1]))
+        answers.append(fn(queries[i : i + 1]))
         times[i] = time.perf_counter() - t
     return times, answers
 
@@ -77,35 +77,63 @@ def latency_rows(n: int, n_queries: int, folder: Path) -> tuple[list[dict], Path
     out = []
 
     def record(name: str, build: float, times: np.ndarray, found: list[bool]) -> None:
-        out.append({"n": n, "search": name, "build_s": round(build, 2),
-                    "p50_ms": float(np.median(times) * 1e3),
-                    "p99_ms": float(np.percentile(times, 99) * 1e3),
-                    "found": f"{sum(found)}/{len(found)}"})
+        out.append(
+            {
+                "n": n,
+                "search": name,
+                "build_s": round(build, 2),
+                "p50_ms": float(np.median(times) * 1e3),
+                "p99_ms": float(np.percentile(times, 99) * 1e3),
+                "found": f"{sum(found)}/{len(found)}",
+            }
+        )
         r = out[-1]
-        print(f"{n:>9,}  {name:<34} {r['build_s']:>8.2f} {r['p50_ms']:>9.3f} "
-              f"{r['p99_ms']:>9.3f}  {r['found']}", flush=True)
+        print(
+            f"{n:>9,}  {name:<34} {r['build_s']:>8.2f} {r['p50_ms']:>9.3f} "
+            f"{r['p99_ms']:>9.3f}  {r['found']}",
+            flush=True,
+        )
 
-    print(f"{'N':>9}  {'search (one query at a time)':<34} {'build s':>8} {'p50 ms':>9} "
-          f"{'p99 ms':>9}  found", flush=True)
+    print(
+        f"{'N':>9}  {'search (one query at a time)':<34} {'build s':>8} {'p50 ms':>9} "
+        f"{'p99 ms':>9}  found",
+        flush=True,
+    )
     times, ans = timed(lambda q: index.query_codes(q, RADIUS), queries)
-    record("Index.query_codes (local)", fill, times,
-           [int(w) in {m.id for m in a[0]} for a, w in zip(ans, want)])
+    record(
+        "Index.query_codes (local)",
+        fill,
+        times,
+        [int(w) in {m.id for m in a[0]} for a, w in zip(ans, want)],
+    )
     times, ans = timed(lambda q: index.backend.query(q, RADIUS, None), queries)
-    record("LocalBackend.query (no names)", 0.0, times,
-           [int(w) in {i for i, _ in a[0]} for a, w in zip(ans, want)])
+    record(
+        "LocalBackend.query (no names)",
+        0.0,
+        times,
+        [int(w) in {i for i, _ in a[0]} for a, w in zip(ans, want)],
+    )
     t = time.perf_counter()
     faiss_index = HammingFaiss(codes)
     faiss_index._faiss.omp_set_num_threads(1)  # one query: OpenMP only adds wake-ups
     build = time.perf_counter() - t
     times, ans = timed(lambda q: faiss_index.range(RADIUS, queries=q), queries)
-    record("FAISS IndexBinaryFlat (peer)", build, times,
-           [int(r) in set(a.j.tolist()) for a, r in zip(ans, rows)])
+    record(
+        "FAISS IndexBinaryFlat (peer)",
+        build,
+        times,
+        [int(r) in set(a.j.tolist()) for a, r in zip(ans, rows)],
+    )
     t = time.perf_counter()
     mih = HammingMultiIndex(codes)
     build = time.perf_counter() - t
     times, ans = timed(lambda q: mih.range(RADIUS, queries=q), queries)
-    record("mih HammingMultiIndex (peer)", build, times,
-           [int(r) in set(a.j.tolist()) for a, r in zip(ans, rows)])
+    record(
+        "mih HammingMultiIndex (peer)",
+        build,
+        times,
+        [int(r) in set(a.j.tolist()) for a, r in zip(ans, rows)],
+    )
     index.close()
     return out, path
 
@@ -117,8 +145,7 @@ def jpeg(seed: int) -> bytes:
 
     grid = np.random.default_rng(seed).integers(0, 256, (6, 6, 3), dtype=np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(grid).resize((96, 96), Image.Resampling.BILINEAR).save(buf, "JPEG",
-                                                                           quality=90)
+    Image.fromarray(grid).resize((96, 96), Image.Resampling.BILINEAR).save(buf, "JPEG", quality=90)
     return buf.getvalue()
 
 
@@ -133,8 +160,20 @@ def service_row(path: Path, n: int, requests: int, seconds: float, clients: int)
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "dupbench", "serve", str(path), "--port",
-                               str(port), "--token", "bench"], env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dupbench",
+            "serve",
+            str(path),
+            "--port",
+            str(port),
+            "--token",
+            "bench",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -151,8 +190,9 @@ def service_row(path: Path, n: int, requests: int, seconds: float, clients: int)
         added: dict[str, int] = {}
 
         def writer() -> None:
-            with httpx.Client(base_url=base, timeout=60,
-                              headers={"Authorization": "Bearer bench"}) as c:
+            with httpx.Client(
+                base_url=base, timeout=60, headers={"Authorization": "Bearer bench"}
+            ) as c:
                 i = 0
                 while not stop.is_set():
                     name = f"added{i:06d}"
@@ -181,8 +221,9 @@ def service_row(path: Path, n: int, requests: int, seconds: float, clients: int)
         w = threading.Thread(target=writer)
         w.start()
         with ThreadPoolExecutor(clients) as pool:
-            times = np.concatenate([f.result() for f in
-                                    [pool.submit(client) for _ in range(clients)]])
+            times = np.concatenate(
+                [f.result() for f in [pool.submit(client) for _ in range(clients)]]
+            )
         wall = time.perf_counter() - start
         stop.set()
         w.join()
@@ -196,15 +237,27 @@ def service_row(path: Path, n: int, requests: int, seconds: float, clients: int)
     finally:
         server.terminate()
         server.wait(60)
-    row = {"n": n, "clients": clients, "queries": len(times), "wall_s": round(wall, 2),
-           "queries_per_s": round(len(times) / wall, 1),
-           "p50_ms": float(np.median(times) * 1e3), "p99_ms": float(np.percentile(times, 99) * 1e3),
-           "adds": len(added), "adds_per_s": round(len(added) / wall, 1), "lost": lost,
-           "entries_after": entries, "entries_expected": n + len(added)}
-    print(f"{n:>9,}  {clients} clients: {row['queries']} queries in {wall:.1f} s = "
-          f"{row['queries_per_s']} q/s, p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms; "
-          f"meanwhile {len(added)} adds ({row['adds_per_s']}/s), lost {lost}, entries "
-          f"{entries} (expected {n + len(added)})", flush=True)
+    row = {
+        "n": n,
+        "clients": clients,
+        "queries": len(times),
+        "wall_s": round(wall, 2),
+        "queries_per_s": round(len(times) / wall, 1),
+        "p50_ms": float(np.median(times) * 1e3),
+        "p99_ms": float(np.percentile(times, 99) * 1e3),
+        "adds": len(added),
+        "adds_per_s": round(len(added) / wall, 1),
+        "lost": lost,
+        "entries_after": entries,
+        "entries_expected": n + len(added),
+    }
+    print(
+        f"{n:>9,}  {clients} clients: {row['queries']} queries in {wall:.1f} s = "
+        f"{row['queries_per_s']} q/s, p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms; "
+        f"meanwhile {len(added)} adds ({row['adds_per_s']}/s), lost {lost}, entries "
+        f"{entries} (expected {n + len(added)})",
+        flush=True,
+    )
     return row
 
 
@@ -221,8 +274,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "results/benchmarks/index")
     args = ap.parse_args()
     command = "python benchmarks/index_query.py " + " ".join(sys.argv[1:])
-    print(f"$ {command}\n{platform.processor() or platform.machine()}, {usable_cores()} usable "
-          f"cores (shared with other work: numbers are upper bounds on latency)", flush=True)
+    print(
+        f"$ {command}\n{platform.processor() or platform.machine()}, {usable_cores()} usable "
+        f"cores (shared with other work: numbers are upper bounds on latency)",
+        flush=True,
+    )
     latency, service = [], []
     with tempfile.TemporaryDirectory(prefix="index-bench-") as tmp:
         for n in args.n:
@@ -233,16 +289,23 @@ def main() -> None:
         by = {r["search"]: r for r in latency if r["n"] == n}
         ours = by["Index.query_codes (local)"]["p50_ms"]
         for peer in ("FAISS IndexBinaryFlat (peer)", "mih HammingMultiIndex (peer)"):
-            print(f"N={n:,}: {peer} p50 / Index.query_codes p50 = "
-                  f"{by[peer]['p50_ms'] / ours:.2f}x")
+            print(f"N={n:,}: {peer} p50 / Index.query_codes p50 = {by[peer]['p50_ms'] / ours:.2f}x")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    write_json(args.out / f"{stamp}.json", {"command": command, "latency": latency,
-                                            "service": service, "cores": usable_cores()})
-    lines = [f"{r['n']:>9,}  {r['search']:<34} p50 {r['p50_ms']:8.3f} ms  p99 "
-             f"{r['p99_ms']:8.3f} ms  found {r['found']}" for r in latency]
-    lines += [f"{r['n']:>9,}  HTTP /query, {r['clients']} clients: {r['queries_per_s']} q/s, p50 "
-              f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; {r['adds']} adds meanwhile, "
-              f"lost {r['lost']}" for r in service]
+    write_json(
+        args.out / f"{stamp}.json",
+        {"command": command, "latency": latency, "service": service, "cores": usable_cores()},
+    )
+    lines = [
+        f"{r['n']:>9,}  {r['search']:<34} p50 {r['p50_ms']:8.3f} ms  p99 "
+        f"{r['p99_ms']:8.3f} ms  found {r['found']}"
+        for r in latency
+    ]
+    lines += [
+        f"{r['n']:>9,}  HTTP /query, {r['clients']} clients: {r['queries_per_s']} q/s, p50 "
+        f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; {r['adds']} adds meanwhile, "
+        f"lost {r['lost']}"
+        for r in service
+    ]
     write_text(args.out / f"{stamp}.txt", f"$ {command}\n" + "\n".join(lines) + "\n")
     print(f"wrote {args.out / stamp}.json and .txt")
 

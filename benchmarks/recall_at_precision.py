@@ -42,8 +42,9 @@ def main() -> None:
     table.loc["ALL"] = pd.Series(overall)
     best = table.max(axis=1)
     print(f"recall at {args.precision:.0%} pair precision (rows: transform; * = best or tied)")
-    shown = table.map(lambda v: f"{v:.3f}").where(table.lt(best, axis=0), table.map(
-        lambda v: f"{v:.3f}*"))
+    shown = table.map(lambda v: f"{v:.3f}").where(
+        table.lt(best, axis=0), table.map(lambda v: f"{v:.3f}*")
+    )
     print(shown.to_string())
 
 

@@ -44,10 +44,12 @@ def method_label(run) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results_dirs", type=Path, nargs="+", help="results folders (runs are "
-                        "found below them)")
-    parser.add_argument("--column", default="transform", help="breakdown column (transform, "
-                        "severity, category)")
+    parser.add_argument(
+        "results_dirs", type=Path, nargs="+", help="results folders (runs are found below them)"
+    )
+    parser.add_argument(
+        "--column", default="transform", help="breakdown column (transform, severity, category)"
+    )
     parser.add_argument("--out", type=Path, help="also write the table as CSV")
     args = parser.parse_args(argv)
     columns, thresholds = {}, {}

@@ -23,8 +23,16 @@ from PIL import Image
 from dupbench.methods import get_method
 from dupbench.methods.verified import verified_search
 
-SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-           "immunohistochemistry", "retina", "cat")
+SOURCES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "cat",
+)
 
 
 def write_images(root: Path, count: int, size: tuple[int, int], seed: int) -> list[str]:
@@ -72,8 +80,10 @@ def main() -> None:
             found = verified_search(enc, 0.0, workers=args.workers, stage=stage)
     peer = times["phash encode (peer)"]
     total = times["verified encode"] + times["verified search"]
-    print(f"{args.images} images of {args.size[0]}x{args.size[1]}, {args.workers} workers, "
-          f"{len(found)} candidate pairs verified")
+    print(
+        f"{args.images} images of {args.size[0]}x{args.size[1]}, {args.workers} workers, "
+        f"{len(found)} candidate pairs verified"
+    )
     for name, seconds in [*times.items(), ("verified total", total)]:
         print(f"{name:22s} {seconds:8.1f} s  {seconds / peer:6.1f}x pHash encode")
 

@@ -116,8 +116,10 @@ class Journal:
 
     def append(self, record: dict) -> None:
         """Write one record and make it durable (file and, when new, its folder) before acting."""
-        line = json.dumps({**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-                          sort_keys=True) + "\n"
+        line = (
+            json.dumps({**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, sort_keys=True)
+            + "\n"
+        )
         try:
             new = not self.path.exists()
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -141,8 +143,9 @@ class Journal:
         """
         with ExitStack() as stack:
             try:
-                stack.enter_context(locks.hold(self.folder / LOCK_NAME,
-                                               what=f"moving files in {self.folder}"))
+                stack.enter_context(
+                    locks.hold(self.folder / LOCK_NAME, what=f"moving files in {self.folder}")
+                )
             except locks.LockTimeout as e:
                 raise ActionError(str(e)) from None
             except OSError as e:
@@ -176,8 +179,11 @@ class Journal:
 def _well_formed(entry: dict) -> bool:
     """An entry with the fields every action needs (anything else in the file is ignored)."""
     texts = ("op", "step", "source", "destination", "digest")
-    return all(isinstance(entry.get(k), str) for k in texts) and \
-        isinstance(entry.get("size"), int) and isinstance(entry.get("tmp"), (str, type(None)))
+    return (
+        all(isinstance(entry.get(k), str) for k in texts)
+        and isinstance(entry.get("size"), int)
+        and isinstance(entry.get("tmp"), (str, type(None)))
+    )
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -217,16 +223,20 @@ def _move_all(plan: Iterable[PlannedMove], dest: Path, journal: Journal) -> Outc
         except OSError as e:
             out.refused.append(f"not moving {src}: cannot create {target.parent}: {e.strerror}")
             continue
-        line = _transfer(journal, "move", Path(os.path.abspath(src)), target, digest,
-                         move.source.size)
+        line = _transfer(
+            journal, "move", Path(os.path.abspath(src)), target, digest, move.source.size
+        )
         (out.done if line.startswith("moved") else out.refused).append(line)
     return out
 
 
 def _intact(move: PlannedMove) -> list[FileState]:
     """The kept copies still in place and unchanged since the scan (not the source itself)."""
-    return [k for k in move.keepers
-            if k.change() is None and not os.path.samefile(k.path, move.source.path)]
+    return [
+        k
+        for k in move.keepers
+        if k.change() is None and not os.path.samefile(k.path, move.source.path)
+    ]
 
 
 def refusal(move: PlannedMove, dest: Path) -> str | None:
@@ -253,8 +263,16 @@ def refusal(move: PlannedMove, dest: Path) -> str | None:
     return None
 
 
-def _transfer(journal: Journal, op: str, src: Path, dst: Path, digest: str, size: int,
-              copy: bool = False, **extra) -> str:
+def _transfer(
+    journal: Journal,
+    op: str,
+    src: Path,
+    dst: Path,
+    digest: str,
+    size: int,
+    copy: bool = False,
+    **extra,
+) -> str:
     """Move one file, journaled: rename on one file system, verified copy across two.
 
     ``copy`` forces the copy path, taken when a rename says the two are different file systems
@@ -263,9 +281,17 @@ def _transfer(journal: Journal, op: str, src: Path, dst: Path, digest: str, size
     ident = secrets.token_hex(8)
     same_fs = not copy and os.stat(src).st_dev == os.stat(dst.parent).st_dev
     tmp = None if same_fs else dst.parent / f"{PARTIAL_TAG}{ident}.{dst.name}"
-    entry = {"id": ident, "op": op, "source": str(src), "destination": str(dst),
-             "tmp": str(tmp) if tmp else None, "size": size, "digest": digest,
-             "step": "planned", **extra}
+    entry = {
+        "id": ident,
+        "op": op,
+        "source": str(src),
+        "destination": str(dst),
+        "tmp": str(tmp) if tmp else None,
+        "size": size,
+        "digest": digest,
+        "step": "planned",
+        **extra,
+    }
     journal.append(entry)
     try:
         if tmp is None:
@@ -298,8 +324,10 @@ def _failed(journal: Journal, entry: dict, op: str, src: Path, reason: str) -> s
     try:
         return f"{verb} {src}: {reason}; " + settle(journal, entry)
     except OSError as again:
-        return (f"{verb} {src}: {reason}; left half-done ({again.strerror}): rerun to finish "
-                f"or roll it back from the journal {journal.path}")
+        return (
+            f"{verb} {src}: {reason}; left half-done ({again.strerror}): rerun to finish "
+            f"or roll it back from the journal {journal.path}"
+        )
 
 
 def _copy_verified(src: Path, tmp: Path, digest: str) -> None:
@@ -375,8 +403,10 @@ def _settle_all(journal: Journal) -> list[str]:
             try:
                 lines.append(settle(journal, entry))
             except OSError as e:
-                lines.append(f"cannot settle the move of {entry['source']} yet "
-                             f"({e.strerror or e}); its files are left as they are")
+                lines.append(
+                    f"cannot settle the move of {entry['source']} yet "
+                    f"({e.strerror or e}); its files are left as they are"
+                )
     return lines
 
 
@@ -408,15 +438,19 @@ def _undo_all(journal: Journal) -> Outcome:
         if not os.path.lexists(moved):
             out.refused.append(f"not restoring {original}: {moved} is missing")
         elif _digest(moved) != entry["digest"]:
-            out.refused.append(f"not restoring {original}: {moved} changed since it was moved "
-                               "(digest differs); left in place")
+            out.refused.append(
+                f"not restoring {original}: {moved} changed since it was moved "
+                "(digest differs); left in place"
+            )
         elif os.path.lexists(original):
-            out.refused.append(f"not restoring {original}: that path is occupied again; "
-                               f"{moved} left in place")
+            out.refused.append(
+                f"not restoring {original}: that path is occupied again; {moved} left in place"
+            )
         else:
             original.parent.mkdir(parents=True, exist_ok=True)
-            line = _transfer(journal, "restore", moved, original, entry["digest"],
-                             entry["size"], of=entry["id"])
+            line = _transfer(
+                journal, "restore", moved, original, entry["digest"], entry["size"], of=entry["id"]
+            )
             (out.done if line.startswith("restored") else out.refused).append(line)
             _remove_empty_folders(moved.parent, dest)
     return out

@@ -43,18 +43,30 @@ _HEX = re.compile("[0-9a-fA-F]+")
 def _api_keywords() -> tuple[str, ...]:
     """The keyword names of the public functions: suggestions for a misspelt keyword, which
     would otherwise land in ``**params`` and be taken for a method parameter."""
-    functions = (search_duplicates, find_duplicates, find_duplicates_to_remove, encode_images,
-                 encode_image)
-    return tuple(sorted({name for f in functions for name in inspect.signature(f).parameters
-                         if name != "params"}))
+    functions = (
+        search_duplicates,
+        find_duplicates,
+        find_duplicates_to_remove,
+        encode_images,
+        encode_image,
+    )
+    return tuple(
+        sorted(
+            {
+                name
+                for f in functions
+                for name in inspect.signature(f).parameters
+                if name != "params"
+            }
+        )
+    )
 
 
 def _method(method: str | Method, params: dict[str, Any]) -> Method:
     """``get_method``, with unknown keywords reported against the API's names too."""
     cls = type(method) if isinstance(method, Method) else method_class(method)
     name = method.name if isinstance(method, Method) else method
-    check_parameters(params, accepted_params(cls), f"method {name!r}",
-                     also_suggest=_api_keywords())
+    check_parameters(params, accepted_params(cls), f"method {name!r}", also_suggest=_api_keywords())
     return get_method(method, **params)
 
 
@@ -63,9 +75,14 @@ def _log_skipped(enc: Encodings) -> None:
     if not enc.skipped:
         return
     first = enc.skipped[0]
-    log.warning("%d of %d files skipped (unreadable or not an image), e.g. %s: %s; the "
-                "`skipped` list of encode_images()/search_duplicates() has them all",
-                len(enc.skipped), len(enc) + len(enc.skipped), first.path, first.reason)
+    log.warning(
+        "%d of %d files skipped (unreadable or not an image), e.g. %s: %s; the "
+        "`skipped` list of encode_images()/search_duplicates() has them all",
+        len(enc.skipped),
+        len(enc) + len(enc.skipped),
+        first.path,
+        first.reason,
+    )
     for s in enc.skipped:
         log.info("skipped %s: %s", s.path, s.reason)
 
@@ -104,20 +121,23 @@ def encode_images(
     if store is not None:
         if image_dir is None:
             raise UsageError("store= keeps the codes of one folder: give image_dir, not files")
-        return _encode_stored(Path(image_dir), m, store, recursive, num_enc_workers, progress,
-                              cluster)
+        return _encode_stored(
+            Path(image_dir), m, store, recursive, num_enc_workers, progress, cluster
+        )
     if image_dir is not None:
         root = Path(image_dir)
-        return _encode_scan(images.scan_files(root, recursive), root, m, num_enc_workers,
-                            progress, cluster)
+        return _encode_scan(
+            images.scan_files(root, recursive), root, m, num_enc_workers, progress, cluster
+        )
     paths = [os.fspath(f) for f in files]
     enc = _encode(m, paths, paths, num_enc_workers, progress, cluster)
     _log_skipped(enc)
     return enc
 
 
-def _encode(m: Method, sources: list[str], ids: list[str], workers: int, progress: bool,
-            cluster: str | None) -> Encodings:
+def _encode(
+    m: Method, sources: list[str], ids: list[str], workers: int, progress: bool, cluster: str | None
+) -> Encodings:
     """``m.encode`` here, or on a cluster when one is named."""
     if cluster is None:
         return m.encode(sources, ids, workers=workers, progress=progress)
@@ -126,26 +146,41 @@ def _encode(m: Method, sources: list[str], ids: list[str], workers: int, progres
     return cluster_map(m, sources, ids, cluster, progress=progress)
 
 
-def _encode_stored(root: Path, m: Method, store: str | os.PathLike, recursive: bool,
-                   workers: int, progress: bool, cluster: str | None = None) -> Encodings:
+def _encode_stored(
+    root: Path,
+    m: Method,
+    store: str | os.PathLike,
+    recursive: bool,
+    workers: int,
+    progress: bool,
+    cluster: str | None = None,
+) -> Encodings:
     """Bring the store at ``store`` up to date with ``root`` and return its encodings."""
     from dupbench.encoding_store import EncodingStore
 
     with EncodingStore.open_or_create(store, m) as kept:
-        counts = kept.update(root, recursive=recursive, workers=workers, progress=progress,
-                             cluster=cluster)
+        counts = kept.update(
+            root, recursive=recursive, workers=workers, progress=progress, cluster=cluster
+        )
         log.info("store %s: %s", store, counts)
         enc = kept.encodings()
     _log_skipped(enc)
     return enc
 
 
-def _encode_scan(scan: images.Scan, root: Path, m: Method, workers: int,
-                 progress: bool, cluster: str | None = None) -> Encodings:
+def _encode_scan(
+    scan: images.Scan,
+    root: Path,
+    m: Method,
+    workers: int,
+    progress: bool,
+    cluster: str | None = None,
+) -> Encodings:
     """Encode what a folder scan found; what the scan could not use joins the skipped files."""
     paths = [f.path for f in scan.files]
-    enc = _encode(m, [str(p) for p in paths], _relative_names(root, paths), workers, progress,
-                  cluster)
+    enc = _encode(
+        m, [str(p) for p in paths], _relative_names(root, paths), workers, progress, cluster
+    )
     enc.skipped = scan.skipped + enc.skipped
     _log_skipped(enc)
     return enc
@@ -175,8 +210,9 @@ def _encodings_from_map(encoding_map: Mapping, m: Method) -> Encodings:
     digits (an int such as 12345 is refused rather than read as the hex digits "12345").
     """
     if not isinstance(encoding_map, Mapping):
-        raise TypeError(f"encoding_map must be a dict {{file: code}}, got a "
-                        f"{type(encoding_map).__name__}")
+        raise TypeError(
+            f"encoding_map must be a dict {{file: code}}, got a {type(encoding_map).__name__}"
+        )
     ids = list(encoding_map)
     values = list(encoding_map.values())
     if m.kind == "float":
@@ -184,22 +220,27 @@ def _encodings_from_map(encoding_map: Mapping, m: Method) -> Encodings:
         for key, value in encoding_map.items():
             row = np.asarray(value)
             if row.dtype.kind not in "fiu" or row.ndim != 1 or len(row) != m.size:
-                raise ValueError(f"embedding of {key!r} must be a {m.size}-d numeric vector "
-                                 f"(what {m!r} makes), got {type(value).__name__} of shape "
-                                 f"{row.shape} and dtype {row.dtype}")
+                raise ValueError(
+                    f"embedding of {key!r} must be a {m.size}-d numeric vector "
+                    f"(what {m!r} makes), got {type(value).__name__} of shape "
+                    f"{row.shape} and dtype {row.dtype}"
+                )
             rows.append(row.astype(np.float32))
         codes = np.stack(rows) if rows else np.zeros((0, m.size), np.float32)
     else:
         digits = -(-m.size // 4)
         for key, value in encoding_map.items():
             if not isinstance(value, str):
-                raise TypeError(f"hash of {key!r} must be a hex string, got "
-                                f"{type(value).__name__} {value!r}")
+                raise TypeError(
+                    f"hash of {key!r} must be a hex string, got {type(value).__name__} {value!r}"
+                )
             if not _HEX.fullmatch(value.strip()):
                 raise ValueError(f"hash of {key!r} is not hexadecimal: {value!r}")
             if len(value.strip()) != digits:
-                raise ValueError(f"hash of {key!r} has {len(value.strip())} hex digits; {m!r} "
-                                 f"makes {digits} (a {m.size}-bit code)")
+                raise ValueError(
+                    f"hash of {key!r} has {len(value.strip())} hex digits; {m!r} "
+                    f"makes {digits} (a {m.size}-bit code)"
+                )
         codes = hex_to_words(values, m.size)
     return Encodings(ids, codes, m.kind, m.metric, m.size, m.name, m.params)
 
@@ -210,8 +251,10 @@ def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> f
             raise UsageError(f"{m.name} scores similarity: use min_similarity_threshold")
         t = m.default_threshold if min_similarity_threshold is None else min_similarity_threshold
         if not -1.0 <= t <= 1.0:
-            raise UsageError(f"{m.name} scores cosine similarity: the threshold "
-                             f"(min_similarity_threshold) must be in [-1, 1], got {t}")
+            raise UsageError(
+                f"{m.name} scores cosine similarity: the threshold "
+                f"(min_similarity_threshold) must be in [-1, 1], got {t}"
+            )
         return float(t)
     if min_similarity_threshold is not None:
         raise UsageError(f"{m.name} scores Hamming distance: use max_distance_threshold")
@@ -219,8 +262,10 @@ def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> f
         return 0
     t = m.default_threshold if max_distance_threshold is None else max_distance_threshold
     if not (float(t).is_integer() and 0 <= t <= m.size):
-        raise UsageError(f"{m.name} scores Hamming distance: the threshold "
-                         f"(max_distance_threshold) must be an integer in [0, {m.size}], got {t}")
+        raise UsageError(
+            f"{m.name} scores Hamming distance: the threshold "
+            f"(max_distance_threshold) must be an integer in [0, {m.size}], got {t}"
+        )
     return int(t)
 
 
@@ -235,8 +280,7 @@ def _search_for(m: Method, backend: str) -> tuple[str, dict[str, Any]]:
         return backend, {}
     valid = {"hamming": HAMMING_BACKENDS, "cosine": COSINE_BACKENDS}.get(m.metric, ())
     if backend not in valid:
-        raise unknown_name(f"search backend for {m.name} ({m.metric})", backend,
-                           ["auto", *valid])
+        raise unknown_name(f"search backend for {m.name} ({m.metric})", backend, ["auto", *valid])
     return backend, {}
 
 
@@ -267,19 +311,30 @@ def search_duplicates(
     if (image_dir is None) == (encoding_map is None):
         raise UsageError("give exactly one of image_dir or encoding_map")
     if image_dir is not None and store is not None:
-        enc = encode_images(image_dir, m, recursive=recursive, num_enc_workers=num_enc_workers,
-                            progress=progress, store=store)
-        return _search(enc, [str(Path(image_dir) / i) for i in enc.ids], m, threshold, backend,
-                       search_params)
+        enc = encode_images(
+            image_dir,
+            m,
+            recursive=recursive,
+            num_enc_workers=num_enc_workers,
+            progress=progress,
+            store=store,
+        )
+        return _search(
+            enc, [str(Path(image_dir) / i) for i in enc.ids], m, threshold, backend, search_params
+        )
     if image_dir is not None:
         root = Path(image_dir)
-        return search_scan(images.scan_files(root, recursive), root, m,
-                           max_distance_threshold=max_distance_threshold,
-                           min_similarity_threshold=min_similarity_threshold,
-                           num_enc_workers=num_enc_workers, search_method=search_method,
-                           progress=progress)
-    return _search(_encodings_from_map(encoding_map, m), None, m, threshold, backend,
-                   search_params)
+        return search_scan(
+            images.scan_files(root, recursive),
+            root,
+            m,
+            max_distance_threshold=max_distance_threshold,
+            min_similarity_threshold=min_similarity_threshold,
+            num_enc_workers=num_enc_workers,
+            search_method=search_method,
+            progress=progress,
+        )
+    return _search(_encodings_from_map(encoding_map, m), None, m, threshold, backend, search_params)
 
 
 def search_scan(
@@ -305,8 +360,14 @@ def search_scan(
     return _search(enc, [str(root / i) for i in enc.ids], m, threshold, backend, search_params)
 
 
-def _search(enc: Encodings, paths: list[str] | None, m: Method, threshold: float, backend: str,
-            search_params: dict[str, Any]) -> DuplicateResult:
+def _search(
+    enc: Encodings,
+    paths: list[str] | None,
+    m: Method,
+    threshold: float,
+    backend: str,
+    search_params: dict[str, Any],
+) -> DuplicateResult:
     """The configured search (a preset's own search function, or an index) over ``enc``."""
     search = search_function(backend)
     if search is not None:
@@ -340,10 +401,17 @@ def find_duplicates(
     cost 12.5 M stored pairs; ``dict(...)`` gives a plain dict. ``outfile`` is written key by key.
     """
     result = search_duplicates(
-        image_dir, encoding_map, method, max_distance_threshold=max_distance_threshold,
-        min_similarity_threshold=min_similarity_threshold, recursive=recursive,
-        num_enc_workers=num_enc_workers, search_method=search_method, progress=progress,
-        store=store, **params,
+        image_dir,
+        encoding_map,
+        method,
+        max_distance_threshold=max_distance_threshold,
+        min_similarity_threshold=min_similarity_threshold,
+        recursive=recursive,
+        num_enc_workers=num_enc_workers,
+        search_method=search_method,
+        progress=progress,
+        store=store,
+        **params,
     )
     if outfile:
         result.write_map(outfile, scores=scores)
@@ -371,10 +439,17 @@ def find_duplicates_to_remove(
     "largest_resolution", "largest_file" or "oldest".
     """
     result = search_duplicates(
-        image_dir, encoding_map, method, max_distance_threshold=max_distance_threshold,
-        min_similarity_threshold=min_similarity_threshold, recursive=recursive,
-        num_enc_workers=num_enc_workers, search_method=search_method, progress=progress,
-        store=store, **params,
+        image_dir,
+        encoding_map,
+        method,
+        max_distance_threshold=max_distance_threshold,
+        min_similarity_threshold=min_similarity_threshold,
+        recursive=recursive,
+        num_enc_workers=num_enc_workers,
+        search_method=search_method,
+        progress=progress,
+        store=store,
+        **params,
     )
     out = result.to_remove(keep)
     if outfile:
@@ -408,8 +483,13 @@ class _ImagededupStyle:
         return encode_image(image_file, image_array, method=self._method)
 
     def encode_images(self, image_dir=None, recursive: bool = False, num_enc_workers: int = 0):
-        enc = encode_images(image_dir, self._method, recursive=recursive,
-                            num_enc_workers=num_enc_workers, progress=self.verbose)
+        enc = encode_images(
+            image_dir,
+            self._method,
+            recursive=recursive,
+            num_enc_workers=num_enc_workers,
+            progress=self.verbose,
+        )
         if enc.kind == "float":
             return dict(zip(enc.ids, enc.codes))
         return enc.to_hex()

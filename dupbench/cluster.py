@@ -56,9 +56,15 @@ class Cluster:
     def n_workers(self) -> int:
         return len(self.client.scheduler_info().get("workers", {}))
 
-    def encode(self, method: Method, sources: Sequence[str | os.PathLike],
-               ids: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH,
-               progress: bool = False) -> Encodings:
+    def encode(
+        self,
+        method: Method,
+        sources: Sequence[str | os.PathLike],
+        ids: Sequence[str] | None = None,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        progress: bool = False,
+    ) -> Encodings:
         """``method.encode(sources, ids)``, run on the workers in batches; rows and skips come
         back in input order, exactly as a local run returns them."""
         from distributed import as_completed
@@ -72,16 +78,26 @@ class Cluster:
         size = max(1, min(batch_size, math.ceil(len(names) / (4 * max(1, self.n_workers)))))
         starts = range(0, len(names), size)
         shipped = self.client.scatter(method, broadcast=True, hash=False)
-        futures = {self.client.submit(_encode_batch, shipped,
-                                      [os.path.abspath(p) for p in names[k:k + size]],
-                                      ids[k:k + size], pure=False): n
-                   for n, k in enumerate(starts)}
+        futures = {
+            self.client.submit(
+                _encode_batch,
+                shipped,
+                [os.path.abspath(p) for p in names[k : k + size]],
+                ids[k : k + size],
+                pure=False,
+            ): n
+            for n, k in enumerate(starts)
+        }
         parts: list[Encodings | None] = [None] * len(futures)
-        with tqdm(total=len(names), unit="img", disable=not progress,
-                  desc=f"encode {method.name} (cluster)") as bar:
+        with tqdm(
+            total=len(names),
+            unit="img",
+            disable=not progress,
+            desc=f"encode {method.name} (cluster)",
+        ) as bar:
             for future, enc in as_completed(futures, with_results=True):
                 n = futures.pop(future)
-                parts[n] = _named_as_given(enc, names[starts[n]:starts[n] + size])
+                parts[n] = _named_as_given(enc, names[starts[n] : starts[n] + size])
                 bar.update(len(enc) + len(enc.skipped))
         return _concat(method, parts)
 
@@ -102,8 +118,10 @@ def connect(cluster: str) -> Cluster:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise MissingExtraError("encoding on a cluster needs Dask distributed, which is not "
-                                "installed: pip install 'dupbench[cluster]'") from None
+        raise MissingExtraError(
+            "encoding on a cluster needs Dask distributed, which is not "
+            "installed: pip install 'dupbench[cluster]'"
+        ) from None
     local = _LOCAL.fullmatch(cluster)
     if local:
         n = int(local.group(1))
@@ -112,20 +130,31 @@ def connect(cluster: str) -> Cluster:
         # workers are processes (the encoders hold the GIL), reachable from this machine only;
         # no dashboard, and the scheduler's HTTP routes on a free port, not a fixed 8787
         try:
-            started = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None,
-                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                                   silence_logs=logging.ERROR)
+            started = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                silence_logs=logging.ERROR,
+            )
         except RuntimeError as e:  # e.g. a worker that cannot re-import a __main__ read from stdin
-            raise ClusterError(f"could not start a local Dask cluster of {n} workers: {e} "
-                               f"({e.__cause__ or 'see the log above'})") from None
+            raise ClusterError(
+                f"could not start a local Dask cluster of {n} workers: {e} "
+                f"({e.__cause__ or 'see the log above'})"
+            ) from None
         return Cluster(Client(started), started)
     if cluster.startswith("ray://"):
-        raise UsageError(f"--cluster {cluster}: Ray clusters are not supported yet; give a Dask "
-                         "scheduler address (tcp://host:port) or local:N")
+        raise UsageError(
+            f"--cluster {cluster}: Ray clusters are not supported yet; give a Dask "
+            "scheduler address (tcp://host:port) or local:N"
+        )
     if not cluster.startswith(_SCHEMES):
-        raise UsageError(f"--cluster {cluster!r}: expected local:N or a Dask scheduler address "
-                         "such as tcp://host:8786")
+        raise UsageError(
+            f"--cluster {cluster!r}: expected local:N or a Dask scheduler address "
+            "such as tcp://host:8786"
+        )
     try:
         return Cluster(Client(cluster, timeout=CONNECT_TIMEOUT))
     except (OSError, TimeoutError) as e:
@@ -143,18 +172,27 @@ def session(cluster: str | Cluster) -> Iterator[Cluster]:
         yield opened
 
 
-def cluster_map(method: Method, sources: Sequence[str | os.PathLike],
-                ids: Sequence[str] | None, cluster: str | Cluster, *,
-                batch_size: int = DEFAULT_BATCH, progress: bool = False) -> Encodings:
+def cluster_map(
+    method: Method,
+    sources: Sequence[str | os.PathLike],
+    ids: Sequence[str] | None,
+    cluster: str | Cluster,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    progress: bool = False,
+) -> Encodings:
     """Encode ``sources`` (file paths the workers can read) on ``cluster``; see the module."""
     with session(cluster) as opened:
         return opened.encode(method, sources, ids, batch_size=batch_size, progress=progress)
 
 
 @contextmanager
-def batch_encoder(method: Method, workers: int, cluster: str | Cluster | None,
-                  progress: bool = False,
-                  ) -> Iterator[Callable[[list[str], list[str]], Encodings]]:
+def batch_encoder(
+    method: Method,
+    workers: int,
+    cluster: str | Cluster | None,
+    progress: bool = False,
+) -> Iterator[Callable[[list[str], list[str]], Encodings]]:
     """``encode(sources, ids) -> Encodings`` for the many batches of one job (an encoding
     store's update, an index's add): ``method.encode`` over ``workers`` processes here, or on
     one cluster session for all the batches, opened by the first (a job with nothing to
@@ -199,6 +237,10 @@ def _concat(method: Method, parts: list[Encodings]) -> Encodings:
     return Encodings(
         ids=[i for p in parts for i in p.ids],
         codes=np.concatenate(codes) if codes else empty.codes,
-        kind=empty.kind, metric=empty.metric, size=empty.size, method=empty.method,
-        params=empty.params, skipped=[s for p in parts for s in p.skipped],
+        kind=empty.kind,
+        metric=empty.metric,
+        size=empty.size,
+        method=empty.method,
+        params=empty.params,
+        skipped=[s for p in parts for s in p.skipped],
     )

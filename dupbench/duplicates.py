@@ -40,12 +40,15 @@ class DuplicateResult:
     def __post_init__(self) -> None:
         if isinstance(self.candidates, Candidates):
             if self.candidates.cross:
-                raise ValueError("DuplicateResult needs undirected pairs within one collection "
-                                 "(a range search), not directed query→reference pairs")
+                raise ValueError(
+                    "DuplicateResult needs undirected pairs within one collection "
+                    "(a range search), not directed query→reference pairs"
+                )
             self.candidates = GroupedCandidates.from_candidates(self.candidates, len(self.ids))
         if len(self.candidates.classes) != len(self.ids):
-            raise ValueError(f"{len(self.ids)} ids but the pairs are among "
-                             f"{len(self.candidates.classes)} images")
+            raise ValueError(
+                f"{len(self.ids)} ids but the pairs are among {len(self.candidates.classes)} images"
+            )
 
     def to_map(self, scores: bool = False) -> DuplicateMap:
         """imagededup's output: every id a key; duplicates best first (ties by name).
@@ -92,7 +95,9 @@ class DuplicateResult:
         that order (a full-size original over its thumbnail). The result is sorted.
         """
         if keep not in KEEP_POLICIES:
-            raise ValueError(f"unknown keep policy {keep!r}; choose from {', '.join(KEEP_POLICIES)}")
+            raise ValueError(
+                f"unknown keep policy {keep!r}; choose from {', '.join(KEEP_POLICIES)}"
+            )
         # A kept file marks the rest of its class and every member of the classes paired with
         # it, so marks are kept per class: O(files + class pairs), whatever the group sizes.
         g = self.candidates
@@ -105,7 +110,7 @@ class DuplicateResult:
             c = classes[idx]
             if kept_of[c] < 0 and not marked[c]:
                 kept_of[c] = idx
-                marked[paired_with[bounds[c]: bounds[c + 1]]] = True
+                marked[paired_with[bounds[c] : bounds[c + 1]]] = True
         kept = np.array(kept_of, dtype=np.int64)[g.classes[paired]]
         removed = paired[marked[g.classes[paired]] | ((kept >= 0) & (kept != paired))]
         return sorted(self.ids[k] for k in removed.tolist())
@@ -171,7 +176,8 @@ class DuplicateMap(Mapping):
         if not isinstance(other, Mapping):
             return NotImplemented
         return len(self) == len(other) and all(
-            k in other and self[k] == other[k] for k in self._index)
+            k in other and self[k] == other[k] for k in self._index
+        )
 
     def __repr__(self) -> str:
         return repr(dict(self))

@@ -83,8 +83,13 @@ class UpdateCounts:
 def method_config(method: Method) -> dict[str, Any]:
     """What identifies a method's codes: two configurations that differ may not share a store."""
     params = json.loads(json.dumps(method.params, sort_keys=True, default=str))
-    return {"method": method.name, "params": params, "kind": method.kind,
-            "metric": method.metric, "size": method.size}
+    return {
+        "method": method.name,
+        "params": params,
+        "kind": method.kind,
+        "metric": method.metric,
+        "size": method.size,
+    }
 
 
 def describe_config(config: dict[str, Any]) -> str:
@@ -103,8 +108,9 @@ class EncodingStore:
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
-    def open_or_create(cls, path: str | os.PathLike, method: str | Method = "phash",
-                       **params: Any) -> EncodingStore:
+    def open_or_create(
+        cls, path: str | os.PathLike, method: str | Method = "phash", **params: Any
+    ) -> EncodingStore:
         """Open the store at ``path``, creating it for ``method`` if absent; a store made with
         another method configuration is refused (its codes would not be comparable)."""
         path = Path(path)
@@ -119,12 +125,19 @@ class EncodingStore:
             if stored.get("format") != FORMAT or stored.get("version") != VERSION:
                 raise StoreError(f"{path}: not a version-{VERSION} dupbench encoding store")
             if stored["config"] != config:
-                raise StoreError(f"{path} holds {describe_config(stored['config'])} codes, not "
-                                 f"{describe_config(config)}; use another store path")
+                raise StoreError(
+                    f"{path} holds {describe_config(stored['config'])} codes, not "
+                    f"{describe_config(config)}; use another store path"
+                )
         elif path.exists() and not path.is_dir():
             raise StoreError(f"{path}: exists and is not a folder")
-        elif path.exists() and set(os.listdir(path)) - {DATABASE, SHARDS, LOCK,
-                                                          DATABASE + "-wal", DATABASE + "-shm"}:
+        elif path.exists() and set(os.listdir(path)) - {
+            DATABASE,
+            SHARDS,
+            LOCK,
+            DATABASE + "-wal",
+            DATABASE + "-shm",
+        }:
             raise StoreError(f"{path}: folder is not empty and is not an encoding store")
         (path / SHARDS).mkdir(parents=True, exist_ok=True)
         db = _connect(path / DATABASE)
@@ -165,17 +178,26 @@ class EncodingStore:
                 slot_of.append(slot)
             shards = self._db.execute("SELECT shard, rows, dtype, width FROM shards").fetchall()
             root = self.root
-            skipped = [Skipped(str(root / ident), reason) for ident, reason in self._db.execute(
-                "SELECT id, reason FROM files WHERE reason IS NOT NULL ORDER BY id")]
+            skipped = [
+                Skipped(str(root / ident), reason)
+                for ident, reason in self._db.execute(
+                    "SELECT id, reason FROM files WHERE reason IS NOT NULL ORDER BY id"
+                )
+            ]
         empty = self.method.encode([], [])
-        codes = self._gather(np.frombuffer(shard_of, np.int32), np.frombuffer(slot_of, np.int32),
-                             {s: (rows, np.dtype(dt), w) for s, rows, dt, w in shards},
-                             empty.codes)
-        return Encodings(ids, codes, empty.kind, empty.metric, empty.size, empty.method,
-                         empty.params, skipped)
+        codes = self._gather(
+            np.frombuffer(shard_of, np.int32),
+            np.frombuffer(slot_of, np.int32),
+            {s: (rows, np.dtype(dt), w) for s, rows, dt, w in shards},
+            empty.codes,
+        )
+        return Encodings(
+            ids, codes, empty.kind, empty.metric, empty.size, empty.method, empty.params, skipped
+        )
 
-    def _gather(self, shard_of: np.ndarray, slot_of: np.ndarray, shards: dict,
-                empty: np.ndarray) -> np.ndarray:
+    def _gather(
+        self, shard_of: np.ndarray, slot_of: np.ndarray, shards: dict, empty: np.ndarray
+    ) -> np.ndarray:
         """Copy each row's code from its shard into one preallocated array."""
         if len(shard_of) == 0:
             return empty
@@ -192,19 +214,30 @@ class EncodingStore:
             try:
                 codes = np.load(self._shard_path(shard), mmap_mode="r")
             except (OSError, ValueError) as e:
-                raise StoreError(f"{self.path}: shard {shard} is unreadable ({e}); remove the "
-                                 "store folder to rebuild it") from None
+                raise StoreError(
+                    f"{self.path}: shard {shard} is unreadable ({e}); remove the "
+                    "store folder to rebuild it"
+                ) from None
             if codes.shape != (rows, width) or codes.dtype != dtype:
-                raise StoreError(f"{self._shard_path(shard)}: damaged shard, {codes.shape} "
-                                 f"{codes.dtype} instead of {(rows, width)} {dtype}")
+                raise StoreError(
+                    f"{self._shard_path(shard)}: damaged shard, {codes.shape} "
+                    f"{codes.dtype} instead of {(rows, width)} {dtype}"
+                )
             out[part] = codes[slot_of[part]]
             del codes
         return out
 
     # -- writing ------------------------------------------------------------------------------
-    def update(self, directory: str | os.PathLike, *, recursive: bool = False, workers: int = 0,
-               progress: bool = False, batch_size: int = DEFAULT_BATCH,
-               cluster: str | Cluster | None = None) -> UpdateCounts:
+    def update(
+        self,
+        directory: str | os.PathLike,
+        *,
+        recursive: bool = False,
+        workers: int = 0,
+        progress: bool = False,
+        batch_size: int = DEFAULT_BATCH,
+        cluster: str | Cluster | None = None,
+    ) -> UpdateCounts:
         """Make the store mirror ``directory``: encode new and changed files (size or mtime
         differs), drop removed ones, keep the rest. Safe to kill at any point and run again.
 
@@ -228,8 +261,13 @@ class EncodingStore:
                 new, changed = self._plan()
                 unchanged = in_folder - new - changed
                 skipped = 0
-                with tqdm(total=in_folder, initial=unchanged, unit="img", disable=not progress,
-                          desc=f"encode {self.method.name} (store)") as bar:
+                with tqdm(
+                    total=in_folder,
+                    initial=unchanged,
+                    unit="img",
+                    disable=not progress,
+                    desc=f"encode {self.method.name} (store)",
+                ) as bar:
                     bar.set_postfix(reused=unchanged, removed=removed)
                     for batch in self._todo_batches(batch_size):
                         skipped += self._encode_batch(root, batch, encode)
@@ -246,13 +284,14 @@ class EncodingStore:
             with self._write():
                 self._db.execute("INSERT INTO meta VALUES ('root', ?)", (str(root),))
         elif current != root:
-            raise StoreError(f"{self.path} mirrors {current}, not {root}; "
-                             "use another store path")
+            raise StoreError(f"{self.path} mirrors {current}, not {root}; use another store path")
 
     def _scan(self, root: Path, recursive: bool) -> int:
         """Stat every file into a temporary table (on disk, so a huge folder costs no memory)."""
-        self._db.execute("CREATE TEMP TABLE scan (id TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-                         "mtime_ns INTEGER NOT NULL) WITHOUT ROWID")
+        self._db.execute(
+            "CREATE TEMP TABLE scan (id TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+            "mtime_ns INTEGER NOT NULL) WITHOUT ROWID"
+        )
 
         def stats() -> Iterator[tuple[str, int, int]]:
             for f in images.scan_files(root, recursive=recursive).files:
@@ -265,7 +304,8 @@ class EncodingStore:
     def _drop_removed(self) -> int:
         with self._write():
             return self._db.execute(
-                "DELETE FROM files WHERE id NOT IN (SELECT id FROM temp.scan)").rowcount
+                "DELETE FROM files WHERE id NOT IN (SELECT id FROM temp.scan)"
+            ).rowcount
 
     def _plan(self) -> tuple[int, int]:
         """List new and changed files, in id order, in a temporary table; count each."""
@@ -274,24 +314,32 @@ class EncodingStore:
                 "CREATE TEMP TABLE todo AS SELECT s.id, s.size, s.mtime_ns, f.id IS NULL AS new "
                 "FROM temp.scan s LEFT JOIN files f ON f.id = s.id "
                 "WHERE f.id IS NULL OR f.size != s.size OR f.mtime_ns != s.mtime_ns "
-                "ORDER BY s.id")
-        new, total = self._db.execute("SELECT COALESCE(SUM(new), 0), COUNT(*) "
-                                      "FROM temp.todo").fetchone()
+                "ORDER BY s.id"
+            )
+        new, total = self._db.execute(
+            "SELECT COALESCE(SUM(new), 0), COUNT(*) FROM temp.todo"
+        ).fetchone()
         return new, total - new
 
     def _todo_batches(self, size: int) -> Iterator[list[tuple[str, int, int]]]:
         last = 0
         while True:
-            rows = self._db.execute("SELECT rowid, id, size, mtime_ns FROM temp.todo "
-                                    "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                    (last, size)).fetchall()
+            rows = self._db.execute(
+                "SELECT rowid, id, size, mtime_ns FROM temp.todo "
+                "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (last, size),
+            ).fetchall()
             if not rows:
                 return
             last = rows[-1][0]
             yield [r[1:] for r in rows]
 
-    def _encode_batch(self, root: Path, batch: list[tuple[str, int, int]],
-                      encode: Callable[[list[str], list[str]], Encodings]) -> int:
+    def _encode_batch(
+        self,
+        root: Path,
+        batch: list[tuple[str, int, int]],
+        encode: Callable[[list[str], list[str]], Encodings],
+    ) -> int:
         """Encode one batch, make its shard durable, then commit its rows; returns skips."""
         sources = [str(root / ident) for ident, _, _ in batch]
         enc = encode(sources, [ident for ident, _, _ in batch])
@@ -299,22 +347,28 @@ class EncodingStore:
         id_of_source = dict(zip(sources, stat))
         reasons = {id_of_source[s.path]: s.reason for s in enc.skipped}
         if len(enc.ids) + len(reasons) != len(batch):
-            raise RuntimeError(f"{self.method.name}.encode returned {len(enc.ids)} codes and "
-                               f"{len(reasons)} skips for {len(batch)} files")
+            raise RuntimeError(
+                f"{self.method.name}.encode returned {len(enc.ids)} codes and "
+                f"{len(reasons)} skips for {len(batch)} files"
+            )
         shard = None
         if len(enc.ids):
             (shard,) = self._db.execute("SELECT COALESCE(MAX(shard) + 1, 0) FROM shards").fetchone()
             write_durably(self._shard_path(shard), enc.codes)
         with self._write():
             if shard is not None:
-                self._db.execute("INSERT INTO shards VALUES (?, ?, ?, ?)",
-                                 (shard, len(enc.ids), enc.codes.dtype.str, enc.codes.shape[1]))
+                self._db.execute(
+                    "INSERT INTO shards VALUES (?, ?, ?, ?)",
+                    (shard, len(enc.ids), enc.codes.dtype.str, enc.codes.shape[1]),
+                )
             self._db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, NULL)",
-                [(ident, *stat[ident], shard, slot) for slot, ident in enumerate(enc.ids)])
+                [(ident, *stat[ident], shard, slot) for slot, ident in enumerate(enc.ids)],
+            )
             self._db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, NULL, NULL, ?)",
-                [(ident, *stat[ident], reason) for ident, reason in reasons.items()])
+                [(ident, *stat[ident], reason) for ident, reason in reasons.items()],
+            )
         return len(reasons)
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -43,8 +43,9 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def check_parameters(given: Iterable[str], accepted: Iterable[str], where: str,
-                     also_suggest: Iterable[str] = ()) -> None:
+def check_parameters(
+    given: Iterable[str], accepted: Iterable[str], where: str, also_suggest: Iterable[str] = ()
+) -> None:
     """Raise ``UnknownParameterError`` for the first name of ``given`` not in ``accepted``.
 
     ``also_suggest``: names that are valid elsewhere in the same call (e.g. the API function's own

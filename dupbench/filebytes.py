@@ -19,10 +19,15 @@ DIGEST_BYTES = 16
 
 def file_kind(mode: int) -> str:
     """A word for what an ``st_mode`` is, for skip reasons and refusals."""
-    kinds = ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "folder"),
-             (stat.S_ISLNK, "symbolic link"), (stat.S_ISFIFO, "FIFO (named pipe)"),
-             (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-             (stat.S_ISBLK, "block device"))
+    kinds = (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    )
     return next((word for test, word in kinds if test(mode)), "special file")
 
 
@@ -38,8 +43,7 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, "is a directory", os.fspath(path))
         if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, f"not a regular file: a {file_kind(mode)}",
-                          os.fspath(path))
+            raise OSError(errno.EINVAL, f"not a regular file: a {file_kind(mode)}", os.fspath(path))
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

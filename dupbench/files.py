@@ -64,8 +64,9 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2,
-               sort_keys: bool = True) -> Path:
+def write_json(
+    path: str | os.PathLike, data: Any, *, indent: int = 2, sort_keys: bool = True
+) -> Path:
     """Write ``data`` as JSON atomically; numpy values become plain numbers and lists.
 
     A mapping that is not a dict (one that computes its values on access, as a
@@ -81,7 +82,11 @@ def write_json_mapping(path: str | os.PathLike, mapping: Mapping[str, Any]) -> P
     mapping that computes its values on access is never held whole, only one value at a time."""
     with atomic_writer(path) as f:
         for n, key in enumerate(sorted(mapping)):
-            f.write(("{\n" if n == 0 else ",\n") + json.dumps(key) + ": "
-                    + json.dumps(mapping[key], default=_plain))
+            f.write(
+                ("{\n" if n == 0 else ",\n")
+                + json.dumps(key)
+                + ": "
+                + json.dumps(mapping[key], default=_plain)
+            )
         f.write("\n}\n" if mapping else "{}\n")
     return Path(path)

@@ -197,8 +197,15 @@ def load(
     return out
 
 
-def _finish(img: Image.Image, source: Source, name: str, mode: str, exif: bool, alpha: str,
-            background: tuple[int, int, int]) -> Image.Image:
+def _finish(
+    img: Image.Image,
+    source: Source,
+    name: str,
+    mode: str,
+    exif: bool,
+    alpha: str,
+    background: tuple[int, int, int],
+) -> Image.Image:
     """A decoded frame as the caller asked for it: EXIF-oriented (files only), then RGB."""
     if exif and not isinstance(source, np.ndarray):
         img = _apply_orientation(img, name)
@@ -209,9 +216,15 @@ def _finish(img: Image.Image, source: Source, name: str, mode: str, exif: bool, 
     return img
 
 
-def _decode(source: Source, name: str, limit: int | None, frame: int,
-            draft: tuple[int, int] | None, formats: Iterable[str] | None,
-            draft_mode: Literal["RGB", "L"] = "RGB") -> Image.Image:
+def _decode(
+    source: Source,
+    name: str,
+    limit: int | None,
+    frame: int,
+    draft: tuple[int, int] | None,
+    formats: Iterable[str] | None,
+    draft_mode: Literal["RGB", "L"] = "RGB",
+) -> Image.Image:
     """Open, check and decode one frame; every failure becomes an ``ImageError``.
 
     With ``draft``, a JPEG is decoded at reduced scale (and as luma for ``draft_mode`` "L"; a
@@ -236,7 +249,7 @@ def _decode(source: Source, name: str, limit: int | None, frame: int,
                 img.draft(draft_mode, draft)
             img.load()
             return img
-    except BaseException as e:  # noqa: BLE001 (close the file, then re-raise as ImageError)
+    except BaseException as e:
         if img is not None and img is not source:
             img.close()
         raise _as_image_error(e, name) from None
@@ -300,17 +313,21 @@ def _apply_orientation(img: Image.Image, name: str) -> Image.Image:
         if img.getexif().get(0x0112, 1) in (1, None):
             return img
         return ImageOps.exif_transpose(img)
-    except Exception as e:  # noqa: BLE001 (malformed EXIF must not lose a good image)
+    except Exception as e:
         warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
         return img
 
 
-def load_frames(source: Source, *, mode: Literal["RGB", "L", "native"] = "RGB",
-                exif: bool = True,
-                alpha: Literal["composite", "drop"] = "composite",
-                background: tuple[int, int, int] = (255, 255, 255),
-                max_pixels: int | None = None,
-                formats: Iterable[str] | None = None) -> list[Image.Image]:
+def load_frames(
+    source: Source,
+    *,
+    mode: Literal["RGB", "L", "native"] = "RGB",
+    exif: bool = True,
+    alpha: Literal["composite", "drop"] = "composite",
+    background: tuple[int, int, int] = (255, 255, 255),
+    max_pixels: int | None = None,
+    formats: Iterable[str] | None = None,
+) -> list[Image.Image]:
     """Every frame of an animated or multi-page image, converted as ``load`` would, in one pass."""
     name = source_name(source)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
@@ -361,8 +378,9 @@ class Scan:
     unsearched_folders: int = 0
 
 
-def scan_files(directory: str | os.PathLike, recursive: bool = False,
-               exclude: Iterable[str | os.PathLike] = ()) -> Scan:
+def scan_files(
+    directory: str | os.PathLike, recursive: bool = False, exclude: Iterable[str | os.PathLike] = ()
+) -> Scan:
     """Every non-hidden regular file under ``directory``, sorted, each name of a file once.
 
     Nothing vanishes silently and nothing stops the scan: an unlistable folder, a path longer than
@@ -414,16 +432,18 @@ def scan_files(directory: str | os.PathLike, recursive: bool = False,
             elif stat.S_ISREG(st.st_mode):
                 found.append((path, st, is_link))
             else:
-                scan.skipped.append(Skipped(str(path), f"not a regular file: a "
-                                                       f"{file_kind(st.st_mode)}"))
+                scan.skipped.append(
+                    Skipped(str(path), f"not a regular file: a {file_kind(st.st_mode)}")
+                )
     scan.files, other_names = _one_name_per_file(root, found)
     scan.skipped.extend(other_names)
     scan.skipped.sort(key=lambda s: s.path)
     return scan
 
 
-def _one_name_per_file(root: Path, found: list[tuple[Path, os.stat_result, bool]]
-                       ) -> tuple[list[ScannedFile], list[Skipped]]:
+def _one_name_per_file(
+    root: Path, found: list[tuple[Path, os.stat_result, bool]]
+) -> tuple[list[ScannedFile], list[Skipped]]:
     """Keep one name per (device, inode): the real name before links, then the first by path."""
     names: dict[tuple[int, int], list[tuple[Path, os.stat_result, bool]]] = {}
     for item in found:
@@ -436,15 +456,22 @@ def _one_name_per_file(root: Path, found: list[tuple[Path, os.stat_result, bool]
         files.append(ScannedFile(path, st.st_size, st.st_mtime_ns, links))
         for other, _, is_link in same[1:]:
             kind = "a symbolic link to it" if is_link else "a hard link"
-            skipped.append(Skipped(str(other), f"another name of {path.relative_to(root)} "
-                                               f"({kind}; the same file, not a duplicate)"))
+            skipped.append(
+                Skipped(
+                    str(other),
+                    f"another name of {path.relative_to(root)} "
+                    f"({kind}; the same file, not a duplicate)",
+                )
+            )
     return sorted(files, key=lambda f: f.path), skipped
 
 
 def _os_reason(e: OSError) -> str:
     if e.errno == errno.ENAMETOOLONG:
-        return f"path too long ({len(os.fsencode(e.filename or ''))} bytes; the system limit " \
-               f"is {os.pathconf('/', 'PC_PATH_MAX')})"
+        return (
+            f"path too long ({len(os.fsencode(e.filename or ''))} bytes; the system limit "
+            f"is {os.pathconf('/', 'PC_PATH_MAX')})"
+        )
     return e.strerror or str(e)
 
 

@@ -48,8 +48,9 @@ def holder(path: str | Path) -> dict:
 def _describe(info: dict) -> str:
     if not info:
         return "another process"
-    return (f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
-            + (f" ({info['what']})" if info.get("what") else ""))
+    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}" + (
+        f" ({info['what']})" if info.get("what") else ""
+    )
 
 
 def _try_lock(path: Path) -> int | None:
@@ -73,8 +74,9 @@ def _try_lock(path: Path) -> int | None:
 
 
 @contextmanager
-def hold(path: str | Path, what: str = "", timeout: float | None = DEFAULT_TIMEOUT,
-         poll: float = 0.1) -> Iterator[Path]:
+def hold(
+    path: str | Path, what: str = "", timeout: float | None = DEFAULT_TIMEOUT, poll: float = 0.1
+) -> Iterator[Path]:
     """Hold the lock file ``path`` for the ``with`` block (re-entrant within one thread).
 
     A live holder is waited for (one message on stderr naming it); after ``timeout`` seconds
@@ -95,16 +97,23 @@ def hold(path: str | Path, what: str = "", timeout: float | None = DEFAULT_TIMEO
     while (fd := _try_lock(path)) is None:
         waited = time.monotonic() - start
         if timeout is not None and waited >= timeout:
-            raise LockTimeout(f"gave up after {waited:.0f} s waiting for {path}, held by "
-                              f"{_describe(holder(path))}")
+            raise LockTimeout(
+                f"gave up after {waited:.0f} s waiting for {path}, held by "
+                f"{_describe(holder(path))}"
+            )
         if not told:
-            print(f"dupbench: waiting for {path}, held by {_describe(holder(path))}",
-                  file=sys.stderr)
+            print(
+                f"dupbench: waiting for {path}, held by {_describe(holder(path))}", file=sys.stderr
+            )
             told = True
         time.sleep(delay)
         delay = min(1.0, delay * 1.5)
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "what": what,
+        "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     table[key] = [fd, 1]

@@ -29,9 +29,13 @@ class DamagedFile(ValueError):
     memory; the message names the path. Readers of run folders skip such a run."""
 
 
-def read_npz(path: str | Path, expected: dict[str, tuple[str, int]], *,
-             others: tuple[str, int] | None = None,
-             max_bytes: int | None = None) -> dict[str, np.ndarray]:
+def read_npz(
+    path: str | Path,
+    expected: dict[str, tuple[str, int]],
+    *,
+    others: tuple[str, int] | None = None,
+    max_bytes: int | None = None,
+) -> dict[str, np.ndarray]:
     """The arrays of an .npz, each checked from its header before any data is read.
 
     ``expected`` maps each required array to (allowed dtype kinds, number of dimensions), e.g.
@@ -57,8 +61,9 @@ def read_npz(path: str | Path, expected: dict[str, tuple[str, int]], *,
             for name, (kinds, ndim) in wanted.items():
                 total += _checked_nbytes(zf, members[name], name, kinds, ndim, path)
                 if total > cap:
-                    raise DamagedFile(f"{path}: would unpack to more than {cap:,} bytes; "
-                                      "refusing to load it")
+                    raise DamagedFile(
+                        f"{path}: would unpack to more than {cap:,} bytes; refusing to load it"
+                    )
             out = {}
             for name in wanted:
                 with zf.open(members[name]) as f:
@@ -70,8 +75,9 @@ def read_npz(path: str | Path, expected: dict[str, tuple[str, int]], *,
         raise DamagedFile(f"{path}: damaged or not an .npz file ({e})") from None
 
 
-def _checked_nbytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, kinds: str,
-                    ndim: int, path: Path) -> int:
+def _checked_nbytes(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, kinds: str, ndim: int, path: Path
+) -> int:
     """The data size the header of one .npy member declares, after checking its dtype, shape
     and that the member is long enough to hold it."""
     with zf.open(info) as f:
@@ -84,8 +90,10 @@ def _checked_nbytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, kinds
             raise DamagedFile(f"{path}: array {name!r} has an unknown format {version}")
         header = f.tell()
     if dtype.hasobject or dtype.kind not in kinds or len(shape) != ndim:
-        raise DamagedFile(f"{path}: array {name!r} is {dtype} of shape {shape}; expected "
-                          f"{ndim} dimension(s) of kind {kinds!r}")
+        raise DamagedFile(
+            f"{path}: array {name!r} is {dtype} of shape {shape}; expected "
+            f"{ndim} dimension(s) of kind {kinds!r}"
+        )
     nbytes = math.prod(shape) * dtype.itemsize
     if info.file_size < header + nbytes:
         raise DamagedFile(f"{path}: array {name!r} is truncated")
@@ -299,18 +307,25 @@ class Candidates:
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
-            path, i=self.i, j=self.j, score=self.score,
+            path,
+            i=self.i,
+            j=self.j,
+            score=self.score,
             meta=np.array(json.dumps({"metric": self.metric, "cross": self.cross})),
         )
 
     @classmethod
-    def load(cls, path: str | Path, n: int | None = None, *,
-             max_bytes: int | None = None) -> Candidates:
+    def load(
+        cls, path: str | Path, n: int | None = None, *, max_bytes: int | None = None
+    ) -> Candidates:
         """Read candidates saved by ``save``, refusing (``DamagedFile``) a damaged or hostile
         file before it costs memory: layout and size via ``read_npz``, and with the corpus
         size ``n``, indices in ``[0, n)`` and at most ``n * (n - 1)`` pairs (``n * n`` cross)."""
-        arrays = read_npz(path, {"i": ("iu", 1), "j": ("iu", 1), "score": ("iuf", 1),
-                                 "meta": ("U", 0)}, max_bytes=max_bytes)
+        arrays = read_npz(
+            path,
+            {"i": ("iu", 1), "j": ("iu", 1), "score": ("iuf", 1), "meta": ("U", 0)},
+            max_bytes=max_bytes,
+        )
         try:
             meta = json.loads(str(arrays["meta"]))
             metric, cross = meta["metric"], meta["cross"]

@@ -22,5 +22,7 @@ def natural_key(text: str) -> tuple:
     "phash (threshold=10)", severity "2" before "10", "jpeg/2" before "jpeg/10"."""
     parts = _NUMBER.split(str(text))
     # text at even positions, numbers at odd ones: (text, number) pairs compare cleanly
-    return tuple((parts[k], float(parts[k + 1]) if k + 1 < len(parts) else -math.inf)
-                 for k in range(0, len(parts), 2))
+    return tuple(
+        (parts[k], float(parts[k + 1]) if k + 1 < len(parts) else -math.inf)
+        for k in range(0, len(parts), 2)
+    )

@@ -69,8 +69,11 @@ def _wrapped(title: str, width_in: float, fontsize: float) -> str:
             if lines[-1].strip():
                 lines.append("")
                 continue
-            cut = next(k for k in range(len(piece), 0, -1)  # the longest start that fits
-                       if k == 1 or _text_width(piece[:k], fontsize) <= width_in)
+            cut = next(
+                k
+                for k in range(len(piece), 0, -1)  # the longest start that fits
+                if k == 1 or _text_width(piece[:k], fontsize) <= width_in
+            )
             lines[-1], piece = piece[:cut], piece[cut:]
             lines.append("")
     return "\n".join(line.strip() for line in lines if line.strip()) or title
@@ -78,8 +81,15 @@ def _wrapped(title: str, width_in: float, fontsize: float) -> str:
 
 def _draw(ax, pixels: np.ndarray | str, title: str, fontsize: float) -> None:
     if isinstance(pixels, str):
-        ax.text(0.5, 0.5, _wrapped(f"unreadable: {pixels}", 1.5, fontsize), ha="center",
-                va="center", fontsize=fontsize, transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            _wrapped(f"unreadable: {pixels}", 1.5, fontsize),
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            transform=ax.transAxes,
+        )
     else:
         ax.imshow(pixels)
     ax.set_title(title, fontsize=fontsize)
@@ -109,8 +119,10 @@ def _fit(rows: list[list[tuple]], height: float) -> tuple[float, list, float]:
             for pixels, title, w, pt in row:
                 size = max(7.0, pt * min(1.0, math.sqrt(scale)))
                 cells.append((pixels, _wrapped(title, w * scale - GAP, size), w * scale, size))
-            tallest = max(_title_height(t, pt) + (w - GAP) * _aspect(px)
-                          for px, t, w, pt in cells) + GAP / 2
+            tallest = (
+                max(_title_height(t, pt) + (w - GAP) * _aspect(px) for px, t, w, pt in cells)
+                + GAP / 2
+            )
             out.append((cells, tallest))
         return out, sum(h for _, h in out)
 
@@ -190,7 +202,7 @@ def plot_duplicates(
         raise ValueError(f"image directory {image_dir} does not exist")
     if not isinstance(duplicate_map, Mapping):
         # ValueError, as imagededup raises, so callers' handlers keep working
-        raise ValueError("duplicate_map must be a dict {filename: [duplicates]}")  # noqa: TRY004
+        raise ValueError("duplicate_map must be a dict {filename: [duplicates]}")
     if filename not in duplicate_map:
         raise ValueError(f"{filename!r} is not a key of the duplicate map")
     found = list(duplicate_map[filename])
@@ -209,15 +221,18 @@ def plot_duplicates(
     def layout(columns: int):
         cell = width / columns
         rows = [[(*original, min(width, 2 * width / ncols), TITLE_PT)]]
-        rows += [[(*d, cell, THUMB_TITLE_PT) for d in duplicates[k: k + columns]]
-                 for k in range(0, len(duplicates), columns)]
+        rows += [
+            [(*d, cell, THUMB_TITLE_PT) for d in duplicates[k : k + columns]]
+            for k in range(0, len(duplicates), columns)
+        ]
         scale, rows_at, needed = _fit(rows, height)
         return cell * scale, rows_at, needed
 
     # ncols columns, or more when that many rows would shrink the thumbnails (the widest wins)
     widest = max(ncols, min(len(duplicates), int(width / (MIN_THUMB + GAP))))
-    _, rows_at, needed = max((layout(c) for c in range(ncols, widest + 1)),
-                             key=lambda fitted: fitted[0])
+    _, rows_at, needed = max(
+        (layout(c) for c in range(ncols, widest + 1)), key=lambda fitted: fitted[0]
+    )
     show = outfile is None if show is None else show
     fig = _new_figure((width, max(height, needed)), show)
     _place(fig, rows_at, width, max(height, needed))
@@ -244,8 +259,11 @@ def contact_sheet(
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise ValueError(f"image directory {image_dir} does not exist")
-    groups = duplicate_groups(duplicates) if isinstance(duplicates, Mapping) else [
-        list(g) for g in duplicates]
+    groups = (
+        duplicate_groups(duplicates)
+        if isinstance(duplicates, Mapping)
+        else [list(g) for g in duplicates]
+    )
     groups = sorted((g for g in groups if len(g) > 1), key=lambda g: (-len(g), min(g)))
     if not groups:
         raise ValueError("no duplicate groups to draw")
@@ -258,17 +276,28 @@ def contact_sheet(
         for c in range(cols):
             ax = axes[r, c]
             if c < len(group):
-                _draw(ax, _thumbnail(image_dir / group[c]),
-                      _wrapped(group[c], thumb_size, THUMB_TITLE_PT - 1), THUMB_TITLE_PT - 1)
+                _draw(
+                    ax,
+                    _thumbnail(image_dir / group[c]),
+                    _wrapped(group[c], thumb_size, THUMB_TITLE_PT - 1),
+                    THUMB_TITLE_PT - 1,
+                )
             else:
                 ax.axis("off")
         # the group's caption replaces its first image's title (two titles would overlap)
         axes[r, 0].set_title("")
-        axes[r, 0].set_title(_wrapped(f"group {r + 1} ({len(group)} images): {group[0]}",
-                                      thumb_size, THUMB_TITLE_PT - 1),
-                             fontsize=THUMB_TITLE_PT - 1, loc="left", fontweight="bold")
+        axes[r, 0].set_title(
+            _wrapped(
+                f"group {r + 1} ({len(group)} images): {group[0]}", thumb_size, THUMB_TITLE_PT - 1
+            ),
+            fontsize=THUMB_TITLE_PT - 1,
+            loc="left",
+            fontweight="bold",
+        )
     count = plural(len(groups), "duplicate group")
-    fig.suptitle(count if len(shown) == len(groups) else f"{len(shown)} largest of {count}",
-                 fontsize=TITLE_PT)
+    fig.suptitle(
+        count if len(shown) == len(groups) else f"{len(shown)} largest of {count}",
+        fontsize=TITLE_PT,
+    )
     fig.set_layout_engine("constrained")  # room for the suptitle and every title
     return _finish(fig, outfile, show)

@@ -9,8 +9,17 @@ from PIL import Image
 from skimage import data
 
 #: distinct photos; skimage's ``cat`` is ``chelsea`` again, so it is left out
-PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-               "immunohistochemistry", "camera", "coins", "clock")
+PHOTO_NAMES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "camera",
+    "coins",
+    "clock",
+)
 
 
 def photo(name: str) -> Image.Image:

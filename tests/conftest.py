@@ -17,8 +17,15 @@ settings.register_profile("dupbench", deadline=None)
 settings.load_profile("dupbench")
 
 #: scikit-image's bundled colour photos (real pictures, different scenes)
-PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "hubble_deep_field",
-               "immunohistochemistry")
+PHOTO_NAMES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "motorcycle",
+    "hubble_deep_field",
+    "immunohistochemistry",
+)
 
 
 def _photo(name: str) -> np.ndarray:

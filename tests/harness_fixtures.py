@@ -24,8 +24,15 @@ def build_tiny_dataset(root: Path, photos: dict) -> Path:
     for name in TINY_PHOTOS:
         Image.fromarray(photos[name]).save(src / f"{name}.png")
         sources.append(SourcePhoto(name, str(src / f"{name}.png"), category="photo"))
-    config = SyntheticConfig(transforms=TINY_TRANSFORMS, severities=(2,), chains=0,
-                             distractors=("rocket",), max_side=128, query_fraction=None, seed=7)
+    config = SyntheticConfig(
+        transforms=TINY_TRANSFORMS,
+        severities=(2,),
+        chains=0,
+        distractors=("rocket",),
+        max_side=128,
+        query_fraction=None,
+        seed=7,
+    )
     out = root / "tiny"
     build_synthetic(sources, out, config, name="tiny", progress=False)
     return out

@@ -10,14 +10,44 @@ from PIL import Image
 from skimage import data
 
 #: every bundled colour photo (``cat`` is ``chelsea`` again) and every bundled gray photo
-COLOUR_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-                 "immunohistochemistry", "retina", "motorcycle")
-GRAY_PHOTOS = ("camera", "coins", "moon", "clock", "page", "text", "brick", "grass", "gravel",
-               "cell", "microaneurysms")
+COLOUR_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "motorcycle",
+)
+GRAY_PHOTOS = (
+    "camera",
+    "coins",
+    "moon",
+    "clock",
+    "page",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+    "microaneurysms",
+)
 #: the pictures of scenes used for near-duplicate tests; the gray textures (brick, grass, gravel),
 #: document scans (page, text) and tiny or cropped microscopy are kept to the bit-exact tests
-SCENE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-                "immunohistochemistry", "motorcycle", "camera", "coins", "moon", "clock")
+SCENE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "motorcycle",
+    "camera",
+    "coins",
+    "moon",
+    "clock",
+)
 
 EXIF_ORIENTATION = 0x0112
 

@@ -3,6 +3,7 @@ before and after every move, crash, full disk and undo, on one file system and a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -30,8 +31,12 @@ def inventory(*folders: Path) -> Counter:
     """Checksums of every file under ``folders`` (hidden ones too, so torn copies show) except
     dupbench's own bookkeeping: the journal, and the lock file that a killed process leaves
     behind (it holds the holder's pid; the kernel lock itself dies with the process)."""
-    return Counter(sha256(p) for folder in folders for p in folder.rglob("*")
-                   if p.is_file() and p.name not in (actions.JOURNAL_NAME, actions.LOCK_NAME))
+    return Counter(
+        sha256(p)
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.is_file() and p.name not in (actions.JOURNAL_NAME, actions.LOCK_NAME)
+    )
 
 
 def partials(*folders: Path) -> list[Path]:
@@ -49,9 +54,16 @@ def make_pairs(folder: Path, n: int, size: int, seed: int = 0) -> None:
 
 
 def plan_for(folder: Path, n: int) -> list[PlannedMove]:
-    return [PlannedMove(FileState.now(folder / f"dup{i}.bin"), f"dup{i}.bin",
-                        (FileState.now(folder / f"keep{i}.bin"),), actions.same_bytes)
-            for i in range(n) if (folder / f"dup{i}.bin").exists()]
+    return [
+        PlannedMove(
+            FileState.now(folder / f"dup{i}.bin"),
+            f"dup{i}.bin",
+            (FileState.now(folder / f"keep{i}.bin"),),
+            actions.same_bytes,
+        )
+        for i in range(n)
+        if (folder / f"dup{i}.bin").exists()
+    ]
 
 
 @pytest.fixture()
@@ -79,17 +91,28 @@ def test_move_then_undo_restores_every_checksum(tmp_path, dest):
     (src / "sub").mkdir()
     (src / "sub" / "x.bin").write_bytes((src / "keep0.bin").read_bytes())
     before = inventory(src)
-    plan = plan_for(src, 4) + [PlannedMove(FileState.now(src / "sub" / "x.bin"), "sub/x.bin",
-                                           (FileState.now(src / "keep0.bin"),), actions.same_bytes)]
+    plan = [
+        *plan_for(src, 4),
+        PlannedMove(
+            FileState.now(src / "sub" / "x.bin"),
+            "sub/x.bin",
+            (FileState.now(src / "keep0.bin"),),
+            actions.same_bytes,
+        ),
+    ]
     out = actions.move_files(plan, dest)
     assert len(out.done) == 5 and not out.refused
     assert not any(src.glob("dup*")) and not (src / "sub" / "x.bin").exists()
     assert inventory(src, dest) == before and not partials(src, dest)
-    assert sorted(p.name for p in dest.rglob("*.bin")) == ["dup0.bin", "dup1.bin", "dup2.bin",
-                                                           "dup3.bin", "x.bin"]
+    assert sorted(p.name for p in dest.rglob("*.bin")) == [
+        "dup0.bin",
+        "dup1.bin",
+        "dup2.bin",
+        "dup3.bin",
+        "x.bin",
+    ]
     journal = actions.Journal(dest).entries()
-    assert {e["step"] for e in journal} == {"done"} and all(len(e["digest"]) == 32
-                                                           for e in journal)
+    assert {e["step"] for e in journal} == {"done"} and all(len(e["digest"]) == 32 for e in journal)
     undone = actions.undo(dest)
     assert sum(line.startswith("restored") for line in undone.done) == 5 and not undone.refused
     assert inventory(src) == before and inventory(dest) == Counter()
@@ -114,8 +137,9 @@ def test_undo_refuses_file_by_file(tmp_path):
     (dest / "dup0.bin").write_bytes(b"edited after the move")
     (src / "dup1.bin").write_bytes(b"a new file where the original was")
     out = actions.undo(dest)
-    assert [line for line in out.done if line.startswith("restored")] == \
-        [f"restored {src / 'dup2.bin'}"]
+    assert [line for line in out.done if line.startswith("restored")] == [
+        f"restored {src / 'dup2.bin'}"
+    ]
     assert len(out.refused) == 2
     assert any("dup0.bin" in r and "digest differs" in r for r in out.refused)
     assert any("dup1.bin" in r and "occupied" in r for r in out.refused)
@@ -129,12 +153,13 @@ def test_changed_source_or_missing_keeper_is_left_alone(tmp_path):
     src, dest = tmp_path / "photos", tmp_path / "review"
     make_pairs(src, 4, 1000)
     plan = plan_for(src, 4)
-    (src / "dup0.bin").write_bytes(b"changed since the scan")       # source changed
-    (src / "keep1.bin").unlink()                                     # last copy would go
-    (src / "keep2.bin").write_bytes(b"x" * 1000)                     # keeper changed (same size)
+    (src / "dup0.bin").write_bytes(b"changed since the scan")  # source changed
+    (src / "keep1.bin").unlink()  # last copy would go
+    (src / "keep2.bin").write_bytes(b"x" * 1000)  # keeper changed (same size)
     os.utime(src / "keep2.bin", ns=(plan[2].keepers[0].mtime_ns,) * 2)
-    plan[2] = PlannedMove(plan[2].source, plan[2].relative,
-                          (FileState.now(src / "keep2.bin"),), actions.same_bytes)
+    plan[2] = PlannedMove(
+        plan[2].source, plan[2].relative, (FileState.now(src / "keep2.bin"),), actions.same_bytes
+    )
     out = actions.move_files(plan, dest)
     assert [line.split(" -> ")[0] for line in out.done] == [f"moved {src / 'dup3.bin'}"]
     reasons = " | ".join(out.refused)
@@ -153,13 +178,18 @@ def test_never_acts_inside_destination_or_on_links_or_over_files(tmp_path):
     shutil.copy(src / "keep0.bin", inside)
     os.symlink(src / "keep1.bin", src / "link.bin")
     shutil.copy(src / "keep2.bin", dest / "dup2.bin")  # a file not ours at the target name
-    plan = [PlannedMove(FileState.now(inside), "old.bin", (FileState.now(src / "keep0.bin"),)),
-            PlannedMove(FileState.now(src / "link.bin"), "link.bin",
-                        (FileState.now(src / "keep1.bin"),)),
-            PlannedMove(FileState.now(src / "dup2.bin"), "dup2.bin",
-                        (FileState.now(src / "keep2.bin"),)),
-            PlannedMove(FileState.now(src / "dup1.bin"), "../escape.bin",
-                        (FileState.now(src / "keep1.bin"),))]
+    plan = [
+        PlannedMove(FileState.now(inside), "old.bin", (FileState.now(src / "keep0.bin"),)),
+        PlannedMove(
+            FileState.now(src / "link.bin"), "link.bin", (FileState.now(src / "keep1.bin"),)
+        ),
+        PlannedMove(
+            FileState.now(src / "dup2.bin"), "dup2.bin", (FileState.now(src / "keep2.bin"),)
+        ),
+        PlannedMove(
+            FileState.now(src / "dup1.bin"), "../escape.bin", (FileState.now(src / "keep1.bin"),)
+        ),
+    ]
     out = actions.move_files(plan, dest)
     assert out.done == [] and len(out.refused) == 4
     assert "inside the destination" in out.refused[0]
@@ -181,6 +211,7 @@ def _crash_on_call(k: int, real):
         if calls["n"] == k:
             raise Crash
         return real(*args, **kwargs)
+
     return wrapper
 
 
@@ -196,8 +227,9 @@ def _crash_at(patch: pytest.MonkeyPatch, crash_point: str) -> None:
     if crash_point == "copy":
         patch.setattr(actions.shutil, "copyfileobj", _torn_copy)
     else:
-        patch.setattr(actions, "_fsync_dir", _crash_on_call(int(crash_point[5:]),
-                                                            actions._fsync_dir))
+        patch.setattr(
+            actions, "_fsync_dir", _crash_on_call(int(crash_point[5:]), actions._fsync_dir)
+        )
 
 
 @pytest.mark.parametrize("crash_point", ["copy"] + [f"fsync{k}" for k in range(1, 8)])
@@ -207,10 +239,8 @@ def test_crash_at_each_step_is_finished_or_rolled_back(tmp_path, dest, crash_poi
     before = inventory(src)
     with monkeypatch.context() as m:
         _crash_at(m, crash_point)
-        try:
+        with contextlib.suppress(Crash):
             actions.move_files(plan_for(src, 2), dest)
-        except Crash:
-            pass
     actions.recover(dest)
     assert actions.pending(dest) == 0
     assert inventory(src, dest) == before and not partials(src, dest)
@@ -238,8 +268,11 @@ actions.move_files(plan, sys.argv[2])
 def _run_child(src: Path, dest: Path, n: int, kill_after: float | None) -> float:
     """Run the move in a new process; SIGKILL it ``kill_after`` s after it starts moving."""
     root = str(Path(actions.__file__).parents[1])
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(src), str(dest), root, str(n)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(src), str(dest), root, str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline().strip() == "ready"
     start = time.perf_counter()
     if kill_after is not None:
@@ -310,8 +343,11 @@ def test_full_destination_real_tmpfs(tmp_path):
     """A 2 MB tmpfs: the second 1.2 MB copy runs out of space midway."""
     full = tmp_path / "full"
     full.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(full)],
-                             check=False, capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(full)],
+        check=False,
+        capture_output=True,
+    )
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
@@ -391,18 +427,15 @@ def test_one_dupbench_at_a_time_per_destination(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("crash_point", ["copy"] + [f"fsync{k}" for k in range(1, 6)])
-def test_crash_during_undo_is_finished_by_the_next_undo(tmp_path, dest, crash_point,
-                                                        monkeypatch):
+def test_crash_during_undo_is_finished_by_the_next_undo(tmp_path, dest, crash_point, monkeypatch):
     src = tmp_path / "photos"
     make_pairs(src, 2, 200_000)
     before = inventory(src)
     actions.move_files(plan_for(src, 2), dest)
     with monkeypatch.context() as m:
         _crash_at(m, crash_point)
-        try:
+        with contextlib.suppress(Crash):
             actions.undo(dest)
-        except Crash:
-            pass
     actions.recover(dest)
     assert inventory(src, dest) == before  # whatever the crash point, nothing lost or doubled
     assert not partials(src, dest)

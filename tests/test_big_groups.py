@@ -44,6 +44,7 @@ def arrays(c: Candidates) -> tuple:
 
 # -- reference implementations over plain pairs: what the outputs mean -------------------------
 
+
 def reference_map(ids: list[str], pairs: Candidates, scores: bool) -> dict:
     out: dict[str, list] = {k: [] for k in ids}
     sign = -1 if pairs.higher_is_better else 1
@@ -84,6 +85,7 @@ def reference_to_remove(ids: list[str], pairs: Candidates) -> list[str]:
 
 # -- the grouped search gives exactly the plain search's pairs ---------------------------------
 
+
 @pytest.mark.parametrize("radius", [0, 1, 2, 5, 10])
 @pytest.mark.parametrize("backend", ["brute", "bktree", "auto"])
 def test_range_groups_expands_to_range_search(radius, backend):
@@ -122,13 +124,16 @@ def test_range_groups_edge_cases():
 
 # -- every output from the classes equals the reference over every pair ------------------------
 
+
 @pytest.mark.parametrize("radius", [0, 3, 8])
 def test_duplicate_result_from_classes_equals_the_reference(radius):
     codes = codes_with_repeats(seed=10 + radius)
     ids = names_for(len(codes), seed=radius)
     plain = range_search(codes, radius, "hamming")
-    for result in (DuplicateResult(ids, range_groups(codes, radius, "hamming")),
-                   DuplicateResult(ids, plain)):
+    for result in (
+        DuplicateResult(ids, range_groups(codes, radius, "hamming")),
+        DuplicateResult(ids, plain),
+    ):
         assert dict(result.to_map(scores=True)) == reference_map(ids, plain, scores=True)
         assert dict(result.to_map()) == reference_map(ids, plain, scores=False)
         assert result.groups() == reference_groups(ids, plain)
@@ -177,6 +182,7 @@ def test_empty_map_is_written_as_an_empty_object(tmp_path):
 
 # -- the memory bound ------------------------------------------------------------------------
 
+
 def load_benchmark():
     spec = importlib.util.spec_from_file_location("big_groups", BENCH)
     module = importlib.util.module_from_spec(spec)
@@ -201,7 +207,7 @@ def test_five_thousand_identical_files_stay_under_300_mb(tmp_path):
             assert int(stdout) == count * (count - 1)  # every file lists every other one
         with out.open() as f:  # one line per file: check one without loading the whole file
             assert f.readline() == "{\n"
-            (name, dups), = json.loads("{" + f.readline().rstrip(",\n") + "}").items()
+            ((name, dups),) = json.loads("{" + f.readline().rstrip(",\n") + "}").items()
         expected = sorted(set(folder_names(folder)) - {name})
         assert [d[0] if key == "cli" else d for d in dups] == expected
         out.unlink()

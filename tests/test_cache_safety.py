@@ -33,8 +33,11 @@ def _cli(argv: list[str]) -> int:
 
 def _tree_digest(folder: Path) -> dict[str, str]:
     """Every file below ``folder`` with the sha256 of its bytes."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -44,8 +47,11 @@ def photos(tmp_path) -> Path:
 
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name, array in {"cat": data.chelsea(), "cup": data.coffee(),
-                        "rocket": data.rocket()}.items():
+    for name, array in {
+        "cat": data.chelsea(),
+        "cup": data.coffee(),
+        "rocket": data.rocket(),
+    }.items():
         Image.fromarray(array).save(folder / f"{name}.png")
     (folder / "notes.txt").write_text("holiday 2024\n")
     return folder
@@ -75,8 +81,25 @@ def test_rebuild_refuses_a_folder_that_is_not_a_build(tmp_path, photos, capsys):
     (src / "cat.png").write_bytes((photos / "cat.png").read_bytes())
     (src / "cup.png").write_bytes((photos / "cup.png").read_bytes())
     before = _tree_digest(photos)
-    assert _cli(["datasets", "build", "--from", str(src), "--out", str(photos), "--rebuild",
-                 "--transforms", "copy", "--chains", "0", "--no-progress"]) == 2
+    assert (
+        _cli(
+            [
+                "datasets",
+                "build",
+                "--from",
+                str(src),
+                "--out",
+                str(photos),
+                "--rebuild",
+                "--transforms",
+                "copy",
+                "--chains",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "not a dupbench build" in capsys.readouterr().err
     with pytest.raises(RefusedOutput, match="not a dupbench build"):
         build_synthetic(src, photos, TINY, progress=False, overwrite=True)
@@ -104,8 +127,21 @@ def test_rebuild_replaces_an_earlier_build(tmp_path, photos):
 def test_output_overlapping_the_sources_is_refused(tmp_path, photos, capsys, where):
     out = {"same": photos, "inside": photos / "bench", "parent": tmp_path}[where]
     before = _tree_digest(tmp_path)
-    assert _cli(["datasets", "build", "--from", str(photos), "--out", str(out), "--rebuild",
-                 "--no-progress"]) == 2
+    assert (
+        _cli(
+            [
+                "datasets",
+                "build",
+                "--from",
+                str(photos),
+                "--out",
+                str(out),
+                "--rebuild",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("overlaps" in err or "inside the output" in err)
     assert _tree_digest(tmp_path) == before
@@ -150,10 +186,16 @@ print(load_dataset("default", progress=False, workers=1).root)
 def _two_builds_together(tmp_path: Path, code: str) -> None:
     cache, go = tmp_path / "cache", tmp_path / "go"
     env = {"DUPBENCH_CACHE": str(cache)}
-    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(go)],
-                              env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), str(go)],
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     time.sleep(0.5)
     go.touch()  # both start building at the same moment
     outs = [p.communicate(timeout=300) for p in procs]
@@ -199,8 +241,10 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     assert not lock.exists()
 
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(lock), str(ready)],
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(lock), str(ready)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     _wait_for(ready, proc)
     os.kill(proc.pid, signal.SIGKILL)  # as the OOM killer does: no cleanup runs
     proc.wait()
@@ -211,12 +255,16 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
 
 def test_a_live_lock_is_waited_for_then_refused_naming_its_holder(tmp_path, capsys):
     lock, ready = tmp_path / ".x.lock", tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(lock), str(ready)],
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(lock), str(ready)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         _wait_for(ready, proc)
-        with pytest.raises(locks.LockTimeout, match=f"pid {proc.pid} on"), \
-                locks.hold(lock, timeout=0.5):
+        with (
+            pytest.raises(locks.LockTimeout, match=f"pid {proc.pid} on"),
+            locks.hold(lock, timeout=0.5),
+        ):
             pass
         assert f"waiting for {lock}" in capsys.readouterr().err
     finally:
@@ -245,8 +293,10 @@ with atomic_dir(sys.argv[1]) as tmp:
 
 
 def _start_hanging_build(target: Path, ready: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", _BUILD_AND_HANG, str(target), str(ready)],
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BUILD_AND_HANG, str(target), str(ready)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     _wait_for(ready, proc)
     return proc
 
@@ -254,9 +304,23 @@ def _start_hanging_build(target: Path, ready: Path) -> subprocess.Popen:
 def _kill_cli_build_midway(photos: Path, out: Path) -> subprocess.Popen:
     """Start ``dupbench datasets build --from photos --out out`` and SIGKILL it once its
     temporary folder holds some images."""
-    proc = subprocess.Popen([sys.executable, "-m", "dupbench", "datasets", "build", "--from",
-                             str(photos), "--out", str(out), "--no-progress", "--workers", "1"],
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dupbench",
+            "datasets",
+            "build",
+            "--from",
+            str(photos),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     deadline = time.monotonic() + 60
     while not list(out.parent.glob(f".{out.name}.tmp-*/images/*.png")):
         assert proc.poll() is None and time.monotonic() < deadline, "build ended too soon"

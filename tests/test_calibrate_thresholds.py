@@ -26,26 +26,41 @@ def load_benchmark():
 
 
 def calibrated(method: str, threshold, metric: str = "hamming") -> dict:
-    return {"method": method, "metric": metric, "threshold": threshold,
-            "target_precision": 0.99, "dataset": "default", "dataset_checksum": "ab" * 32,
-            "status": "ok"}
+    return {
+        "method": method,
+        "metric": metric,
+        "threshold": threshold,
+        "target_precision": 0.99,
+        "dataset": "default",
+        "dataset_checksum": "ab" * 32,
+        "status": "ok",
+    }
 
 
-def test_write_puts_the_threshold_and_its_origin_into_flat_and_nested_presets(tmp_path,
-                                                                              monkeypatch):
+def test_write_puts_the_threshold_and_its_origin_into_flat_and_nested_presets(
+    tmp_path, monkeypatch
+):
     bench = load_benchmark()
     (tmp_path / "method").mkdir()
     for name in ("phash", "crop_resistant_regions", "cnn"):
         shutil.copy(presets_module.CONFIGS / "method" / f"{name}.yaml", tmp_path / "method")
     shutil.copytree(presets_module.CONFIGS / "search", tmp_path / "search")
     monkeypatch.setattr(bench, "CONFIGS", tmp_path)
-    table = pd.DataFrame([calibrated("phash", 4), calibrated("crop_resistant_regions", 12),
-                          calibrated("cnn", 0.81234, "cosine"),
-                          {**calibrated("dhash", None), "status": "failed: no run"}])
+    table = pd.DataFrame(
+        [
+            calibrated("phash", 4),
+            calibrated("crop_resistant_regions", 12),
+            calibrated("cnn", 0.81234, "cosine"),
+            {**calibrated("dhash", None), "status": "failed: no run"},
+        ]
+    )
     table.loc[2, "threshold"] = bench.strictest_rounding(0.81234, "cosine")
     written = bench.write_presets(table)
-    assert sorted(p.name for p in written) == ["cnn.yaml", "crop_resistant_regions.yaml",
-                                                "phash.yaml"]
+    assert sorted(p.name for p in written) == [
+        "cnn.yaml",
+        "crop_resistant_regions.yaml",
+        "phash.yaml",
+    ]
     read = {p.stem: presets_module._read(p) for p in (tmp_path / "method").glob("*.yaml")}
     assert read["phash"].threshold == 4 and read["crop_resistant_regions"].threshold == 12
     assert read["cnn"].threshold == 0.8124  # rounded towards the stricter side
@@ -55,16 +70,28 @@ def test_write_puts_the_threshold_and_its_origin_into_flat_and_nested_presets(tm
 
 
 @pytest.mark.slow
-def test_calibration_reads_the_runs_threshold_at_the_target_precision(tmp_path, photos,
-                                                                      monkeypatch):
+def test_calibration_reads_the_runs_threshold_at_the_target_precision(
+    tmp_path, photos, monkeypatch
+):
     """End to end on a tiny dataset: at the recorded threshold the run's pairs have precision
     ≥ 0.99, and no looser threshold of its curve keeps that precision with more recall."""
     monkeypatch.chdir(tmp_path)
     bench = load_benchmark()
     tiny = build_tiny_dataset(tmp_path / "data", photos)
     out = tmp_path / "thresholds.csv"
-    bench.main(["--methods", "phash,phash_dihedral", "--dataset", "folder", "--results-dir",
-                str(tmp_path / "runs"), "--out", str(out), f"dataset.name={tiny}"])
+    bench.main(
+        [
+            "--methods",
+            "phash,phash_dihedral",
+            "--dataset",
+            "folder",
+            "--results-dir",
+            str(tmp_path / "runs"),
+            "--out",
+            str(out),
+            f"dataset.name={tiny}",
+        ]
+    )
     table = pd.read_csv(out).set_index("method")
     for name in ("phash", "phash_dihedral"):
         row = table.loc[name]

@@ -22,7 +22,9 @@ def place(tmp_path_factory) -> Path:
     imgs.mkdir()
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
-        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(imgs / f"{name}.png")
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(
+            imgs / f"{name}.png"
+        )
     (imgs / "a_copy.png").write_bytes((imgs / "a.png").read_bytes())
     (root / "a_file.txt").write_text("not a folder\n")
     (root / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
@@ -32,9 +34,15 @@ def place(tmp_path_factory) -> Path:
 
 
 def dupbench(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dupbench", *args], cwd=cwd, text=True,
-                          check=False, capture_output=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "dupbench", *args],
+        cwd=cwd,
+        text=True,
+        check=False,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
@@ -76,8 +84,10 @@ def test_a_mistake_is_one_line_and_an_exit_status(place, args, status, words):
 
 
 def test_debug_shows_the_traceback(place):
-    for args, env in ((["--debug", "find", "no_such_folder"], None),
-                      (["find", "no_such_folder"], {"DUPBENCH_DEBUG": "1"})):
+    for args, env in (
+        (["--debug", "find", "no_such_folder"], None),
+        (["find", "no_such_folder"], {"DUPBENCH_DEBUG": "1"}),
+    ):
         result = dupbench(*args, cwd=place, env=env)
         assert result.returncode != 0 and "Traceback" in result.stderr
         assert "FileNotFoundError: no such folder" in result.stderr
@@ -96,8 +106,7 @@ def test_a_move_that_fails_ends_in_one_error_line(place, tmp_path):
         target = tmp_path / "read_only"
         target.mkdir()
         target.chmod(0o500)
-    result = dupbench("find", str(imgs), "-q", "--move-to", str(target), "--apply",
-                      cwd=place)
+    result = dupbench("find", str(imgs), "-q", "--move-to", str(target), "--apply", cwd=place)
     errors = [line for line in error_lines(result) if "error:" in line]
     assert "Traceback" not in result.stderr
     assert result.returncode == 1 and len(errors) == 1, result.stderr

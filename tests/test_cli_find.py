@@ -13,8 +13,23 @@ from dupbench.records import Encodings
 def test_find_reports_three_skips_and_the_planted_duplicates(planted_dir, tmp_path, capsys):
     out = tmp_path / "dups.json"
     groups = tmp_path / "groups.json"
-    code = main(["find", str(planted_dir["dir"]), "--method", "phash", "--threshold", "10",
-                 "--out", str(out), "--groups", str(groups), "--quiet", "--workers", "1"])
+    code = main(
+        [
+            "find",
+            str(planted_dir["dir"]),
+            "--method",
+            "phash",
+            "--threshold",
+            "10",
+            "--out",
+            str(out),
+            "--groups",
+            str(groups),
+            "--quiet",
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "skipped 3" in err
@@ -31,15 +46,31 @@ def test_move_is_a_dry_run_unless_applied(planted_dir, tmp_path, capsys):
     args = ["find", str(planted_dir["dir"]), "--quiet", "--workers", "1", "--move-to", str(trash)]
     main(args)
     assert "dry run" in capsys.readouterr().err and not trash.exists()
-    main(args + ["--apply"])
+    main([*args, "--apply"])
     moved = sorted(p.name for p in trash.iterdir() if p.name != ".dupbench-journal.jsonl")
     assert moved == sorted(b for _, b in planted_dir["pairs"])
     assert all((planted_dir["dir"] / a).exists() for a, _ in planted_dir["pairs"])
 
 
 def test_encode_writes_npz_and_json(planted_dir, tmp_path):
-    assert main(["encode", str(planted_dir["dir"]), "-m", "dhash", "-p", "hash_size=16",
-                 "-o", str(tmp_path / "e.npz"), "-q", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                str(planted_dir["dir"]),
+                "-m",
+                "dhash",
+                "-p",
+                "hash_size=16",
+                "-o",
+                str(tmp_path / "e.npz"),
+                "-q",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     enc = Encodings.load(tmp_path / "e.npz")
     assert enc.size == 256 and enc.params["hash_size"] == 16 and len(enc.skipped) == 3
     main(["encode", str(planted_dir["dir"]), "-o", str(tmp_path / "e.json"), "-q"])
@@ -47,8 +78,9 @@ def test_encode_writes_npz_and_json(planted_dir, tmp_path):
 
 
 def test_console_entry_point_lists_methods():
-    result = subprocess.run([sys.executable, "-m", "dupbench", "methods"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "dupbench", "methods"], capture_output=True, text=True, check=True
+    )
     names = {line.split()[0] for line in result.stdout.splitlines()}
     assert {"phash", "dhash", "ahash", "whash", "file_digest", "pixel_digest"} <= names
 

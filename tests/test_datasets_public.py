@@ -31,7 +31,7 @@ from dupbench.datasets.public import PUBLIC_SETS
 def _jpeg(seed: int) -> bytes:
     from skimage import data
 
-    crop = data.astronaut()[seed * 20: seed * 20 + 64, seed * 10: seed * 10 + 64]
+    crop = data.astronaut()[seed * 20 : seed * 20 + 64, seed * 10 : seed * 10 + 64]
     buf = io.BytesIO()
     Image.fromarray(crop).save(buf, "JPEG", quality=80)
     return buf.getvalue()
@@ -54,13 +54,16 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def _resources(files: list[Path]) -> tuple[Resource, ...]:
-    return tuple(Resource(f.name, (f.as_uri(),), sha256=hashlib.sha256(f.read_bytes()).hexdigest())
-                 for f in files)
+    return tuple(
+        Resource(f.name, (f.as_uri(),), sha256=hashlib.sha256(f.read_bytes()).hexdigest())
+        for f in files
+    )
 
 
 def _load(name, tmp_path, files, **params):
-    return load_dataset(name, root=tmp_path / name, resources=_resources(files), progress=False,
-                        **params)
+    return load_dataset(
+        name, root=tmp_path / name, resources=_resources(files), progress=False, **params
+    )
 
 
 def test_ukbench_groups_of_four(tmp_path):
@@ -75,9 +78,13 @@ def test_ukbench_groups_of_four(tmp_path):
 
 def test_copydays_attacks_grouped_by_block(tmp_path):
     files = [
-        _tar(tmp_path / "copydays_original.tar.gz", {"200000.jpg": _jpeg(0), "200100.jpg": _jpeg(1)}),
-        _tar(tmp_path / "copydays_crop.tar.gz", {"crops/10/200000.jpg": _jpeg(2),
-                                                 "crops/50/200100.jpg": _jpeg(3)}),
+        _tar(
+            tmp_path / "copydays_original.tar.gz", {"200000.jpg": _jpeg(0), "200100.jpg": _jpeg(1)}
+        ),
+        _tar(
+            tmp_path / "copydays_crop.tar.gz",
+            {"crops/10/200000.jpg": _jpeg(2), "crops/50/200100.jpg": _jpeg(3)},
+        ),
         _tar(tmp_path / "copydays_jpeg.tar.gz", {"jpegqual/75/200000.jpg": _jpeg(4)}),
         _tar(tmp_path / "copydays_strong.tar.gz", {"200001.jpg": _jpeg(5), "200101.jpg": _jpeg(6)}),
     ]
@@ -86,15 +93,21 @@ def test_copydays_attacks_grouped_by_block(tmp_path):
     assert (row["transform"], row["severity"], row["original"]) == ("crop", 10, "original/200000")
     ids = ds.ids
     pairs = {(ids[i], ids[j]) for i, j in ds.truth_pairs()}
-    assert ("jpeg/75/200000", "original/200000") in pairs or \
-        ("original/200000", "jpeg/75/200000") in pairs
+    assert ("jpeg/75/200000", "original/200000") in pairs or (
+        "original/200000",
+        "jpeg/75/200000",
+    ) in pairs
     assert len(pairs) == 6 + 3  # block 2000: 4 images → 6 pairs; block 2001: 3 → 3
 
 
 def test_holidays_scene_groups_and_queries(tmp_path):
-    files = [_tar(tmp_path / "jpg1.tar.gz", {"jpg/100000.jpg": _jpeg(0), "jpg/100001.jpg": _jpeg(1)}),
-             _tar(tmp_path / "jpg2.tar.gz", {"jpg/100100.jpg": _jpeg(2), "jpg/100101.jpg": _jpeg(3),
-                                             "jpg/100102.jpg": _jpeg(4)})]
+    files = [
+        _tar(tmp_path / "jpg1.tar.gz", {"jpg/100000.jpg": _jpeg(0), "jpg/100001.jpg": _jpeg(1)}),
+        _tar(
+            tmp_path / "jpg2.tar.gz",
+            {"jpg/100100.jpg": _jpeg(2), "jpg/100101.jpg": _jpeg(3), "jpg/100102.jpg": _jpeg(4)},
+        ),
+    ]
     ds = _load("holidays", tmp_path, files)
     assert ds.truth.counts()["similar"] == 1 + 3
     query, _ = ds.query_reference()
@@ -104,11 +117,17 @@ def test_holidays_scene_groups_and_queries(tmp_path):
 def test_disc21_queries_references_and_partial_shards(tmp_path):
     gt = tmp_path / "public_ground_truth.csv"
     gt.write_text("query_id,reference_id\nQ00000,R000001\nQ00001,\nQ00002,R999999\n")
-    files = [gt,
-             _zip(tmp_path / "dev_queries.zip", {f"images/dev_queries/Q0000{k}.jpg": _jpeg(k)
-                                                 for k in range(3)}),
-             _zip(tmp_path / "references_0.zip", {f"images/references/R00000{k}.jpg": _jpeg(k + 3)
-                                                  for k in range(2)})]
+    files = [
+        gt,
+        _zip(
+            tmp_path / "dev_queries.zip",
+            {f"images/dev_queries/Q0000{k}.jpg": _jpeg(k) for k in range(3)},
+        ),
+        _zip(
+            tmp_path / "references_0.zip",
+            {f"images/references/R00000{k}.jpg": _jpeg(k + 3) for k in range(2)},
+        ),
+    ]
     ds = _load("disc21", tmp_path, files, shards=1)
     assert ds.truth.pairs.tolist() == [[0, 4]]
     assert ds.info["pairs_dropped_missing_images"] == 1  # R999999 is in a shard not fetched
@@ -117,23 +136,35 @@ def test_disc21_queries_references_and_partial_shards(tmp_path):
 
 def _cifar_batch(n: int, seed: int, labels_key: str) -> bytes:
     rng = np.random.default_rng(seed)
-    batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-             labels_key: list(rng.integers(0, 3, n)), "batch_label": "fixture"}
+    batch = {
+        "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        labels_key: list(rng.integers(0, 3, n)),
+        "batch_label": "fixture",
+    }
     return pickle.dumps(batch, protocol=2)
 
 
 @pytest.mark.parametrize("variant", ["cifar10", "cifar100"])
 def test_cifar_with_cifair_lists(tmp_path, variant):
     if variant == "cifar10":
-        top, members = "cifar-10-batches-py", {
-            **{f"data_batch_{k}": _cifar_batch(2, k, "labels") for k in range(1, 6)},
-            "test_batch": _cifar_batch(3, 9, "labels"),
-            "batches.meta": pickle.dumps({"label_names": ["cat", "dog", "frog"]}, protocol=2)}
+        top, members = (
+            "cifar-10-batches-py",
+            {
+                **{f"data_batch_{k}": _cifar_batch(2, k, "labels") for k in range(1, 6)},
+                "test_batch": _cifar_batch(3, 9, "labels"),
+                "batches.meta": pickle.dumps({"label_names": ["cat", "dog", "frog"]}, protocol=2),
+            },
+        )
         tarball = "cifar-10-python.tar.gz"
     else:
-        top, members = "cifar-100-python", {
-            "train": _cifar_batch(10, 1, "fine_labels"), "test": _cifar_batch(3, 2, "fine_labels"),
-            "meta": pickle.dumps({"fine_label_names": ["a", "b", "c"]}, protocol=2)}
+        top, members = (
+            "cifar-100-python",
+            {
+                "train": _cifar_batch(10, 1, "fine_labels"),
+                "test": _cifar_batch(3, 2, "fine_labels"),
+                "meta": pickle.dumps({"fine_label_names": ["a", "b", "c"]}, protocol=2),
+            },
+        )
         for name in ("train", "test"):
             batch = pickle.loads(members[name])
             batch["coarse_labels"] = batch["fine_labels"]
@@ -191,8 +222,9 @@ def test_california_nd_encrypted_zip_and_observer_matrices(tmp_path):
     assert "s3cret" not in info and '"password"' not in info
     assert with_password.info["params"] == strict.info["params"]
     shutil.rmtree(tmp_path / "californiand" / "downloads")  # a rebuild would need them
-    again = load_dataset("californiand", root=tmp_path / "californiand", download_missing=False,
-                         agreement=0.3)
+    again = load_dataset(
+        "californiand", root=tmp_path / "californiand", download_missing=False, agreement=0.3
+    )
     assert again.checksum() == strict.checksum()
 
 
@@ -263,7 +295,7 @@ def test_a_download_that_is_not_an_archive_is_deleted_with_a_clear_error(tmp_pat
     page = tmp_path / "ukbench.zip"
     page.write_bytes(b"<html>404 Not Found</html>")  # what a broken mirror serves
     resource = Resource("ukbench.zip", (page.as_uri(),))  # no size or checksum to catch it
-    with pytest.raises(DatasetError, match="not a zip or tar archive.*deleted"):
+    with pytest.raises(DatasetError, match=r"not a zip or tar archive.*deleted"):
         load_dataset("ukbench", root=tmp_path / "ukbench", resources=(resource,), progress=False)
     assert not (tmp_path / "ukbench" / "downloads" / "ukbench.zip").exists()
     assert not (tmp_path / "ukbench" / "raw" / "ukbench").exists()  # nothing half-extracted
@@ -274,14 +306,18 @@ def test_a_damaged_saved_dataset_is_rebuilt(tmp_path):
     ds = _load("ukbench", tmp_path, [_zip(tmp_path / "ukbench.zip", members)])
     truth = tmp_path / "ukbench" / "truth.csv"
     truth.write_text(truth.read_text().splitlines()[0] + "\n")  # as if a save was cut short
-    again = load_dataset("ukbench", root=tmp_path / "ukbench", download_missing=False,
-                         progress=False)
+    again = load_dataset(
+        "ukbench", root=tmp_path / "ukbench", download_missing=False, progress=False
+    )
     assert again.checksum() == ds.checksum() and len(again.truth) == 6
 
 
 @pytest.mark.parametrize("name", ["../evil.txt", "/etc/evil.txt", "a/../../evil.txt"])
 def test_extraction_rejects_path_traversal(tmp_path, name):
-    for archive in (_tar(tmp_path / "x.tar.gz", {name: b"x"}), _zip(tmp_path / "x.zip", {name: b"x"})):
+    for archive in (
+        _tar(tmp_path / "x.tar.gz", {name: b"x"}),
+        _zip(tmp_path / "x.zip", {name: b"x"}),
+    ):
         with pytest.raises(UnsafeArchiveError, match="escape"):
             safe_extract(archive, tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()

@@ -62,11 +62,11 @@ def test_pad_adds_bars_of_the_stated_fraction(photo, severity):
         if params["style"] == "letterbox":
             bar = round(h * params["fraction"])
             assert out.shape[:2] == (h + 2 * bar, w)
-            inner, bars = out[bar:bar + h], [out[:bar], out[bar + h:]]
+            inner, bars = out[bar : bar + h], [out[:bar], out[bar + h :]]
         else:
             bar = round(w * params["fraction"])
             assert out.shape[:2] == (h, w + 2 * bar)
-            inner, bars = out[:, bar:bar + w], [out[:, :bar], out[:, bar + w:]]
+            inner, bars = out[:, bar : bar + w], [out[:, :bar], out[:, bar + w :]]
         assert bar == params["bar"] > 0
         assert np.array_equal(inner, source)
         assert all(np.all(b == color) for b in bars)
@@ -117,7 +117,7 @@ def test_logo_changes_only_its_corner_badge(photo, severity):
         y = margin if "top" in params["corner"] else 100 - side - margin
         changed = _changed(out, source)
         inside = np.zeros_like(changed)
-        inside[y:y + side, x:x + side] = True
+        inside[y : y + side, x : x + side] = True
         assert changed.any() and not changed[~inside].any()
         assert changed.mean() <= side * side / changed.size
         corners.add(params["corner"])
@@ -140,6 +140,8 @@ def test_text_caption_changes_a_bounded_area_that_grows_with_severity(photo, sev
 def test_overlays_grow_with_severity(photo):
     source = np.asarray(photo)
     for name in ("text", "text_bar", "logo"):
-        shares = [np.mean([_changed(_apply(name, photo, seed, s)[0], source).mean()
-                           for seed in SEEDS]) for s in SEVERITIES]
+        shares = [
+            np.mean([_changed(_apply(name, photo, seed, s)[0], source).mean() for seed in SEEDS])
+            for s in SEVERITIES
+        ]
         assert shares[0] < shares[1] < shares[2], (name, shares)

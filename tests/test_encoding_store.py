@@ -42,11 +42,17 @@ def one_shot(folder: Path, method: str = "phash") -> Encodings:
 def assert_same(enc: Encodings, ref: Encodings) -> None:
     assert enc.ids == ref.ids
     np.testing.assert_array_equal(enc.codes, ref.codes)
-    assert (enc.kind, enc.metric, enc.size, enc.method, enc.params) == \
-        (ref.kind, ref.metric, ref.size, ref.method, ref.params)
+    assert (enc.kind, enc.metric, enc.size, enc.method, enc.params) == (
+        ref.kind,
+        ref.metric,
+        ref.size,
+        ref.method,
+        ref.params,
+    )
     assert enc.codes.flags.c_contiguous
-    assert sorted((Path(s.path).name, s.reason) for s in enc.skipped) == \
-        sorted((Path(s.path).name, s.reason) for s in ref.skipped)
+    assert sorted((Path(s.path).name, s.reason) for s in enc.skipped) == sorted(
+        (Path(s.path).name, s.reason) for s in ref.skipped
+    )
 
 
 def spy_encoded(store: EncodingStore) -> list[str]:
@@ -185,13 +191,13 @@ def test_one_writer_at_a_time_and_one_folder_per_store(tmp_path, folder):
             with pytest.raises(StoreError, match="being updated by another process"):
                 store.update(folder, workers=1)
         write_images(tmp_path / "elsewhere", 2)
-        with pytest.raises(StoreError, match="mirrors .*use another store path"):
+        with pytest.raises(StoreError, match=r"mirrors .*use another store path"):
             store.update(tmp_path / "elsewhere", workers=1)
         with pytest.raises(StoreError, match="not a directory"):
             store.update(tmp_path / "missing", workers=1)
         assert len(store) == 40
         (path / SHARDS / "00000000.npy").unlink()
-        with pytest.raises(StoreError, match="shard 0 is unreadable.*rebuild"):
+        with pytest.raises(StoreError, match=r"shard 0 is unreadable.*rebuild"):
             store.encodings()
 
 
@@ -211,9 +217,13 @@ print("done", time.perf_counter() - t, flush=True)
 def run_update(store: Path, folder: Path, kill_after: float | None = None) -> float | None:
     """Run ``update`` in a new process group; SIGKILL the group ``kill_after`` seconds after it
     starts. Returns the encoding time of a run that finished, None for one that was killed."""
-    proc = subprocess.Popen([sys.executable, "-c", _UPDATE_SCRIPT, str(store), str(folder)],
-                            stdout=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _UPDATE_SCRIPT, str(store), str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert proc.stdout.readline().strip() == "start"
     if kill_after is not None:
         time.sleep(kill_after)
@@ -261,9 +271,12 @@ def test_readers_see_consistent_committed_codes_while_a_writer_runs(tmp_path):
     write_images(folder, 600)
     path = tmp_path / "store"
     EncodingStore.open_or_create(path, "phash").close()
-    proc = subprocess.Popen([sys.executable, "-c", _UPDATE_SCRIPT, str(path), str(folder)],
-                            stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _UPDATE_SCRIPT, str(path), str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     reference = one_shot(folder)
     codes = dict(zip(reference.ids, reference.codes.tolist()))
     seen = []
@@ -294,14 +307,17 @@ def test_the_api_and_the_cli_keep_and_reuse_a_store(tmp_path, capsys, monkeypatc
     def counted_update(self, *a, **k):
         calls.append(real(self, *a, **k))
         return calls[-1]
+
     monkeypatch.setattr(EncodingStore, "update", counted_update)
     kept = encode_images(folder, "phash", store=store, num_enc_workers=1, progress=False)
     assert calls[-1].encoded == 0 and calls[-1].unchanged == 13
     assert_same(kept, encode_images(folder, "phash", num_enc_workers=1, progress=False))
-    with_store = find_duplicates(folder, method="phash", store=store, num_enc_workers=1,
-                                 progress=False)
-    assert dict(with_store) == dict(find_duplicates(folder, method="phash", num_enc_workers=1,
-                                                    progress=False))
+    with_store = find_duplicates(
+        folder, method="phash", store=store, num_enc_workers=1, progress=False
+    )
+    assert dict(with_store) == dict(
+        find_duplicates(folder, method="phash", num_enc_workers=1, progress=False)
+    )
     assert with_store["copy.png"] == ["img00003.png"]
     # another method's codes never mix with these
     assert main(["encode", str(folder), "--store", str(store), "-m", "dhash", "-q"]) == 2

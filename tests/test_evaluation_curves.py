@@ -160,7 +160,9 @@ def test_curves_fold_directed_pairs_within_one_collection():
     assert curve[["threshold", "tp", "fp"]].values.tolist() == [[1, 1, 0], [2, 1, 1]]
     assert micro_ap(candidates, [[0, 1]], n=3) == 1.0
     distributions = score_distributions(candidates, [[0, 1]], n=3)
-    assert distributions["true_pairs"].tolist() == [1] and distributions["false_pairs"].tolist() == [2]
+    assert distributions["true_pairs"].tolist() == [1] and distributions[
+        "false_pairs"
+    ].tolist() == [2]
     table = breakdown(candidates, [[0, 1]], ["jpeg"], threshold=1, n=3)
     assert (table["found"].item(), table["median_score"].item()) == (1, 1.0)
     # without n the arrays stay queries × references: 1→0 is not the truth pair (0, 1)

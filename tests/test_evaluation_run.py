@@ -146,16 +146,22 @@ def test_evaluate_run_is_scores_at_plus_threshold_free_scores(metric, threshold)
     from dupbench.evaluation import pr_curve, scores_at, threshold_free_scores
 
     candidates, truth = random_problem(3, 10, metric)
-    row = evaluate_run(candidates, truth, 10, threshold=threshold, k_values=(1, 5),
-                       target_precision=0.9)
+    row = evaluate_run(
+        candidates, truth, 10, threshold=threshold, k_values=(1, 5), target_precision=0.9
+    )
     at = scores_at(candidates, truth, 10, threshold, (1, 5))
     free = threshold_free_scores(candidates, truth, 0.9)
+
     def same(a, b):
         return a.keys() == b.keys() and all(
-            a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+            a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a
+        )
 
     assert not set(at) & set(free) and same(row, {**at, **free})
-    assert same(free, threshold_free_scores(candidates, truth, 0.9,
-                                            curve=pr_curve(candidates, truth)))
-    assert at["trec_map"] == retrieval_scores(candidates.within(threshold), truth, 10, (1, 5),
-                                              "trec")["map"]
+    assert same(
+        free, threshold_free_scores(candidates, truth, 0.9, curve=pr_curve(candidates, truth))
+    )
+    assert (
+        at["trec_map"]
+        == retrieval_scores(candidates.within(threshold), truth, 10, (1, 5), "trec")["map"]
+    )

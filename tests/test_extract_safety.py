@@ -16,8 +16,10 @@ from dupbench.datasets.download import UnsafeArchiveError, extract_once, safe_ex
 
 
 def _zip_of_zeros(path: Path, size: int) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf, \
-            zf.open("zeros.bin", "w", force_zip64=True) as f:
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+        zf.open("zeros.bin", "w", force_zip64=True) as f,
+    ):
         block = bytes(1 << 20)
         for _ in range(size >> 20):
             f.write(block)
@@ -70,9 +72,16 @@ def test_a_tar_gz_bomb_is_refused_before_it_is_unpacked(tmp_path):
     assert _listing(tmp_path / "out") == []
 
 
-@pytest.mark.parametrize("kind, word", [(stat.S_IFIFO, "FIFO"), (stat.S_IFCHR, "device"),
-                                        (stat.S_IFBLK, "device"), (stat.S_IFSOCK, "socket"),
-                                        (stat.S_IFLNK, "link")])
+@pytest.mark.parametrize(
+    "kind, word",
+    [
+        (stat.S_IFIFO, "FIFO"),
+        (stat.S_IFCHR, "device"),
+        (stat.S_IFBLK, "device"),
+        (stat.S_IFSOCK, "socket"),
+        (stat.S_IFLNK, "link"),
+    ],
+)
 def test_zip_members_that_are_not_plain_files_are_refused(tmp_path, kind, word):
     archive = tmp_path / "special.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -86,8 +95,9 @@ def test_zip_members_that_are_not_plain_files_are_refused(tmp_path, kind, word):
     assert _listing(tmp_path / "out") == []
 
 
-@pytest.mark.parametrize("kind", [tarfile.FIFOTYPE, tarfile.CHRTYPE, tarfile.LNKTYPE,
-                                  tarfile.SYMTYPE])
+@pytest.mark.parametrize(
+    "kind", [tarfile.FIFOTYPE, tarfile.CHRTYPE, tarfile.LNKTYPE, tarfile.SYMTYPE]
+)
 def test_tar_members_that_are_not_plain_files_are_refused(tmp_path, kind):
     archive = tmp_path / "special.tar"
     with tarfile.open(archive, "w") as tf:

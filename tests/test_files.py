@@ -45,4 +45,3 @@ def test_replacing_renames_only_a_finished_write(tmp_path):
     with pytest.raises(OSError), replacing(tmp_path / "new.csv") as tmp:
         raise OSError("disk full")
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]
-

@@ -27,8 +27,11 @@ def inventory(folder: Path) -> Counter:
     """Checksums of every regular file under ``folder`` except dupbench's journal and lock file
     (links not followed)."""
     own = (actions.JOURNAL_NAME, actions.LOCK_NAME)
-    return Counter(sha256(p) for p in folder.rglob("*")
-                   if p.is_file() and not p.is_symlink() and p.name not in own)
+    return Counter(
+        sha256(p)
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.name not in own
+    )
 
 
 @pytest.fixture()
@@ -56,8 +59,10 @@ def test_case1_dest_inside_dir_never_takes_the_originals(album, capsys):
     assert inventory(album) == before  # nothing lost, nothing duplicated
     outside = {sha256(p) for p in album.rglob("*.png") if dest not in p.parents}
     assert outside == originals  # every picture still has a copy outside the review folder
-    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.png")) == \
-        ["astronaut copy.png", "trip/chelsea.png"]
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.png")) == [
+        "astronaut copy.png",
+        "trip/chelsea.png",
+    ]
     assert not (dest / "dups").exists()
     assert "dups not searched (the --move-to folder)" in capsys.readouterr().err
     assert main(["undo", str(dest)]) == 0
@@ -111,26 +116,42 @@ def test_apply_without_move_to_is_a_one_line_usage_error(album, capsys):
 def test_fifo_broken_link_and_special_entries_are_skips_not_hangs(album):
     os.mkfifo(album / "pipe.jpg")
     os.symlink("gone.jpg", album / "broken.jpg")
-    cmd = [sys.executable, "-m", "dupbench", "find", str(album), "-m", "file_digest", "-q",
-           "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dupbench",
+        "find",
+        str(album),
+        "-m",
+        "file_digest",
+        "-q",
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(images.__file__).parents[1])}
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120,
-                          env=env)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert "pipe.jpg: not a regular file: a FIFO (named pipe)" in done.stderr
-    assert "broken.jpg: broken symbolic link (its target 'gone.jpg' does not exist)" in \
-        done.stderr
+    assert "broken.jpg: broken symbolic link (its target 'gone.jpg' does not exist)" in done.stderr
     assert "skipped 2" in done.stderr and "1 pair in 1 group" in done.stderr
 
 
 def test_file_digest_refuses_a_fifo_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "pipe")
-    code = ("import sys; from dupbench.methods import get_method; "
-            "e = get_method('file_digest').encode([sys.argv[1]], workers=1, progress=False); "
-            "print(e.skipped[0].reason)")
+    code = (
+        "import sys; from dupbench.methods import get_method; "
+        "e = get_method('file_digest').encode([sys.argv[1]], workers=1, progress=False); "
+        "print(e.skipped[0].reason)"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(images.__file__).parents[1])}
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pipe")], env=env,
-                          check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "pipe")],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "not a regular file" in done.stdout, done.stderr
 
 
@@ -177,8 +198,9 @@ def test_unlistable_folder_is_a_skip(album, monkeypatch, capsys):
     assert "1 pair in 1 group (2 files)" in err
 
 
-def test_rerun_after_a_crash_finishes_instead_of_saying_already_exists(album, other_fs_album,
-                                                                       monkeypatch, capsys):
+def test_rerun_after_a_crash_finishes_instead_of_saying_already_exists(
+    album, other_fs_album, monkeypatch, capsys
+):
     before = inventory(album)
     dest = other_fs_album
 
@@ -222,13 +244,18 @@ def test_unusable_destination_is_one_line_and_moves_nothing(album, tmp_path, cap
     blocker.write_text("a file where the review folder would go")
     assert find(album, "-m", "file_digest", "--move-to", blocker / "review", "--apply") == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert errors == [(f"dupbench find: error: cannot create the destination "
-                       f"{blocker / 'review'}: Not a directory; nothing further was moved")]
+    assert errors == [
+        (
+            f"dupbench find: error: cannot create the destination "
+            f"{blocker / 'review'}: Not a directory; nothing further was moved"
+        )
+    ]
     assert inventory(album) == before
 
 
-def test_pixel_identical_copies_are_rechecked_before_the_move(tmp_path, photos, monkeypatch,
-                                                              capsys):
+def test_pixel_identical_copies_are_rechecked_before_the_move(
+    tmp_path, photos, monkeypatch, capsys
+):
     """pixel_digest: the kept BMP is re-encoded right before the PNG moves; a kept copy whose
     pixels changed after the scan (same size, mtime put back) no longer justifies the move."""
     from dupbench.cli import find as find_command
@@ -278,8 +305,10 @@ def test_a_file_a_link_points_to_is_not_moved_away(album, tmp_path, capsys):
     folder points to: it stays, so the link is never left dangling."""
     os.symlink("astronaut.png", album / "favourite.png")
     before = inventory(album)
-    assert find(album, "-m", "file_digest", "--keep", "first", "--move-to", tmp_path / "r",
-                "--apply") == 0
+    assert (
+        find(album, "-m", "file_digest", "--keep", "first", "--move-to", tmp_path / "r", "--apply")
+        == 0
+    )
     err = capsys.readouterr().err
     assert "astronaut.png: the symbolic link" in err and "favourite.png points to it" in err
     assert (album / "favourite.png").resolve() == album / "astronaut.png"

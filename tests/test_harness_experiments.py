@@ -14,10 +14,17 @@ from PIL import Image
 import dupbench
 from dupbench.harness.app import run_hydra
 
-EXPERIMENTS = sorted(p.stem for p in (Path(dupbench.__file__).parent / "configs" /
-                                      "experiment").glob("*.yaml"))
-FIGURES = ("pr_curves", "metrics_vs_threshold", "score_histograms", "recall_per_transform",
-           "quality_vs_throughput", "memory")
+EXPERIMENTS = sorted(
+    p.stem for p in (Path(dupbench.__file__).parent / "configs" / "experiment").glob("*.yaml")
+)
+FIGURES = (
+    "pr_curves",
+    "metrics_vs_threshold",
+    "score_histograms",
+    "recall_per_transform",
+    "quality_vs_throughput",
+    "memory",
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +36,9 @@ def run_experiment(name: str, work: Path, tiny: Path, *extra: str) -> Path:
     """Run ``experiment=name`` in ``work``; returns its multirun directory."""
     with working_dir(work):
         run_hydra([f"experiment={name}", *tiny_overrides(tiny, *extra)])
-    (sweep_dir,) = [p.parent for p in (work / "results").rglob("runs.csv")
-                    if p.parent.name != "report"]
+    (sweep_dir,) = [
+        p.parent for p in (work / "results").rglob("runs.csv") if p.parent.name != "report"
+    ]
     return sweep_dir
 
 
@@ -50,8 +58,16 @@ def check_report(sweep_dir: Path, jobs: int) -> pd.DataFrame:
     assert len(runs) == jobs
     assert runs["f1"].between(0, 1).all() and (runs["encode_wall_s"] > 0).all()
     report = sweep_dir / "report"
-    for name in ("main.md", "main.csv", "main.tex", "runs.csv", "report.md",
-                 "breakdown_transform.md", "breakdown_transform.csv", "breakdown_transform.tex"):
+    for name in (
+        "main.md",
+        "main.csv",
+        "main.tex",
+        "runs.csv",
+        "report.md",
+        "breakdown_transform.md",
+        "breakdown_transform.csv",
+        "breakdown_transform.tex",
+    ):
         assert (report / name).stat().st_size > 0, name
     main = pd.read_csv(report / "main.csv")
     assert len(main) == jobs and main["method"].is_unique
@@ -81,10 +97,16 @@ def test_experiment_runs_end_to_end(name, tmp_path, tiny, capsys):
 def test_multirun_of_methods_and_thresholds_aggregates_every_job(tmp_path, tiny):
     """The issue's sweep form: -m method=a,b benchmark.threshold=range(...)."""
     with working_dir(tmp_path):
-        run_hydra(["-m", "method=ahash,dhash", "benchmark.threshold=range(0,9,4)",
-                   "report=false", *tiny_overrides(tiny)])
-    (runs_csv,) = [p for p in (tmp_path / "results").rglob("runs.csv")
-                   if p.parent.name != "report"]
+        run_hydra(
+            [
+                "-m",
+                "method=ahash,dhash",
+                "benchmark.threshold=range(0,9,4)",
+                "report=false",
+                *tiny_overrides(tiny),
+            ]
+        )
+    (runs_csv,) = [p for p in (tmp_path / "results").rglob("runs.csv") if p.parent.name != "report"]
     runs = pd.read_csv(runs_csv)
     assert len(runs) == 6 and runs["label"].is_unique
     assert sorted(runs["threshold"].unique()) == [0, 4, 8]
@@ -103,10 +125,17 @@ def test_user_config_dir_adds_a_method_preset(tmp_path, tiny):
     mine = tmp_path / "my_configs" / "method"
     mine.mkdir(parents=True)
     (mine / "phash_wide.yaml").write_text(
-        "name: phash\nparams: {hash_size: 12}\nlabel: my_phash\nthreshold: 20\nsweep_to: null\n")
+        "name: phash\nparams: {hash_size: 12}\nlabel: my_phash\nthreshold: 20\nsweep_to: null\n"
+    )
     with working_dir(tmp_path):
-        run_hydra(["--config-dir", str(tmp_path / "my_configs"), "method=phash_wide",
-                   *tiny_overrides(tiny)])
+        run_hydra(
+            [
+                "--config-dir",
+                str(tmp_path / "my_configs"),
+                "method=phash_wide",
+                *tiny_overrides(tiny),
+            ]
+        )
     (run_json,) = (tmp_path / "results").rglob("run.json")
     from dupbench.harness.store import read_json
 
@@ -123,13 +152,19 @@ def test_cli_run_passes_overrides_to_hydra_and_defaults_to_the_default_experimen
     args, extra = parser.parse_known_args(["run", "-m", "method=ahash,dhash", "--cfg", "job"])
     assert args.accepts_overrides and extra == ["-m", "method=ahash,dhash", "--cfg", "job"]
     assert run_cli.with_default_experiment([]) == ["experiment=default"]
-    assert run_cli.with_default_experiment(["--cfg", "job"]) == ["experiment=default", "--cfg",
-                                                                 "job"]
+    assert run_cli.with_default_experiment(["--cfg", "job"]) == [
+        "experiment=default",
+        "--cfg",
+        "job",
+    ]
     assert run_cli.with_default_experiment(["method=phash"]) == ["method=phash"]
     assert run_cli.with_default_experiment(["experiment=cnn"]) == ["experiment=cnn"]
     assert run_cli.with_default_experiment(["+method.params.x=1"]) == ["+method.params.x=1"]
     assert run_cli.with_default_experiment(["dataset=ukbench", "force=true"]) == [
-        "experiment=default", "dataset=ukbench", "force=true"]
+        "experiment=default",
+        "dataset=ukbench",
+        "force=true",
+    ]
     assert run_cli.with_default_experiment(["--hydra-help"]) == ["--hydra-help"]
 
 
@@ -142,9 +177,11 @@ def test_default_experiment_leaves_out_methods_whose_package_is_missing(monkeypa
     from dupbench.cli import run as run_cli
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name == "torch"
-                        else real(name, *a, **k))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "torch" else real(name, *a, **k),
+    )
     overrides, note = run_cli.without_uninstalled(run_cli.with_default_experiment(["force=true"]))
     assert "cnn (needs torch: pip install 'dupbench[cnn]')" in note and "\n" not in note
     GlobalHydra.instance().clear()
@@ -158,15 +195,17 @@ def test_default_experiment_leaves_out_methods_whose_package_is_missing(monkeypa
     assert run_cli.without_uninstalled(["experiment=hashes"]) == (["experiment=hashes"], None)
 
 
-def test_run_of_a_method_whose_package_is_missing_is_one_line(tiny, tmp_path, monkeypatch,
-                                                               capsys):
+def test_run_of_a_method_whose_package_is_missing_is_one_line(tiny, tmp_path, monkeypatch, capsys):
     import importlib.util
 
     from dupbench.cli import main
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name == "torch" else real(name, *a, **k))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "torch" else real(name, *a, **k),
+    )
     with working_dir(tmp_path):
         status = main(["run", "method=cnn", *tiny_overrides(tiny)])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

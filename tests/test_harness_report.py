@@ -23,8 +23,7 @@ def results(tmp_path_factory, photos):
     root = tmp_path_factory.mktemp("report")
     tiny = build_tiny_dataset(root, photos)
     with working_dir(root):
-        run_hydra(["-m", "method=ahash,pixel_digest,dhash", "report=false",
-                   *tiny_overrides(tiny)])
+        run_hydra(["-m", "method=ahash,pixel_digest,dhash", "report=false", *tiny_overrides(tiny)])
     return root / "results"
 
 
@@ -51,8 +50,15 @@ def sweep(tmp_path_factory, photos):
     with working_dir(root), pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "build_method", failing_dhash)
         with pytest.raises((ImportError, SystemExit)):  # Hydra raises after every job ran
-            run_hydra(["-m", "method=ahash,dhash", "benchmark.threshold=10,2,1", "report=false",
-                       *tiny_overrides(tiny)])
+            run_hydra(
+                [
+                    "-m",
+                    "method=ahash,dhash",
+                    "benchmark.threshold=10,2,1",
+                    "report=false",
+                    *tiny_overrides(tiny),
+                ]
+            )
     (sweep_dir,) = (root / "results" / "runs").glob("*/*_multirun")
     return sweep_dir
 
@@ -104,8 +110,16 @@ def test_breakdown_tables_per_transform_and_severity(report, results):
 
 def test_figures_are_written_as_png_and_pdf(report):
     pngs = sorted(p.stem for p in report.out.glob("*.png"))
-    assert pngs == sorted(["pr_curves", "metrics_vs_threshold", "score_histograms",
-                           "recall_per_transform", "quality_vs_throughput", "memory"])
+    assert pngs == sorted(
+        [
+            "pr_curves",
+            "metrics_vs_threshold",
+            "score_histograms",
+            "recall_per_transform",
+            "quality_vs_throughput",
+            "memory",
+        ]
+    )
     for stem in pngs:
         assert (report.out / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
         assert (report.out / f"{stem}.png").stat().st_size > 5000
@@ -127,16 +141,25 @@ def test_report_command(results, tmp_path, capsys):
 
 
 def test_best_values_respect_the_direction_of_each_column():
-    table = pd.DataFrame({"method": ["a", "b", "c"], "F1": [0.5, 0.9, 0.9],
-                          "encode s": [3.0, 1.0, 2.0], "threshold": [1.0, 9.0, 5.0],
-                          "peak MB": [math.nan, 50.0, 70.0]})
+    table = pd.DataFrame(
+        {
+            "method": ["a", "b", "c"],
+            "F1": [0.5, 0.9, 0.9],
+            "encode s": [3.0, 1.0, 2.0],
+            "threshold": [1.0, 9.0, 5.0],
+            "peak MB": [math.nan, 50.0, 70.0],
+        }
+    )
     best = tables.best_mask(table)
     assert list(best["F1"]) == [False, True, True]  # ties are all marked
     assert list(best["encode s"]) == [False, True, False]  # lower is better
     assert not best["threshold"].any() and not best["method"].any()  # not ranked
     assert list(best["peak MB"]) == [False, True, False]  # NaN never wins
-    per_row = tables.best_mask(pd.DataFrame({"g": ["x"], "a": [0.2], "b": [0.7]}),
-                               (tables.Column("g", "g", None),), per_row=True)
+    per_row = tables.best_mask(
+        pd.DataFrame({"g": ["x"], "a": [0.2], "b": [0.7]}),
+        (tables.Column("g", "g", None),),
+        per_row=True,
+    )
     assert list(per_row.iloc[0]) == [False, False, True]
 
 
@@ -164,8 +187,7 @@ def test_failed_jobs_are_listed_in_the_report(sweep, tmp_path, capsys):
     assert len(runs) == 3
     assert sorted(b.dir.name for b in broken) == ["3_dhash", "4_dhash", "5_dhash"]
     assert {b.kind for b in broken} == {"failed"}
-    assert all("ImportError: the dhash method needs the nosuch package" == b.reason
-               for b in broken)
+    assert all(b.reason == "ImportError: the dhash method needs the nosuch package" for b in broken)
     args = argparse.Namespace(results_dir=sweep, out=tmp_path, no_figures=True)
     assert report_cli.report(args) == 0
     err = capsys.readouterr().err.strip().splitlines()
@@ -183,13 +205,14 @@ def test_a_job_folder_without_run_json_is_listed_as_unfinished(results, tmp_path
     killed = next((tmp_path / "results").rglob("*_dhash"))
     (killed / "run.json").unlink()  # as a job killed before it finished leaves it
     report = write_report(tmp_path / "results", tmp_path / "out", figures=False)
-    assert report.summary() == (f"2 runs finished, 1 unfinished: {killed.name} (no run.json: "
-                                "killed, failed or still running)")
+    assert report.summary() == (
+        f"2 runs finished, 1 unfinished: {killed.name} (no run.json: "
+        "killed, failed or still running)"
+    )
     assert "dhash" not in set(report.runs["label"])
 
 
-def test_a_run_with_an_empty_candidates_file_is_skipped_with_one_line(results, tmp_path,
-                                                                       capsys):
+def test_a_run_with_an_empty_candidates_file_is_skipped_with_one_line(results, tmp_path, capsys):
     import shutil
 
     from dupbench.cli import report as report_cli
@@ -197,25 +220,27 @@ def test_a_run_with_an_empty_candidates_file_is_skipped_with_one_line(results, t
     shutil.copytree(results, tmp_path / "results")
     damaged = next((tmp_path / "results").rglob("*_ahash"))
     (damaged / "candidates.npz").write_bytes(b"")  # as a write cut short leaves it
-    args = argparse.Namespace(results_dir=tmp_path / "results", out=tmp_path / "out",
-                              no_figures=False)
+    args = argparse.Namespace(
+        results_dir=tmp_path / "results", out=tmp_path / "out", no_figures=False
+    )
     assert report_cli.report(args) == 0  # figures read candidates: no EOFError
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith(f"2 runs finished, 1 damaged: {damaged.name} (candidates.npz is "
-                             "empty (0 bytes)); ")
+    assert err[0].startswith(
+        f"2 runs finished, 1 damaged: {damaged.name} (candidates.npz is empty (0 bytes)); "
+    )
     assert err[0].endswith(f" files in {tmp_path / 'out'}")
     assert (tmp_path / "out" / "score_histograms.png").stat().st_size > 5000
-    assert list(pd.read_csv(tmp_path / "out" / "main.csv")["method"]) == ["dhash",
-                                                                         "pixel_digest"]
+    assert list(pd.read_csv(tmp_path / "out" / "main.csv")["method"]) == ["dhash", "pixel_digest"]
     # a cut-short file (not a complete zip) is caught the same way
     (damaged / "candidates.npz").write_bytes(b"PK\x03\x04 cut short")
     (_, broken) = survey_runs(tmp_path / "results")
     assert [b.reason for b in broken] == ["candidates.npz is damaged (not a complete .npz file)"]
 
 
-def test_an_interrupted_report_leaves_the_previous_files_whole(results, report, tmp_path,
-                                                               monkeypatch):
+def test_an_interrupted_report_leaves_the_previous_files_whole(
+    results, report, tmp_path, monkeypatch
+):
     import shutil
 
     from matplotlib.figure import Figure
@@ -275,8 +300,9 @@ def _outside(legend, ax) -> bool:
     return box.x0 >= frame.x1 or box.y0 >= frame.y1
 
 
-def test_pr_curves_of_51_runs_keep_the_axes_and_a_distinct_style_each(many_runs, tmp_path,
-                                                                       monkeypatch):
+def test_pr_curves_of_51_runs_keep_the_axes_and_a_distinct_style_each(
+    many_runs, tmp_path, monkeypatch
+):
     fig = _drawn(monkeypatch, plots.pr_curves, many_runs, tmp_path)
     (ax,) = fig.axes
     (legend,) = fig.legends
@@ -306,16 +332,18 @@ def test_a_threshold_sweep_is_one_curve(sweep, tmp_path, monkeypatch):
 
 
 def test_quality_vs_throughput_labels_few_points_apart_and_legends_many(
-        results, many_runs, tmp_path, monkeypatch):
+    results, many_runs, tmp_path, monkeypatch
+):
     runs = find_runs(results)
     fig = _drawn(monkeypatch, plots.quality_vs_throughput, runs_table(runs), tmp_path, runs)
     (ax,) = fig.axes
     notes = [t for t in ax.texts if t.get_text() in {r.label for r in runs}]
     assert len(notes) == 3 and not fig.legends
     boxes = [t.get_window_extent() for t in notes]
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    fig = _drawn(monkeypatch, plots.quality_vs_throughput, runs_table(many_runs), tmp_path,
-                 many_runs)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    fig = _drawn(
+        monkeypatch, plots.quality_vs_throughput, runs_table(many_runs), tmp_path, many_runs
+    )
     (ax,) = fig.axes
     assert not ax.texts and _outside(fig.legends[0], ax)
 
@@ -338,7 +366,8 @@ def test_a_digest_has_bars_not_a_threshold_axis(results, tmp_path, monkeypatch):
     shutil.copytree(digest.dir, tmp_path / "run")
     (a, b) = digest.truth().pairs[0]
     Candidates([min(a, b), 0], [max(a, b), digest.truth().n - 1], [0, 0], "equal").save(
-        tmp_path / "run" / "candidates.npz")
+        tmp_path / "run" / "candidates.npz"
+    )
     (copy,) = find_runs(tmp_path / "run")
     fig = _drawn(monkeypatch, plots.score_histograms, [copy], tmp_path)
     (ax,) = fig.axes

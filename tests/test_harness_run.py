@@ -17,8 +17,16 @@ from dupbench.harness.app import run_hydra
 from dupbench.harness.runner import reevaluate
 from dupbench.records import Candidates
 
-RUN_FILES = ("run.json", "metrics.json", "candidates.npz", "truth.npz", "skipped.csv",
-             "curve.csv", "sweep.csv", "breakdown.csv")
+RUN_FILES = (
+    "run.json",
+    "metrics.json",
+    "candidates.npz",
+    "truth.npz",
+    "skipped.csv",
+    "curve.csv",
+    "sweep.csv",
+    "breakdown.csv",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +40,12 @@ def phash_run(tmp_path_factory, tiny):
     pairs beyond the threshold are stored too); returns its directory."""
     work = tmp_path_factory.mktemp("work")
     with working_dir(work):
-        run_hydra(["method=phash", *tiny_overrides(tiny, "benchmark.store_encodings=true",
-                                                   "benchmark.sweep_to=32")])
+        run_hydra(
+            [
+                "method=phash",
+                *tiny_overrides(tiny, "benchmark.store_encodings=true", "benchmark.sweep_to=32"),
+            ]
+        )
     (run_dir,) = run_dirs(work / "results")
     return run_dir
 
@@ -41,7 +53,8 @@ def phash_run(tmp_path_factory, tiny):
 def same(a: dict, b: dict) -> bool:
     """Equal dicts of floats, NaN equal to NaN."""
     return a.keys() == b.keys() and all(
-        (math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a)
+        (math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a
+    )
 
 
 def test_run_directory_is_self_describing(phash_run, tiny):
@@ -137,8 +150,13 @@ def test_identical_config_is_reused_unless_forced(tmp_path, tiny, capsys):
 def test_two_runs_with_the_same_seed_give_the_same_metrics(tmp_path, tiny):
     """A randomly initialised CNN (its weights come from torch's seeded generator), twice:
     identical metrics and candidate scores."""
-    overrides = ["method=cnn", "method.params.weights=null", "+method.params.input_size=96",
-                 "force=true", *tiny_overrides(tiny)]
+    overrides = [
+        "method=cnn",
+        "method.params.weights=null",
+        "+method.params.input_size=96",
+        "force=true",
+        *tiny_overrides(tiny),
+    ]
     with working_dir(tmp_path):
         run_hydra(overrides)
         time.sleep(1.1)
@@ -179,8 +197,9 @@ def test_stopwatch_records_time_cpu_and_peak_memory():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _STOPWATCH_SCENARIO], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _STOPWATCH_SCENARIO], capture_output=True, text=True, check=True
+    )
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["alloc"]["added_rss_mb"] > 70
     assert summary["alloc"]["wall_s"] >= 0.05
@@ -205,8 +224,9 @@ def test_peak_memory_includes_worker_processes():
 
 def test_run_json_is_written_atomically_and_keeps_nan(tmp_path):
     path = tmp_path / "deep" / "metrics.json"
-    store.write_json(path, {"a": float("nan"), "b": np.float32(0.5), "c": np.arange(2),
-                            "d": tmp_path})
+    store.write_json(
+        path, {"a": float("nan"), "b": np.float32(0.5), "c": np.arange(2), "d": tmp_path}
+    )
     back = store.read_json(path)
     assert math.isnan(back["a"]) and back["b"] == 0.5 and back["c"] == [0, 1]
     assert back["d"] == str(tmp_path)
@@ -225,8 +245,9 @@ def test_run_key_depends_on_the_code():
     assert set(state) == {"commit", "source"} and len(state["source"]) == 64
 
 
-def test_a_finished_run_is_not_reused_when_code_or_data_changed(tmp_path, tiny, capsys,
-                                                                  monkeypatch):
+def test_a_finished_run_is_not_reused_when_code_or_data_changed(
+    tmp_path, tiny, capsys, monkeypatch
+):
     from dupbench.harness import environment
 
     overrides = ["method=ahash", *tiny_overrides(tiny)]
@@ -290,8 +311,10 @@ def test_runs_whose_outputs_are_gone_are_skipped_with_a_warning(phash_run, tmp_p
     info = store.read_json(phash_run / "run.json")
     orphan = tmp_path / "orphan"
     orphan.mkdir()
-    store.write_json(orphan / "run.json", {**info, "status": "reused", "key": "other",
-                                           "reused_from": str(tmp_path / "deleted")})
+    store.write_json(
+        orphan / "run.json",
+        {**info, "status": "reused", "key": "other", "reused_from": str(tmp_path / "deleted")},
+    )
     no_metrics = tmp_path / "no_metrics"
     shutil.copytree(phash_run, no_metrics)
     (no_metrics / "metrics.json").unlink()
@@ -309,6 +332,12 @@ def test_stored_metrics_are_evaluate_run_of_the_stored_pairs(phash_run):
 
     run = store.StoredRun(phash_run)
     info, truth = run.info, run.truth()
-    again = evaluate_run(run.candidates(), truth.pairs, truth.n, info["threshold"],
-                         info["k_values"], info["target_precision"])
+    again = evaluate_run(
+        run.candidates(),
+        truth.pairs,
+        truth.n,
+        info["threshold"],
+        info["k_values"],
+        info["target_precision"],
+    )
     assert same(run.metrics, again)

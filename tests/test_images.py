@@ -16,9 +16,19 @@ def astronaut(photos) -> Image.Image:
     return Image.fromarray(photos["astronaut"]).resize((128, 128))
 
 
-@pytest.mark.parametrize("fmt,ext", [("JPEG", "jpg"), ("PNG", "png"), ("GIF", "gif"),
-                                     ("WEBP", "webp"), ("TIFF", "tif"), ("BMP", "bmp"),
-                                     ("PPM", "ppm"), ("MPO", "mpo")])
+@pytest.mark.parametrize(
+    "fmt,ext",
+    [
+        ("JPEG", "jpg"),
+        ("PNG", "png"),
+        ("GIF", "gif"),
+        ("WEBP", "webp"),
+        ("TIFF", "tif"),
+        ("BMP", "bmp"),
+        ("PPM", "ppm"),
+        ("MPO", "mpo"),
+    ],
+)
 def test_every_common_format_loads_as_rgb(tmp_path, astronaut, fmt, ext):
     path = tmp_path / f"a.{ext}"
     astronaut.save(path, fmt)
@@ -37,8 +47,10 @@ def test_heic_loads_when_pillow_heif_is_installed(tmp_path, astronaut):
     pillow_heif = pytest.importorskip("pillow_heif")
     path = tmp_path / "a.heic"
     pillow_heif.from_pillow(astronaut).save(path, quality=90)
-    code = (f"from dupbench import images; im = images.load(r'{path}'); "
-            "print(im.mode, im.size[0], im.size[1])")
+    code = (
+        f"from dupbench import images; im = images.load(r'{path}'); "
+        "print(im.mode, im.size[0], im.size[1])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["RGB", "128", "128"]
 
@@ -163,10 +175,13 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path, astronaut):
     assert images.load(path, max_pixels=128 * 128).size == (128, 128)
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"", "empty"),
-    (b"plain text, not an image\n", "not a recognised image"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "empty"),
+        (b"plain text, not an image\n", "not a recognised image"),
+    ],
+)
 def test_unusable_files_raise_clear_errors(tmp_path, content, reason):
     path = tmp_path / "bad.jpg"
     path.write_bytes(content)
@@ -179,7 +194,7 @@ def test_truncated_jpeg_is_reported(tmp_path, astronaut):
     astronaut.save(buf, "JPEG")
     path = tmp_path / "cut.jpg"
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    with pytest.raises(images.ImageError, match="truncated|corrupt|decode"):
+    with pytest.raises(images.ImageError, match=r"truncated|corrupt|decode"):
         images.load(path)
 
 

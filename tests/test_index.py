@@ -28,10 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def edits(img: Image.Image) -> dict[str, Image.Image]:
     """The edited copies each original must be found from."""
-    return {"resized": img.resize((img.width * 2 // 3, img.height * 2 // 3),
-                                  Image.Resampling.BILINEAR),
-            "jpeg": img,  # saved below at a low JPEG quality
-            "brighter": ImageEnhance.Brightness(img).enhance(1.08)}
+    return {
+        "resized": img.resize((img.width * 2 // 3, img.height * 2 // 3), Image.Resampling.BILINEAR),
+        "jpeg": img,  # saved below at a low JPEG quality
+        "brighter": ImageEnhance.Brightness(img).enhance(1.08),
+    }
 
 
 @pytest.fixture()
@@ -128,10 +129,15 @@ def test_remove(tmp_path, originals):
 def test_find_duplicates_matches_the_api(tmp_path, planted_dir):
     index = Index.create(tmp_path / "ix", "phash")
     index.add(planted_dir["dir"])
-    ours = {Path(k).name: sorted(Path(v).name for v in vs)
-            for k, vs in index.find_duplicates().items()}
-    api = {k: sorted(vs) for k, vs in
-           dupbench.find_duplicates(planted_dir["dir"], method="phash", progress=False).items()}
+    ours = {
+        Path(k).name: sorted(Path(v).name for v in vs) for k, vs in index.find_duplicates().items()
+    }
+    api = {
+        k: sorted(vs)
+        for k, vs in dupbench.find_duplicates(
+            planted_dir["dir"], method="phash", progress=False
+        ).items()
+    }
     assert ours == api
     assert any(ours.values())  # the planted copies are there
 
@@ -189,8 +195,14 @@ def test_cosine_index_with_a_float_method(tmp_path, monkeypatch, originals, edit
 # -- crashes -------------------------------------------------------------------------------------
 def _child(script: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _consistent(path: Path, files: list[Path]) -> Index:
@@ -214,7 +226,7 @@ def many_files(tmp_path, photos) -> list[Path]:
     for name, array in sorted(photos.items()):
         for j in range(6):
             if len(out) < 40:
-                crop = array[j * 40:j * 40 + 96, j * 50:j * 50 + 96]
+                crop = array[j * 40 : j * 40 + 96, j * 50 : j * 50 + 96]
                 out.append(folder / f"{name}_{j}.png")
                 Image.fromarray(crop).convert("RGB").save(out[-1])
     return out
@@ -225,7 +237,8 @@ def test_killed_writer_leaves_a_consistent_index(tmp_path, many_files, where):
     """SIGKILL at the two points where the backend and the table disagree, on the third batch."""
     path = tmp_path / "ix"
     Index.create(path, "phash").close()
-    result = _child("""
+    result = _child(
+        """
         import os, signal, sys
         import dupbench.index.local as local
         from dupbench.index import Index
@@ -242,7 +255,11 @@ def test_killed_writer_leaves_a_consistent_index(tmp_path, many_files, where):
         else:
             local.write_durably = killing(local.write_durably)
         Index.open(sys.argv[1]).add(sys.argv[3], batch_size=8)
-        """, str(path), where, str(many_files[0].parent))
+        """,
+        str(path),
+        where,
+        str(many_files[0].parent),
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr
     index = _consistent(path, many_files)
     assert len(index) == 16  # two batches of 8 committed, the third undone
@@ -266,8 +283,9 @@ def test_killed_at_a_random_moment_recovers(tmp_path, many_files):
         cls.encode_image = lambda self, img: (time.sleep(0.05), slow(self, img))[1]
         Index.open(sys.argv[1]).add(sys.argv[2], batch_size=4, workers=1)
         """)
-    child = subprocess.Popen([sys.executable, "-c", script, str(path),
-                              str(many_files[0].parent)], env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(path), str(many_files[0].parent)], env=env
+    )
     try:
         db = sqlite3.connect(path / "entries.sqlite", timeout=30)
         deadline = 60 / 0.05
@@ -295,14 +313,23 @@ def test_two_readers_and_a_writer_at_once(tmp_path):
     known_ids = index.add_codes([f"known{i}" for i in range(50)], known)
     later = rng.integers(0, 2**63, (20 * 200, 1), dtype=np.int64).astype(np.uint64)
     np.save(tmp_path / "later.npy", later)
-    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
         import sys, numpy as np
         from dupbench.index import Index
         index = Index.open(sys.argv[1])
         later = np.load(sys.argv[2])
         for b in range(20):
             index.add_codes([f"later{b}-{i}" for i in range(200)], later[b * 200:(b + 1) * 200])
-        """), str(path), str(tmp_path / "later.npy")], env={**os.environ, "PYTHONPATH": str(REPO)})
+        """),
+            str(path),
+            str(tmp_path / "later.npy"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     errors, seen = [], [[], []]
 
     def read(slot: int) -> None:
@@ -311,7 +338,7 @@ def test_two_readers_and_a_writer_at_once(tmp_path):
                 found = index.query_codes(known, threshold=0)
                 assert [[m.id for m in row] for row in found] == [[i] for i in known_ids]
                 seen[slot].append(len(index))
-        except Exception as e:  # noqa: BLE001 (reported by the main thread)
+        except Exception as e:
             errors.append(e)
 
     readers = [threading.Thread(target=read, args=(s,)) for s in range(2)]
@@ -363,7 +390,7 @@ def test_many_small_adds_are_merged_into_checkpoints(tmp_path, monkeypatch):
     reader = Index.open(tmp_path / "ix")
     ids = []
     for i in range(30):
-        ids += writer.add_codes([f"c{i}"], codes[i:i + 1])
+        ids += writer.add_codes([f"c{i}"], codes[i : i + 1])
         if i % 7 == 6:
             writer.remove([ids[i - 3]])
     removed = {ids[i - 3] for i in range(30) if i % 7 == 6}
@@ -371,8 +398,7 @@ def test_many_small_adds_are_merged_into_checkpoints(tmp_path, monkeypatch):
     assert len(shards) <= local.MAX_SHARDS + 1
     for index in (writer, reader, Index.open(tmp_path / "ix")):
         found = index.query_codes(codes, threshold=0)
-        assert [[m.id for m in row] for row in found] == [
-            [] if i in removed else [i] for i in ids]
+        assert [[m.id for m in row] for row in found] == [[] if i in removed else [i] for i in ids]
         assert len(index) == len(index.backend) == 30 - len(removed)
 
 

@@ -71,13 +71,17 @@ def test_mirror_permutation_matches_sift_of_the_mirrored_image():
     sift = cv2.SIFT_create(nfeatures=300)
     kp, desc = sift.detectAndCompute(grey, None)
     kp_m, desc_m = sift.detectAndCompute(np.ascontiguousarray(grey[:, ::-1]), None)
-    matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(desc[:, verified.mirror_permutation()],
-                                                  desc_m, k=2)
+    matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(
+        desc[:, verified.mirror_permutation()], desc_m, k=2
+    )
     good = [m for m, n in matches if m.distance < 0.75 * n.distance]
     width = grey.shape[1]
-    placed = [m for m in good
-              if abs(width - 1 - kp[m.queryIdx].pt[0] - kp_m[m.trainIdx].pt[0]) < 2
-              and abs(kp[m.queryIdx].pt[1] - kp_m[m.trainIdx].pt[1]) < 2]
+    placed = [
+        m
+        for m in good
+        if abs(width - 1 - kp[m.queryIdx].pt[0] - kp_m[m.trainIdx].pt[0]) < 2
+        and abs(kp[m.queryIdx].pt[1] - kp_m[m.trainIdx].pt[1]) < 2
+    ]
     assert len(placed) > 0.8 * len(kp)
 
 
@@ -91,15 +95,16 @@ def test_listed_and_configured_like_its_search_defaults():
     assert m.preferred_search == ("verified", {})
     search = _load(CONFIGS / "search" / "verified.yaml")
     assert search["backend"] == "verified"
-    defaults = {name: p.default for name, p in
-                inspect.signature(verified.verified_search).parameters.items()
-                if p.kind is p.KEYWORD_ONLY and name != "stage"}
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(verified.verified_search).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name != "stage"
+    }
     assert search["params"] == defaults
 
 
 def test_codes_without_features_are_refused():
-    enc = Encodings(["a", "b"], np.zeros((2, 256), np.float32), "float", "cosine", 256,
-                    "verified")
+    enc = Encodings(["a", "b"], np.zeros((2, 256), np.float32), "float", "cosine", 256, "verified")
     with pytest.raises(UsageError, match="local features"):
         verified.verified_search(enc, 0.0)
 
@@ -126,8 +131,9 @@ def test_nested_stage_keeps_the_outer_peak():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _NESTED], capture_output=True, text=True,
-                         check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _NESTED], capture_output=True, text=True, check=True, timeout=120
+    )
     added = json.loads(out.stdout.strip().splitlines()[-1])
     assert added["search"] >= 48
     assert added["search.retrieve"] < 48
@@ -147,8 +153,14 @@ def edited_folder(tmp_path_factory) -> Path:
 def _scores(folder: Path) -> dict[tuple[str, str], float]:
     from dupbench import find_duplicates
 
-    found = find_duplicates(folder, method="verified", scores=True,
-                            min_similarity_threshold=0.0, progress=False, num_enc_workers=2)
+    found = find_duplicates(
+        folder,
+        method="verified",
+        scores=True,
+        min_similarity_threshold=0.0,
+        progress=False,
+        num_enc_workers=2,
+    )
     return {(a, b): s for a, dups in found.items() for b, s in dups}
 
 
@@ -178,8 +190,12 @@ def test_edited_copies_found_and_other_photos_not(edited_folder):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known limit: a tight crop of one stereo view is mostly "
-                   "one depth plane, which a single affine map explains in the other view")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known limit: a tight crop of one stereo view is mostly "
+    "one depth plane, which a single affine map explains in the other view",
+)
 def test_other_view_of_the_same_scene_is_not_a_copy(tmp_path):
     """The right view of the motorcycle scene is a different photo from every version of the
     left view."""

@@ -29,8 +29,9 @@ def slot_hexes(encodings, row: int) -> list[str]:
 def test_imagehash_profile_matches_imagehash(name):
     imagehash = pytest.importorskip("imagehash")
     img = photo(name)
-    expected = [str(h) for h in imagehash.crop_resistant_hash(img, limit_segments=SEGMENTS)
-                .segment_hashes]
+    expected = [
+        str(h) for h in imagehash.crop_resistant_hash(img, limit_segments=SEGMENTS).segment_hashes
+    ]
     encodings = CropResistantHash(profile="imagehash").encode([img], ids=[name])
     slots = slot_hexes(encodings, 0)
     assert slots[: len(expected)] == expected
@@ -43,10 +44,20 @@ def test_segments_equal_imagehash_flood_fill():
         small = photo(name).convert("L").resize((120, 120), Image.Resampling.LANCZOS)
         pixels = np.asarray(small).astype(np.float32)
         theirs = imagehash._find_all_segments(pixels, 128, 50)
-        boxes = [(min(r for r, _ in s), max(r for r, _ in s) + 1, min(c for _, c in s),
-                  max(c for _, c in s) + 1, len(s)) for s in theirs]
-        ours = [(rows.start, rows.stop, cols.start, cols.stop, n)
-                for rows, cols, n in find_segments(pixels, 128, 50)]
+        boxes = [
+            (
+                min(r for r, _ in s),
+                max(r for r, _ in s) + 1,
+                min(c for _, c in s),
+                max(c for _, c in s) + 1,
+                len(s),
+            )
+            for s in theirs
+        ]
+        ours = [
+            (rows.start, rows.stop, cols.start, cols.stop, n)
+            for rows, cols, n in find_segments(pixels, 128, 50)
+        ]
         assert ours == boxes and len(ours) >= 2
 
 
@@ -80,8 +91,9 @@ def crops():
 
 
 def truth_pairs(groups) -> set:
-    return {(a, b) for a, b in itertools.combinations(range(len(groups)), 2)
-            if groups[a] == groups[b]}
+    return {
+        (a, b) for a, b in itertools.combinations(range(len(groups)), 2) if groups[a] == groups[b]
+    }
 
 
 def test_crops_match_far_more_often_than_with_dhash(crops):
@@ -89,11 +101,13 @@ def test_crops_match_far_more_often_than_with_dhash(crops):
 
     sources, groups = crops
     truth = truth_pairs(groups)
-    regions = crop_resistant_search(CropResistantHash().encode(sources, ids=list(map(str, range(
-        len(sources))))))
+    regions = crop_resistant_search(
+        CropResistantHash().encode(sources, ids=list(map(str, range(len(sources)))))
+    )
     found = set(zip(regions.i.tolist(), regions.j.tolist()))
-    dhash = range_search(DifferenceHash().encode(sources, ids=list(map(str, range(len(sources))))),
-                         10)
+    dhash = range_search(
+        DifferenceHash().encode(sources, ids=list(map(str, range(len(sources))))), 10
+    )
     plain = set(zip(dhash.i.tolist(), dhash.j.tolist()))
     recall_regions, recall_plain = len(found & truth) / len(truth), len(plain & truth) / len(truth)
     assert recall_regions > 0.6 and recall_regions > 5 * recall_plain
@@ -105,15 +119,19 @@ def test_search_follows_imagehash_matching_rule(crops, min_segments):
     imagehash = pytest.importorskip("imagehash")
     sources = crops[0] + [half_size(crops[0][0]), jpeg_bytes(crops[0][4], 50)]
     encodings = CropResistantHash().encode(sources, ids=list(map(str, range(len(sources)))))
-    multi = [imagehash.ImageMultiHash([imagehash.hex_to_hash(h)
-                                       for h in dict.fromkeys(slot_hexes(encodings, k))])
-             for k in range(len(sources))]
+    multi = [
+        imagehash.ImageMultiHash(
+            [imagehash.hex_to_hash(h) for h in dict.fromkeys(slot_hexes(encodings, k))]
+        )
+        for k in range(len(sources))
+    ]
     expected = {}
     for a, b in itertools.combinations(range(len(sources)), 2):
         matched = max(multi[a].hash_diff(multi[b])[0], multi[b].hash_diff(multi[a])[0])
         if matched >= min_segments:
-            expected[(a, b)] = min(x - y for x in multi[a].segment_hashes
-                                   for y in multi[b].segment_hashes)
+            expected[(a, b)] = min(
+                x - y for x in multi[a].segment_hashes for y in multi[b].segment_hashes
+            )
     result = crop_resistant_search(encodings, min_segments=min_segments)
     got = dict(zip(zip(result.i.tolist(), result.j.tolist()), result.score.tolist()))
     assert got == expected and len(got) >= len(sources) // 2

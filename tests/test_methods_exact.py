@@ -16,8 +16,16 @@ from dupbench.methods import get_method
 def saved(tmp_path):
     """The same pixels as: a PNG, its byte copy, a PNG with other metadata, a BMP, a TIFF."""
     img = photo("chelsea")
-    files = {k: tmp_path / f"{k}.{ext}" for k, ext in
-             [("png", "png"), ("copy", "png"), ("meta", "png"), ("bmp", "bmp"), ("tiff", "tiff")]}
+    files = {
+        k: tmp_path / f"{k}.{ext}"
+        for k, ext in [
+            ("png", "png"),
+            ("copy", "png"),
+            ("meta", "png"),
+            ("bmp", "bmp"),
+            ("tiff", "tiff"),
+        ]
+    }
     img.save(files["png"])
     files["copy"].write_bytes(files["png"].read_bytes())
     info = PngImagePlugin.PngInfo()
@@ -86,7 +94,9 @@ def test_in_memory_sources(saved):
     by_pixels = hexes("pixel_digest", [saved["png"]])[0]
     # decoded images have no bytes: file_digest falls back to the pixel digest
     assert get_method("file_digest").encode([pil, array], ids=["p", "a"]).to_hex() == {
-        "p": by_pixels, "a": by_pixels}
+        "p": by_pixels,
+        "a": by_pixels,
+    }
 
 
 @pytest.mark.parametrize("name", ["file_digest", "pixel_digest"])

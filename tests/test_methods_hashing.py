@@ -24,10 +24,18 @@ from dupbench.methods.hashing import nibble_aligned, scaled_threshold
 from dupbench.records import Skipped, unpack_bits
 
 HASHES = [
-    ("ahash", {}), ("dhash", {}), ("dhash_vertical", {}), ("phash", {}), ("phash_simple", {}),
-    ("whash", {}), ("whash", {"wavelet": "db4"}), ("colorhash", {}),
-    ("phash", {"hash_size": 16}), ("dhash", {"profile": "imagededup"}),
-    ("phash", {"profile": "imagededup"}), ("whash", {"profile": "imagehash"}),
+    ("ahash", {}),
+    ("dhash", {}),
+    ("dhash_vertical", {}),
+    ("phash", {}),
+    ("phash_simple", {}),
+    ("whash", {}),
+    ("whash", {"wavelet": "db4"}),
+    ("colorhash", {}),
+    ("phash", {"hash_size": 16}),
+    ("dhash", {"profile": "imagededup"}),
+    ("phash", {"profile": "imagededup"}),
+    ("whash", {"profile": "imagehash"}),
 ]
 
 
@@ -65,16 +73,23 @@ KNOWN_COLLISIONS = {
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_COLLISIONS[c[0]]))
-     if c[0] in KNOWN_COLLISIONS else c for c in HASHES],
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_COLLISIONS[c[0]]))
+        if c[0] in KNOWN_COLLISIONS
+        else c
+        for c in HASHES
+    ],
     ids=_id,
 )
 def test_different_photos_do_not_match(scenes, case):
     method = get_method(case[0], **case[1])
     names = list(scenes)
     d = distances(method, list(scenes.values()))
-    close = [(names[a], names[b], d[a, b]) for a, b in itertools.combinations(range(len(names)), 2)
-             if d[a, b] <= method.default_threshold]
+    close = [
+        (names[a], names[b], d[a, b])
+        for a, b in itertools.combinations(range(len(names)), 2)
+        if d[a, b] <= method.default_threshold
+    ]
     assert not close
 
 
@@ -86,9 +101,10 @@ def test_imagehash_phash_simple_sees_only_the_top_of_the_image(scenes):
     assert theirs[0, 1] <= 10 < ours[0, 1]
     # changing only the bottom three quarters leaves imagehash's bits as they were
     bottom_changed = np.asarray(rocket).copy()
-    bottom_changed[rocket.height // 4 + 8:] = 0
-    theirs = distances(get_method("phash_simple", profile="imagehash"),
-                       [rocket, Image.fromarray(bottom_changed)])
+    bottom_changed[rocket.height // 4 + 8 :] = 0
+    theirs = distances(
+        get_method("phash_simple", profile="imagehash"), [rocket, Image.fromarray(bottom_changed)]
+    )
     assert theirs[0, 1] <= 2
 
 
@@ -143,7 +159,8 @@ def test_odd_hash_size_hex_matches_imagehash(scenes):
     imagehash = pytest.importorskip("imagehash")
     img = scenes["chelsea"]
     assert _hex(get_method("dhash", hash_size=5, profile="imagehash"), img) == str(
-        imagehash.dhash(img, hash_size=5))
+        imagehash.dhash(img, hash_size=5)
+    )
 
 
 def test_default_profile_decodes_jpegs_reduced_and_as_luma(tmp_path, scenes):
@@ -197,8 +214,7 @@ def test_reduced_decoding_moves_phash_by_a_few_bits_at_most():
     assert np.mean(moved) <= 1.0, moved
 
 
-@pytest.mark.parametrize("name", ["ahash", "dhash", "phash", "phash_simple", "whash",
-                                  "colorhash"])
+@pytest.mark.parametrize("name", ["ahash", "dhash", "phash", "phash_simple", "whash", "colorhash"])
 def test_bad_files_become_skips(tmp_path, scenes, name):
     good = tmp_path / "good.jpg"
     scenes["coffee"].save(good)
@@ -212,8 +228,9 @@ def test_bad_files_become_skips(tmp_path, scenes, name):
     assert encodings.ids == [str(good)]
     assert len(encodings.skipped) == 4
     assert all(isinstance(s, Skipped) and s.reason for s in encodings.skipped)
-    assert {s.path for s in encodings.skipped} == {str(p) for p in
-                                                  (truncated, empty, text, tmp_path / "missing.png")}
+    assert {s.path for s in encodings.skipped} == {
+        str(p) for p in (truncated, empty, text, tmp_path / "missing.png")
+    }
 
 
 def test_imagededup_profile_refuses_formats_it_does_not_read(tmp_path, scenes):
@@ -224,16 +241,19 @@ def test_imagededup_profile_refuses_formats_it_does_not_read(tmp_path, scenes):
     assert len(skipped) == 1 and "ICO" in skipped[0].reason
 
 
-@pytest.mark.parametrize("name,params,message", [
-    ("phash", {"profile": "imagedup"}, "unknown profile"),
-    ("ahash", {"hash_size": 1}, "hash_size"),
-    ("whash", {"hash_size": 12}, "power-of-two"),
-    ("whash", {"image_scale": 100}, "image_scale"),
-    ("whash", {"wavelet": "nope"}, "wavelet"),
-    ("colorhash", {"binbits": 0}, "binbits"),
-    ("phash", {"highfreq_factor": 0}, "highfreq_factor"),
-    ("phash", {"draft": "false"}, "draft must be True or False"),
-])
+@pytest.mark.parametrize(
+    "name,params,message",
+    [
+        ("phash", {"profile": "imagedup"}, "unknown profile"),
+        ("ahash", {"hash_size": 1}, "hash_size"),
+        ("whash", {"hash_size": 12}, "power-of-two"),
+        ("whash", {"image_scale": 100}, "image_scale"),
+        ("whash", {"wavelet": "nope"}, "wavelet"),
+        ("colorhash", {"binbits": 0}, "binbits"),
+        ("phash", {"highfreq_factor": 0}, "highfreq_factor"),
+        ("phash", {"draft": "false"}, "draft must be True or False"),
+    ],
+)
 def test_bad_parameters_say_what_is_wrong(name, params, message):
     with pytest.raises(ValueError, match=message):
         get_method(name, **params)

@@ -44,7 +44,7 @@ def opencv_without_ipp(cv2):
 def random_shapes(seed: int, count: int, high: int = 700) -> list[tuple[int, int]]:
     rng = np.random.default_rng(seed)
     shapes = [tuple(int(v) for v in rng.integers(1, high, 2)) for _ in range(count)]
-    return shapes + [(1, 1), (2, 3), (7, 1), (512, 512), (256, 256), (600, 1024)]
+    return [*shapes, (1, 1), (2, 3), (7, 1), (512, 512), (256, 256), (600, 1024)]
 
 
 def noise(shape, seed=0, channels=3):
@@ -105,7 +105,7 @@ def test_block_mean_matches_opencv_bit_for_bit(cv2, mode):
     images = [photo_array(name) for name in ALL_PHOTOS]
     images += [noise(shape, k) for k, shape in enumerate(random_shapes(4, 12))]
     rng = np.random.default_rng(5)
-    for k, name in enumerate(ALL_PHOTOS):
+    for name in ALL_PHOTOS:
         w, h = (int(v) for v in rng.integers(3, 900, 2))
         images.append(np.asarray(photo(name).resize((w, h))))
     for image in images:
@@ -127,7 +127,7 @@ def test_marr_hildreth_matches_opencv_own_code_on_odd_sizes(opencv_without_ipp):
     """Noise has no flat areas, where a block can tie its neighbourhood's mean exactly and
     OpenCV's bit is float32-DFT rounding noise (see MarrHildrethHash.filtered)."""
     method = MarrHildrethHash()
-    for k, shape in enumerate(random_shapes(6, 8)[:8] + [(512, 512), (600, 1024), (13, 700)]):
+    for k, shape in enumerate([*random_shapes(6, 8)[:8], (512, 512), (600, 1024), (13, 700)]):
         image = noise(shape, k)
         theirs = opencv_bits(opencv_without_ipp.img_hash.marrHildrethHash(as_opencv(image)))
         assert int((method.hash_bits(image) != theirs).sum()) == 0, shape
@@ -158,9 +158,14 @@ def test_hex_is_opencv_bytes(cv2):
         assert encodings.to_hex()["c"] == reference(as_opencv(image)).tobytes().hex()
 
 
-@pytest.mark.parametrize("name, params", [
-    ("marr_hildreth", {}), ("block_mean", {}), ("block_mean", {"mode": 1}),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("marr_hildreth", {}),
+        ("block_mean", {}),
+        ("block_mean", {"mode": 1}),
+    ],
+)
 def test_copies_match_and_photos_differ(name, params):
     """Half-size and JPEG-50 copies of each scene stay within the default threshold; distinct
     scenes stay beyond it."""
@@ -170,8 +175,9 @@ def test_copies_match_and_photos_differ(name, params):
     for scene_name, img in zip(SCENE_PHOTOS, scenes):
         encodings = method.encode([img, half_size(img), jpeg_bytes(img, 50)], ids=list("abc"))
         bits = unpack_bits(encodings.codes, method.size)
-        far += [(scene_name, k) for k in (1, 2)
-                if (bits[0] != bits[k]).sum() > method.default_threshold]
+        far += [
+            (scene_name, k) for k in (1, 2) if (bits[0] != bits[k]).sum() > method.default_threshold
+        ]
     assert far == []
     bits = unpack_bits(method.encode(scenes).codes, method.size)
     distances = [(bits[a] != bits[b]).sum() for a, b in itertools.combinations(range(len(bits)), 2)]

@@ -24,8 +24,18 @@ from dupbench.records import unpack_bits
 from dupbench.search.hamming import hamming_matrix
 
 #: every binary hash family, 64-bit presets (crop_resistant's code is region slots: no dihedral)
-HASHES = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq",
-          "marr_hildreth", "block_mean")
+HASHES = (
+    "ahash",
+    "dhash",
+    "dhash_vertical",
+    "phash",
+    "phash_simple",
+    "whash",
+    "colorhash",
+    "pdq",
+    "marr_hildreth",
+    "block_mean",
+)
 #: distinct scenes, colour and gray, square and not
 SCENES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "motorcycle")
 
@@ -34,8 +44,9 @@ def small(name: str, side: int = 160) -> Image.Image:
     """A bundled photo reduced (fast tests), kept non-square where the photo is."""
     img = photo(name).convert("RGB")
     scale = side / max(img.size)
-    return img.resize((round(img.width * scale), round(img.height * scale)),
-                      Image.Resampling.LANCZOS)
+    return img.resize(
+        (round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS
+    )
 
 
 def distance(method, a: Image.Image, b: Image.Image) -> int:
@@ -86,8 +97,12 @@ def test_search_is_the_min_over_variants_both_ways():
     """dihedral_search's score equals min_k min(H(v_k(a), c(b)), H(v_k(b), c(a))) computed from
     the unpacked bits, for every pair of a set mixing photos, rotations and edits."""
     base = [small(n) for n in SCENES]
-    imgs = base + [base[0].rotate(5, expand=False), ImageOps.mirror(base[1]).resize((150, 90)),
-                   base[2].transpose(Image.Transpose.ROTATE_270).crop((5, 5, 100, 140))]
+    imgs = [
+        *base,
+        base[0].rotate(5, expand=False),
+        ImageOps.mirror(base[1]).resize((150, 90)),
+        base[2].transpose(Image.Transpose.ROTATE_270).crop((5, 5, 100, 140)),
+    ]
     method = get_method("phash", dihedral=True)
     enc = method.encode([np.asarray(i) for i in imgs])
     bits = unpack_bits(enc.codes, enc.size).reshape(len(imgs), len(DIHEDRAL), -1)
@@ -139,10 +154,12 @@ def padded_copies(img: Image.Image) -> dict[str, Image.Image]:
     w, h = img.size
     return {
         "letterbox black": ImageOps.expand(img, (0, h // 5, 0, h // 5), fill=(0, 0, 0)),
-        "pillarbox white, JPEG": jpeg(ImageOps.expand(img, (w // 4, 0, w // 4, 0),
-                                                      fill=(255, 255, 255))),
-        "uneven grey padding": ImageOps.expand(img, (w // 10, h // 3, w // 6, h // 12),
-                                               fill=(128, 128, 128)),
+        "pillarbox white, JPEG": jpeg(
+            ImageOps.expand(img, (w // 4, 0, w // 4, 0), fill=(255, 255, 255))
+        ),
+        "uneven grey padding": ImageOps.expand(
+            img, (w // 10, h // 3, w // 6, h // 12), fill=(128, 128, 128)
+        ),
     }
 
 
@@ -185,7 +202,11 @@ def test_a_band_at_one_edge_only_is_not_a_border():
     bar = ImageOps.expand(img, (0, 30, 0, 0), fill=(0, 0, 0))
     assert border_box(bar) is None
     assert border_box(ImageOps.expand(bar, (0, 0, 0, 10), fill=(255, 255, 255))) == (
-        0, 30, img.width, 30 + img.height)
+        0,
+        30,
+        img.width,
+        30 + img.height,
+    )
 
 
 def test_trim_leaves_borderless_and_flat_images_alone():

@@ -68,7 +68,7 @@ def test_hex_is_the_reference_word_order():
     bits, quality = reference().compute(rgb)
     encodings = PDQHash().encode([rgb], ids=["a"])
     assert encodings.size == 256 and quality > 50
-    words = [int("".join(map(str, bits[16 * k: 16 * k + 16])), 2) for k in range(16)]
+    words = [int("".join(map(str, bits[16 * k : 16 * k + 16])), 2) for k in range(16)]
     assert encodings.to_hex()["a"] == "".join(f"{w:04x}" for w in words)
 
 

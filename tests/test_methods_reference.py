@@ -69,11 +69,13 @@ def test_imagehash_profile_matches_imagehash_whash(files, wavelet, hash_size):
 
 @pytest.mark.parametrize("image_scale", [64, 256])
 def test_imagehash_profile_matches_whash_with_fixed_scale(files, image_scale):
-    method = get_method("whash", image_scale=image_scale, remove_max_haar_ll=False,
-                        profile="imagehash")
+    method = get_method(
+        "whash", image_scale=image_scale, remove_max_haar_ll=False, profile="imagehash"
+    )
     for path in list(files.values())[:6]:
-        expected = imagehash.whash(Image.open(path), image_scale=image_scale,
-                                   remove_max_haar_ll=False)
+        expected = imagehash.whash(
+            Image.open(path), image_scale=image_scale, remove_max_haar_ll=False
+        )
         assert ours(method, path) == str(expected), path
 
 
@@ -110,8 +112,9 @@ def imagededup_hashing():
             del sys.modules[key]
 
 
-@pytest.mark.parametrize("name,cls", [("phash", "PHash"), ("ahash", "AHash"), ("dhash", "DHash"),
-                                      ("whash", "WHash")])
+@pytest.mark.parametrize(
+    "name,cls", [("phash", "PHash"), ("ahash", "AHash"), ("dhash", "DHash"), ("whash", "WHash")]
+)
 def test_imagededup_profile_matches_imagededup(files, imagededup_hashing, name, cls):
     method = get_method(name, profile="imagededup")
     reference = getattr(imagededup_hashing, cls)(verbose=False)
@@ -134,7 +137,9 @@ def test_profiles_really_differ(files):
     """The profiles are not aliases: on real photos some bits differ between them."""
     differing = 0
     for path in files.values():
-        hexes = {get_method("phash", profile=p).encode([path]).to_hex()[str(path)]
-                 for p in ("imagehash", "imagededup")}
+        hexes = {
+            get_method("phash", profile=p).encode([path]).to_hex()[str(path)]
+            for p in ("imagehash", "imagededup")
+        }
         differing += len(hexes) == 2
     assert differing >= len(files) // 2

@@ -14,8 +14,9 @@ from dupbench.errors import MissingExtraError, UnknownParameterError
 from dupbench.methods import available, get_method, method_class, names
 from dupbench.methods.presets import presets
 
-PRESET_FILES = sorted(p.stem for p in (Path(dupbench.__file__).parent / "configs" /
-                                       "method").glob("*.yaml"))
+PRESET_FILES = sorted(
+    p.stem for p in (Path(dupbench.__file__).parent / "configs" / "method").glob("*.yaml")
+)
 
 
 @pytest.fixture()
@@ -24,8 +25,12 @@ def without(monkeypatch):
     real = importlib.util.find_spec
 
     def hide(*modules):
-        monkeypatch.setattr(importlib.util, "find_spec",
-                            lambda name, *a, **k: None if name in modules else real(name, *a, **k))
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *a, **k: None if name in modules else real(name, *a, **k),
+        )
+
     return hide
 
 
@@ -76,7 +81,7 @@ def test_a_dihedral_hash_keeps_its_search_under_a_preset_without_one():
     assert get_method("phash_dihedral").preferred_search == ("dihedral", {})
 
 
-@pytest.mark.parametrize("name", sorted(set(available()) - {"cnn"}) + ["cnn"])
+@pytest.mark.parametrize("name", [*sorted(set(available()) - {"cnn"}), "cnn"])
 def test_every_constructor_refuses_an_unknown_parameter(name):
     with pytest.raises(TypeError, match="definitely_not_a_parameter"):
         method_class(name)(definitely_not_a_parameter=1)
@@ -134,15 +139,38 @@ def test_region_preset_matches_regions_in_the_api_and_the_cli(crops, tmp_path):
 
     kwargs = {"progress": False, "num_enc_workers": 1}
     regions = _pairs(find_duplicates(crops, method="crop_resistant_regions", **kwargs))
-    explicit = _pairs(find_duplicates(crops, method="crop_resistant", max_distance_threshold=16,
-                                      search_method="crop_resistant", **kwargs))
+    explicit = _pairs(
+        find_duplicates(
+            crops,
+            method="crop_resistant",
+            max_distance_threshold=16,
+            search_method="crop_resistant",
+            **kwargs,
+        )
+    )
     assert regions == explicit
-    crop_pairs = {(f"{n}.png", f"{n}_crop.png") for n in ("astronaut", "coffee", "chelsea",
-                                                          "rocket")}
+    crop_pairs = {
+        (f"{n}.png", f"{n}_crop.png") for n in ("astronaut", "coffee", "chelsea", "rocket")
+    }
     assert len(regions & crop_pairs) >= 3  # whole-code Hamming distance finds none of them:
     assert not _pairs(find_duplicates(crops, method="crop_resistant", **kwargs)) & crop_pairs
     out = tmp_path / "dups.json"
-    assert main(["find", str(crops), "-m", "crop_resistant_regions", "-q", "--workers", "1",
-                 "-o", str(out)]) == 0
-    assert {tuple(sorted((k, d[0]))) for k, v in json.loads(out.read_text()).items()
-            for d in v} == regions
+    assert (
+        main(
+            [
+                "find",
+                str(crops),
+                "-m",
+                "crop_resistant_regions",
+                "-q",
+                "--workers",
+                "1",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert {
+        tuple(sorted((k, d[0]))) for k, v in json.loads(out.read_text()).items() for d in v
+    } == regions

@@ -39,12 +39,26 @@ def test_hex_longer_than_the_code_is_refused():
 
 
 def test_encodings_save_load_round_trip(tmp_path):
-    enc = Encodings(["a", "b"], pack_bits(np.eye(2, 64, dtype=bool)), "binary", "hamming", 64,
-                    "phash", {"hash_size": 8}, [Skipped("c.jpg", "empty file")])
+    enc = Encodings(
+        ["a", "b"],
+        pack_bits(np.eye(2, 64, dtype=bool)),
+        "binary",
+        "hamming",
+        64,
+        "phash",
+        {"hash_size": 8},
+        [Skipped("c.jpg", "empty file")],
+    )
     back = Encodings.load(enc.save(tmp_path / "enc.npz"))
     assert back.ids == enc.ids and np.array_equal(back.codes, enc.codes)
-    assert (back.kind, back.metric, back.size, back.method, back.params, back.skipped) == \
-        (enc.kind, enc.metric, enc.size, enc.method, enc.params, enc.skipped)
+    assert (back.kind, back.metric, back.size, back.method, back.params, back.skipped) == (
+        enc.kind,
+        enc.metric,
+        enc.size,
+        enc.method,
+        enc.params,
+        enc.skipped,
+    )
     with pytest.raises(TypeError):
         Encodings(["a"], np.zeros((1, 4), np.float32), "float", "cosine", 4).to_hex()
     with pytest.raises(ValueError, match="ids"):

@@ -28,18 +28,23 @@ run_hydra(sys.argv[2:])
 def test_identical_runs_started_together_compute_once(tmp_path, photos):
     tiny = build_tiny_dataset(tmp_path / "data", photos)
     results, go = tmp_path / "results", tmp_path / "go"
-    overrides = ["method=phash", f"results_dir={results}", "report=false",
-                 *tiny_overrides(tiny)]
-    procs = [subprocess.Popen([sys.executable, "-c", _RUN, str(go), *overrides], cwd=tmp_path,
-                              env={**os.environ, "PYTHONPATH": str(REPO)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    overrides = ["method=phash", f"results_dir={results}", "report=false", *tiny_overrides(tiny)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RUN, str(go), *overrides],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     time.sleep(1)
     go.touch()
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    statuses = sorted(json.loads((d / "run.json").read_text())["status"]
-                      for d in run_dirs(results))
+    statuses = sorted(json.loads((d / "run.json").read_text())["status"] for d in run_dirs(results))
     assert statuses == ["done", "reused"], outs
     assert any("waiting for" in err for _, err in outs)
     assert not list(results.glob(".run-*.lock"))

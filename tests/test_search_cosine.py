@@ -132,8 +132,9 @@ def test_flat_range_memory_is_linear_not_quadratic():
     assert peak < 40e6, f"peak {peak / 1e6:.0f} MB; an N×N matrix would be {n * n * 4 / 1e9:.1f} GB"
 
 
-@pytest.mark.parametrize("backend, params", [("hnsw", {"M": 16, "ef_search": 64}),
-                                             ("ivf", {"nlist": 16, "nprobe": 4})])
+@pytest.mark.parametrize(
+    "backend, params", [("hnsw", {"M": 16, "ef_search": 64}), ("ivf", {"nlist": 16, "nprobe": 4})]
+)
 def test_approximate_backends_have_high_recall(backend, params):
     pytest.importorskip("faiss")
     x = clustered(2000, 32, seed=8)
@@ -166,11 +167,14 @@ def test_missing_faiss_names_the_extra(monkeypatch):
     assert len(CosineIndex(clustered(50, 4), "flat").range(0.5)) > 0  # flat needs no faiss
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros(5), "2-D"),
-    (np.full((3, 2), np.nan), "NaN"),
-    (np.array([["a", "b"]]), "numeric"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros(5), "2-D"),
+        (np.full((3, 2), np.nan), "NaN"),
+        (np.array([["a", "b"]]), "numeric"),
+    ],
+)
 def test_bad_vectors_are_rejected_clearly(bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
         CosineIndex(bad)
@@ -305,8 +309,13 @@ def test_exact_search_peak_memory_is_at_most_one_more_copy_of_the_vectors():
 
     if not os.access("/proc/self/clear_refs", os.W_OK):
         pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
-    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE], capture_output=True, text=True,
-                         check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     extra, vectors, pairs = map(int, out.stdout.split())
     assert pairs >= 18_000
     tile = 5 * 256 * 2048

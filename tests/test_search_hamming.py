@@ -43,8 +43,12 @@ def _triples(c):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 10_000), st.integers(2, 40), st.sampled_from([8, 64, 100, 256]),
-       st.integers(0, 12))
+@given(
+    st.integers(0, 10_000),
+    st.integers(2, 40),
+    st.sampled_from([8, 64, 100, 256]),
+    st.integers(0, 12),
+)
 def test_range_backends_equal_the_definition(seed, n, nbits, radius):
     codes = _codes(seed, n, nbits)
     expected = _reference_range(codes, radius)
@@ -56,8 +60,7 @@ def test_range_backends_equal_the_definition(seed, n, nbits, radius):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 10_000), st.integers(2, 40), st.sampled_from([64, 128]),
-       st.integers(1, 6))
+@given(st.integers(0, 10_000), st.integers(2, 40), st.sampled_from([64, 128]), st.integers(1, 6))
 def test_topk_backends_agree_and_exclude_self(seed, n, nbits, k):
     codes = _codes(seed, n, nbits)
     results = [cls(codes).topk(k) for cls in BACKENDS]

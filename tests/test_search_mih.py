@@ -52,20 +52,31 @@ def _triples(c) -> list[tuple]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 250), nbits=st.sampled_from([64, 256, 100]),
-       clustered=st.booleans(), radius=st.sampled_from([0, 1, 2, 3, 5, 10, 20, 64, 300]),
-       m=st.sampled_from([None, 1, 2, 3, 4, 6, 11, 40]), kernel=st.sampled_from(KERNELS),
-       cross=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 250),
+    nbits=st.sampled_from([64, 256, 100]),
+    clustered=st.booleans(),
+    radius=st.sampled_from([0, 1, 2, 3, 5, 10, 20, 64, 300]),
+    m=st.sampled_from([None, 1, 2, 3, 4, 6, 11, 40]),
+    kernel=st.sampled_from(KERNELS),
+    cross=st.booleans(),
+)
 def test_range_equals_the_definition(seed, n, nbits, clustered, radius, m, kernel, cross):
     rng = np.random.default_rng(seed)
     make = _clustered_codes if clustered else _random_codes
     refs = make(rng, n, nbits)
     queries = None
     if cross:  # near copies of some references plus fresh codes
-        queries = np.concatenate([refs[: n // 3] ^ _random_codes(rng, n // 3, nbits)
-                                  & _random_codes(rng, n // 3, nbits)
-                                  & _random_codes(rng, n // 3, nbits),
-                                  make(rng, 5, nbits)])
+        queries = np.concatenate(
+            [
+                refs[: n // 3]
+                ^ _random_codes(rng, n // 3, nbits)
+                & _random_codes(rng, n // 3, nbits)
+                & _random_codes(rng, n // 3, nbits),
+                make(rng, 5, nbits),
+            ]
+        )
     index = HammingMultiIndex(refs, kernel=kernel, substrings=m)
     got = index.range(radius, queries=queries)
     assert _triples(got) == _definition(queries, refs, radius)

@@ -48,18 +48,19 @@ AUTH = {"Authorization": "Bearer s3cret"}
 def test_add_then_query_edited_copies(client, photos):
     ids = {}
     for name in ("astronaut", "chelsea", "coffee", "rocket"):
-        r = client.post("/add", params={"name": name}, content=jpeg_bytes(photos[name]),
-                        headers=AUTH)
+        r = client.post(
+            "/add", params={"name": name}, content=jpeg_bytes(photos[name]), headers=AUTH
+        )
         assert r.status_code == 200 and r.json()["added"], r.text
         ids[name] = r.json()["id"]
     for name, ident in ids.items():
         small = Image.fromarray(photos[name]).resize((200, 150))
-        r = client.post("/query", content=jpeg_bytes(np.asarray(small), 50),
-                        params={"k": 1})
+        r = client.post("/query", content=jpeg_bytes(np.asarray(small), 50), params={"k": 1})
         assert r.status_code == 200, r.text
         assert [m["id"] for m in r.json()["matches"]] == [ident]
-    again = client.post("/add", params={"name": "coffee"}, content=jpeg_bytes(photos["coffee"]),
-                        headers=AUTH)
+    again = client.post(
+        "/add", params={"name": "coffee"}, content=jpeg_bytes(photos["coffee"]), headers=AUTH
+    )
     assert again.json() == {"id": ids["coffee"], "name": "coffee", "added": False}
     stats = client.get("/stats").json()
     assert stats["entries"] == 4 and stats["served"] == {"add": 5, "query": 4}
@@ -71,8 +72,7 @@ def test_writes_need_the_token(client, photos):
     body = jpeg_bytes(photos["coffee"])
     assert client.post("/add", params={"name": "x"}, content=body).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
-    assert client.post("/add", params={"name": "x"}, content=body,
-                       headers=wrong).status_code == 401
+    assert client.post("/add", params={"name": "x"}, content=body, headers=wrong).status_code == 401
     assert client.post("/query", content=body).status_code == 200  # reads stay open
     assert client.get("/stats").json()["entries"] == 0
 
@@ -88,8 +88,10 @@ def test_limits_and_bad_input_get_one_line_errors(client, photos):
     r = client.post("/query", content=b"not an image at all")
     assert r.status_code == 422 and "\n" not in r.json()["detail"]
     assert client.post("/query", content=b"").status_code == 422
-    assert client.post("/query", content=jpeg_bytes(photos["coffee"]),
-                       params={"k": 0}).status_code == 422
+    assert (
+        client.post("/query", content=jpeg_bytes(photos["coffee"]), params={"k": 0}).status_code
+        == 422
+    )
     r = client.post("/add", params={"name": "bad"}, content=b"GIF89a broken", headers=AUTH)
     assert r.status_code == 422
     assert client.get("/stats").json()["entries"] == 0
@@ -108,9 +110,12 @@ def test_real_server_smoke(tmp_path, photos):
     Index.create(path, "phash").close()
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "dupbench", "serve", str(path),
-                               "--port", str(port), "--token", "t"], env=env,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dupbench", "serve", str(path), "--port", str(port), "--token", "t"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -120,9 +125,13 @@ def test_real_server_smoke(tmp_path, photos):
             except httpx.TransportError:
                 assert server.poll() is None, server.stderr.read()
                 time.sleep(0.1)
-        r = httpx.post(f"{base}/add", params={"name": "rocket"},
-                       content=jpeg_bytes(photos["rocket"]),
-                       headers={"Authorization": "Bearer t"}, timeout=30)
+        r = httpx.post(
+            f"{base}/add",
+            params={"name": "rocket"},
+            content=jpeg_bytes(photos["rocket"]),
+            headers={"Authorization": "Bearer t"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         r = httpx.post(f"{base}/query", content=jpeg_bytes(photos["rocket"], 40), timeout=30)
         assert [m["name"] for m in r.json()["matches"]] == ["rocket"]

@@ -14,8 +14,29 @@ def test_plural(count, expected):
 
 
 def test_natural_order_compares_numbers_by_value():
-    names = ["phash (threshold=10)", "phash (threshold=2)", "ahash", "phash",
-             "phash (threshold=0.5)", "jpeg/10", "jpeg/2", "10", "9", "jpeg-10", "jpeg-2"]
+    names = [
+        "phash (threshold=10)",
+        "phash (threshold=2)",
+        "ahash",
+        "phash",
+        "phash (threshold=0.5)",
+        "jpeg/10",
+        "jpeg/2",
+        "10",
+        "9",
+        "jpeg-10",
+        "jpeg-2",
+    ]
     assert sorted(names, key=natural_key) == [
-        "9", "10", "ahash", "jpeg-2", "jpeg-10", "jpeg/2", "jpeg/10", "phash",
-        "phash (threshold=0.5)", "phash (threshold=2)", "phash (threshold=10)"]
+        "9",
+        "10",
+        "ahash",
+        "jpeg-2",
+        "jpeg-10",
+        "jpeg/2",
+        "jpeg/10",
+        "phash",
+        "phash (threshold=0.5)",
+        "phash (threshold=2)",
+        "phash (threshold=10)",
+    ]

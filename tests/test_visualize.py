@@ -24,13 +24,19 @@ def _boxes(fig, what):
 
 
 def _overlapping(boxes) -> list[tuple[int, int]]:
-    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes[i + 1:], i + 1)
-            if a.overlaps(b)]
+    return [
+        (i, j)
+        for i, a in enumerate(boxes)
+        for j, b in enumerate(boxes[i + 1 :], i + 1)
+        if a.overlaps(b)
+    ]
 
 
 def test_plot_duplicates_honours_figsize_and_saves(photo_dir, tmp_path):
-    dup_map = {"astronaut.png": [("astronaut_small.jpg", 2), ("corrupt.jpg", 5)],
-               "astronaut_small.jpg": [("astronaut.png", 2)]}
+    dup_map = {
+        "astronaut.png": [("astronaut_small.jpg", 2), ("corrupt.jpg", 5)],
+        "astronaut_small.jpg": [("astronaut.png", 2)],
+    }
     out = tmp_path / "plot.png"
     fig = plot_duplicates(photo_dir, dup_map, "astronaut.png", outfile=out, figsize=(6, 4))
     assert tuple(fig.get_size_inches()) == (6, 4)
@@ -55,36 +61,53 @@ def test_plot_duplicates_other_figsize_gives_other_image(photo_dir, tmp_path):
         assert b.size[0] > 2 * a.size[0]
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"filename": "nope.png"}, "not a key"),
-    ({"filename": "motorcycle.jpg"}, "no duplicates"),
-    ({"duplicate_map": [1, 2]}, "must be a dict"),
-    ({"image_dir": "/no/such/dir"}, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"filename": "nope.png"}, "not a key"),
+        ({"filename": "motorcycle.jpg"}, "no duplicates"),
+        ({"duplicate_map": [1, 2]}, "must be a dict"),
+        ({"image_dir": "/no/such/dir"}, "does not exist"),
+    ],
+)
 def test_plot_duplicates_rejects_bad_input(photo_dir, kwargs, message):
-    args = {"image_dir": photo_dir, "duplicate_map": {"motorcycle.jpg": []},
-            "filename": "motorcycle.jpg", "outfile": None, "show": False, **kwargs}
+    args = {
+        "image_dir": photo_dir,
+        "duplicate_map": {"motorcycle.jpg": []},
+        "filename": "motorcycle.jpg",
+        "outfile": None,
+        "show": False,
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=message):
         plot_duplicates(**args)
 
 
 def test_contact_sheet_shows_largest_groups_first(photo_dir, tmp_path):
-    dup_map = {"astronaut.png": ["astronaut_small.jpg", "coffee.png"],
-               "astronaut_small.jpg": ["astronaut.png"], "coffee.png": ["astronaut.png"],
-               "chelsea.png": ["chelsea_small.jpg"], "chelsea_small.jpg": ["chelsea.png"],
-               "motorcycle.jpg": []}
+    dup_map = {
+        "astronaut.png": ["astronaut_small.jpg", "coffee.png"],
+        "astronaut_small.jpg": ["astronaut.png"],
+        "coffee.png": ["astronaut.png"],
+        "chelsea.png": ["chelsea_small.jpg"],
+        "chelsea_small.jpg": ["chelsea.png"],
+        "motorcycle.jpg": [],
+    }
     out = tmp_path / "sheet.png"
     fig = contact_sheet(photo_dir, dup_map, outfile=out, thumb_size=1.0)
-    row_titles = [_flat(ax.get_title(loc="left")) for ax in fig.axes
-                  if ax.get_title(loc="left")]
+    row_titles = [_flat(ax.get_title(loc="left")) for ax in fig.axes if ax.get_title(loc="left")]
     assert row_titles[0].startswith(_flat("group 1 (3 images)"))
     assert row_titles[1].startswith(_flat("group 2 (2 images)"))
     # the caption replaces the first image's centred title: the two never overlap
     assert not any(ax.get_title() for ax in fig.axes if ax.get_title(loc="left"))
     assert tuple(fig.get_size_inches()) == (3.0, 2.4)  # 3 columns, 2 rows of 1-inch thumbs
     assert out.stat().st_size > 1000
-    fig = contact_sheet(photo_dir, [["coffee.png", "rocket.png", "chelsea.png"]], max_groups=1,
-                        max_per_group=2, show=False)
+    fig = contact_sheet(
+        photo_dir,
+        [["coffee.png", "rocket.png", "chelsea.png"]],
+        max_groups=1,
+        max_per_group=2,
+        show=False,
+    )
     assert len([ax for ax in fig.axes if ax.images]) == 2
 
 
@@ -112,8 +135,16 @@ def test_plot_duplicates_leaves_no_gap_and_readable_titles(photo_dir):
 def test_plot_duplicates_with_many_duplicates_shrinks_to_fit(photo_dir, figsize):
     """40 duplicates fit imagededup's default size by shrinking; in a 4 × 3 inch figure they
     cannot at a readable size, so the figure grows taller rather than overlap."""
-    names = ["astronaut_small.jpg", "chelsea.png", "chelsea_small.jpg", "coffee.png",
-             "coffee_small.jpg", "rocket.png", "rocket_small.jpg", "motorcycle.jpg"]
+    names = [
+        "astronaut_small.jpg",
+        "chelsea.png",
+        "chelsea_small.jpg",
+        "coffee.png",
+        "coffee_small.jpg",
+        "rocket.png",
+        "rocket_small.jpg",
+        "motorcycle.jpg",
+    ]
     dup_map = {"astronaut.png": [(n, k) for k in range(5) for n in names]}
     fig = plot_duplicates(photo_dir, dup_map, "astronaut.png", figsize=figsize, show=False)
     width, height = fig.get_size_inches()

@@ -38,16 +38,20 @@ Slow().encode([f"x{k}" for k in range(2000)], workers=2)
 
 SCRIPTS = {
     "encode": _SLOW + _SLOW_ENCODE,
-    "encode, watchdog thread only": _SLOW + """
+    "encode, watchdog thread only": _SLOW
+    + """
 import dupbench.workers
 dupbench.workers._kernel_kills_on_parent_death = lambda: False  # as where prctl is missing
-""" + _SLOW_ENCODE,
-    "synthetic builder": _SLOW + """
+"""
+    + _SLOW_ENCODE,
+    "synthetic builder": _SLOW
+    + """
 from dupbench.datasets import synthetic
 synthetic._build_source = slow
 synthetic._run([(k,) for k in range(2000)], "unused", workers=2, progress=False)
 """,
-    "cnn loader": _SLOW + """
+    "cnn loader": _SLOW
+    + """
 import torch
 from dupbench.methods.cnn_data import make_loader
 
@@ -71,7 +75,7 @@ def _stat(pid: int) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def children(pid: int) -> list[int]:
@@ -94,8 +98,12 @@ def running(pid: int) -> bool:
 def test_workers_die_with_their_parent(scenario):
     if scenario == "cnn loader":
         pytest.importorskip("torch")
-    parent = subprocess.Popen([sys.executable, "-c", SCRIPTS[scenario]], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SCRIPTS[scenario]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     workers: list[int] = []
     try:
         assert parent.stdout.readline().startswith("working")  # the pool is up and busy

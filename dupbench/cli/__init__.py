@@ -23,8 +23,17 @@ import os
 import sys
 
 #: command modules, in the order their commands appear in ``dupbench --help``
-COMMAND_MODULES = ("find", "undo", "encode", "index", "serve", "methods", "datasets", "run",
-                   "report")
+COMMAND_MODULES = (
+    "find",
+    "undo",
+    "encode",
+    "index",
+    "serve",
+    "methods",
+    "datasets",
+    "run",
+    "report",
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find exact and near-duplicate images; benchmark the methods that find them.",
     )
     parser.add_argument("--version", action="version", version=f"dupbench {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an error (also: DUPBENCH_DEBUG=1)")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error (also: DUPBENCH_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"dupbench.cli.{name}").add_parser(sub)
@@ -54,8 +66,10 @@ def exit_status(error: BaseException) -> int | None:
     """The exit status for a user error (see the module doc), or None for a bug."""
     from dupbench.errors import DupbenchError, UsageError
 
-    hydra_errors, omegaconf_errors = sys.modules.get("hydra.errors"), sys.modules.get(
-        "omegaconf.errors")
+    hydra_errors, omegaconf_errors = (
+        sys.modules.get("hydra.errors"),
+        sys.modules.get("omegaconf.errors"),
+    )
     if isinstance(error, UsageError):
         return 2
     # before OSError: Hydra's MissingConfigException (an unknown config name) is an IOError too

@@ -14,9 +14,10 @@ FORMATS = ("imagededup", "pairs", "qrels", "groups")
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "datasets", help="list, build and inspect labelled duplicate datasets",
+        "datasets",
+        help="list, build and inspect labelled duplicate datasets",
         description="Labelled duplicate datasets: the embedded default, public sets, and "
-                    "synthetic benchmarks built from any folder of photos.",
+        "synthetic benchmarks built from any folder of photos.",
     )
     sub = parser.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
 
@@ -24,10 +25,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_list)
 
-    p = sub.add_parser("build", help="build the default, fetch a public set, or build a "
-                                     "synthetic set from a folder of photos")
-    p.add_argument("name", nargs="?", default="default",
-                   help="'default', a public set name, or 'synthetic' (with --from)")
+    p = sub.add_parser(
+        "build",
+        help="build the default, fetch a public set, or build a "
+        "synthetic set from a folder of photos",
+    )
+    p.add_argument(
+        "name",
+        nargs="?",
+        default="default",
+        help="'default', a public set name, or 'synthetic' (with --from)",
+    )
     p.add_argument("--from", dest="source", help="folder of photos for a synthetic build")
     p.add_argument("--out", help="output folder (default: the cache)")
     p.add_argument("--seed", type=int, default=0)
@@ -37,8 +45,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--distractors", type=int, default=0, help="sources kept without copies")
     p.add_argument("--max-side", type=int, default=512, help="shrink larger sources (0: keep)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: cores, max 4)")
-    p.add_argument("--rebuild", action="store_true",
-                   help="replace an earlier build (only a folder dupbench built is replaced)")
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="replace an earlier build (only a folder dupbench built is replaced)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_build)
 
@@ -57,9 +68,12 @@ def add_parser(subparsers) -> None:
 
 
 def _add_truth_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--truth", metavar="FILE",
-                   help="NAME is a plain folder of images and FILE its ground truth (imagededup "
-                        "JSON, pairs or groups CSV, TREC qrels), e.g. to check or convert it")
+    p.add_argument(
+        "--truth",
+        metavar="FILE",
+        help="NAME is a plain folder of images and FILE its ground truth (imagededup "
+        "JSON, pairs or groups CSV, TREC qrels), e.g. to check or convert it",
+    )
     p.add_argument("--truth-format", choices=FORMATS, help="format of --truth (default: guessed)")
 
 
@@ -69,8 +83,11 @@ def _load(args: argparse.Namespace):
 
     if args.truth:
         return from_folder(args.name, args.truth, format=args.truth_format)
-    return load_dataset(args.name, progress=False) if args.name == "default" \
+    return (
+        load_dataset(args.name, progress=False)
+        if args.name == "default"
         else load_dataset(args.name)
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -81,8 +98,10 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     for row in rows:
-        print(f"{row['name']:<13} {row['size']}\n{'':13} level: {row['level']}\n"
-              f"{'':13} licence: {row['licence']}")
+        print(
+            f"{row['name']:<13} {row['size']}\n{'':13} level: {row['level']}\n"
+            f"{'':13} licence: {row['licence']}"
+        )
     return 0
 
 
@@ -94,19 +113,35 @@ def _build(args: argparse.Namespace) -> int:
     if args.source:
         if not args.out:
             raise UsageError("--out is required with --from")
-        transforms = tuple(t.strip() for t in args.transforms.split(",")) \
-            if args.transforms else SyntheticConfig().transforms
-        config = SyntheticConfig(transforms=transforms, all_severities=args.all_severities,
-                                 chains=args.chains, distractors=args.distractors,
-                                 max_side=args.max_side or None, seed=args.seed)
-        dataset = build_synthetic(args.source, args.out, config, workers=args.workers or 1,
-                                  progress=progress, overwrite=args.rebuild)
+        transforms = (
+            tuple(t.strip() for t in args.transforms.split(","))
+            if args.transforms
+            else SyntheticConfig().transforms
+        )
+        config = SyntheticConfig(
+            transforms=transforms,
+            all_severities=args.all_severities,
+            chains=args.chains,
+            distractors=args.distractors,
+            max_side=args.max_side or None,
+            seed=args.seed,
+        )
+        dataset = build_synthetic(
+            args.source,
+            args.out,
+            config,
+            workers=args.workers or 1,
+            progress=progress,
+            overwrite=args.rebuild,
+        )
     elif args.name == "default" and args.out:
-        dataset = build_default(args.out, workers=args.workers, progress=progress,
-                                overwrite=args.rebuild)
+        dataset = build_default(
+            args.out, workers=args.workers, progress=progress, overwrite=args.rebuild
+        )
     elif args.name == "default":
-        dataset = load_dataset("default", workers=args.workers, progress=progress,
-                               rebuild=args.rebuild)
+        dataset = load_dataset(
+            "default", workers=args.workers, progress=progress, rebuild=args.rebuild
+        )
     else:
         params = {"root": args.out} if args.out else {}
         dataset = load_dataset(args.name, progress=progress, rebuild=args.rebuild, **params)
@@ -116,8 +151,10 @@ def _build(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     dataset = _load(args)
-    summary = {**dataset.summary(), **{k: dataset.info.get(k) for k in
-                                       ("description", "level", "licence", "citation")}}
+    summary = {
+        **dataset.summary(),
+        **{k: dataset.info.get(k) for k in ("description", "level", "licence", "citation")},
+    }
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0

@@ -10,9 +10,11 @@ _THRESHOLD_FORMS = {"hamming": "d ≤ {:g}", "cosine": "cos ≥ {:g}", "equal": 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "methods", help="list the method names: kind, threshold, extra, robustness",
+        "methods",
+        help="list the method names: kind, threshold, extra, robustness",
         description="Every name accepted by `find -m`, `encode -m`, `find_duplicates(method=)` "
-                    "and `run method=`: the method classes and their presets.")
+        "and `run method=`: the method classes and their presets.",
+    )
     p.set_defaults(func=list_methods)
 
 
@@ -44,9 +46,16 @@ def list_methods(args: argparse.Namespace) -> int:
     from dupbench.methods import names
 
     rows = [describe(name) for name in names()]
-    header = {"name": "NAME", "kind": "KIND", "threshold": "THRESHOLD", "extra": "EXTRA",
-              "robust_to": "ROBUST TO"}
+    header = {
+        "name": "NAME",
+        "kind": "KIND",
+        "threshold": "THRESHOLD",
+        "extra": "EXTRA",
+        "robust_to": "ROBUST TO",
+    }
     for row in [header, *rows]:
-        print(f"{row['name']:23s} {row['kind']:6s} {row['threshold']:12s} {row['extra']:17s} "
-              f"{row['robust_to']}")
+        print(
+            f"{row['name']:23s} {row['kind']:6s} {row['threshold']:12s} {row['extra']:17s} "
+            f"{row['robust_to']}"
+        )
     return 0

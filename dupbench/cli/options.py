@@ -23,11 +23,21 @@ def parse_params(items: list[str] | None) -> dict:
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", "-m", default="phash",
-                        help="method name (see `dupbench methods`); default: phash")
-    parser.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
-                        help="method parameter, repeatable (e.g. -p hash_size=16 -p profile=imagededup)")
+    parser.add_argument(
+        "--method",
+        "-m",
+        default="phash",
+        help="method name (see `dupbench methods`); default: phash",
+    )
+    parser.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        metavar="KEY=VALUE",
+        help="method parameter, repeatable (e.g. -p hash_size=16 -p profile=imagededup)",
+    )
     parser.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="encoding processes (0: one per CPU)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="encoding processes (0: one per CPU)"
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

@@ -14,22 +14,30 @@ from dupbench.errors import UsageError
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "report", help="tables (Markdown, CSV, LaTeX) and figures of stored runs",
+        "report",
+        help="tables (Markdown, CSV, LaTeX) and figures of stored runs",
         description="Collect every finished run below RESULTS_DIR (at any depth) into the main "
-                    "table, per-transform/severity breakdowns and figures (PNG and PDF).")
+        "table, per-transform/severity breakdowns and figures (PNG and PDF).",
+    )
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
     p.add_argument("--out", "-o", type=Path, help="output folder (default: RESULTS_DIR/report)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.set_defaults(func=report)
 
     e = sub.add_parser(
-        "evaluate", help="recompute a stored run's metrics without re-encoding",
+        "evaluate",
+        help="recompute a stored run's metrics without re-encoding",
         description="Score a run directory's stored candidate pairs again: at its own threshold "
-                    "this gives exactly the stored metrics; any threshold up to the widest one "
-                    "searched is allowed.")
+        "this gives exactly the stored metrics; any threshold up to the widest one "
+        "searched is allowed.",
+    )
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    e.add_argument("--threshold", "-t", type=float,
-                   help="Hamming distance or cosine similarity (default: the run's own)")
+    e.add_argument(
+        "--threshold",
+        "-t",
+        type=float,
+        help="Hamming distance or cosine similarity (default: the run's own)",
+    )
     e.add_argument("--json", action="store_true", help="print all metrics as JSON")
     e.add_argument("--out", "-o", type=Path, help="also write the metrics to this JSON file")
     e.set_defaults(func=evaluate)
@@ -41,14 +49,27 @@ def report(args: argparse.Namespace) -> int:
 
     result = write_report(args.results_dir, args.out, figures=not args.no_figures)
     print(result.main_markdown)
-    print(f"{result.summary()}; {plural(len(result.files), 'file')} in {result.out}",
-          file=sys.stderr)
+    print(
+        f"{result.summary()}; {plural(len(result.files), 'file')} in {result.out}", file=sys.stderr
+    )
     return 0
 
 
 #: metrics printed by ``dupbench evaluate`` without --json
-SHOWN = ("threshold", "precision", "recall", "f1", "map", "ndcg", "micro_ap",
-         "recall_at_precision", "best_f1", "best_f1_threshold", "n_candidates", "n_truth")
+SHOWN = (
+    "threshold",
+    "precision",
+    "recall",
+    "f1",
+    "map",
+    "ndcg",
+    "micro_ap",
+    "recall_at_precision",
+    "best_f1",
+    "best_f1_threshold",
+    "n_candidates",
+    "n_truth",
+)
 
 
 def evaluate(args: argparse.Namespace) -> int:

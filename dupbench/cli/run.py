@@ -29,10 +29,12 @@ run is reused, not recomputed (force=true reruns). Runs land in results/runs/<da
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "run", help="run benchmarks (Hydra-configured)",
+        "run",
+        help="run benchmarks (Hydra-configured)",
         description="Benchmark duplicate-detection methods on labelled datasets; arguments are "
-                    "Hydra overrides.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "Hydra overrides.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(func=run, accepts_overrides=True)
 
@@ -65,14 +67,14 @@ def without_uninstalled(overrides: list[str]) -> tuple[list[str], str | None]:
         return list(overrides), None
     sweep = OmegaConf.load(CONFIGS / "experiment" / "default.yaml").hydra.sweeper.params.method
     methods = str(sweep).split(",")
-    missing = {name: method_class(name) for name in methods
-               if missing_packages(method_class(name))}
+    missing = {name: method_class(name) for name in methods if missing_packages(method_class(name))}
     if not missing:
         return list(overrides), None
     kept = ",".join(name for name in methods if name not in missing)
     note = "skipping " + ", ".join(
         f"{name} (needs {', '.join(missing_packages(cls))}: pip install 'dupbench[{cls.extra}]')"
-        for name, cls in missing.items())
+        for name, cls in missing.items()
+    )
     return [*overrides, f"hydra.sweeper.params.method='{kept}'"], note
 
 

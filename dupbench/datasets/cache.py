@@ -27,8 +27,10 @@ from dupbench.locks import hold, pid_alive
 
 MARKER = ".dupbench-build"
 #: ``.<target>.tmp-<pid>@<host>-<random>`` (and ``.old-``); folders of older versions lack @host
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)(?:@(?P<host>[^@/]+))?"
-                       r"-[0-9a-f]{8}$")
+_LEFTOVER = re.compile(
+    r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)(?:@(?P<host>[^@/]+))?"
+    r"-[0-9a-f]{8}$"
+)
 
 
 class RefusedOutput(DatasetError, UsageError):
@@ -59,9 +61,14 @@ def is_build(folder: str | Path) -> bool:
 def write_marker(folder: Path, kind: str) -> None:
     from dupbench import __version__
 
-    stamp = {"tool": "dupbench", "version": __version__, "kind": kind, "pid": os.getpid(),
-             "host": socket.gethostname(),
-             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    stamp = {
+        "tool": "dupbench",
+        "version": __version__,
+        "kind": kind,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     (folder / MARKER).write_text(json.dumps(stamp) + "\n")
 
 
@@ -73,8 +80,10 @@ def build_lock(target: str | Path) -> AbstractContextManager[Path]:
 
 def _refuse_unless_build(target: Path) -> None:
     if not is_build(target):
-        raise RefusedOutput(f"{target} exists and is not a dupbench build (no {MARKER} file); "
-                            "refusing to replace it: choose another output folder")
+        raise RefusedOutput(
+            f"{target} exists and is not a dupbench build (no {MARKER} file); "
+            "refusing to replace it: choose another output folder"
+        )
 
 
 def claim_dir(folder: str | Path, kind: str, *, owned: bool = False) -> Path:
@@ -84,8 +93,9 @@ def claim_dir(folder: str | Path, kind: str, *, owned: bool = False) -> Path:
     folder = Path(folder)
     if is_build(folder):
         return folder
-    if folder.is_symlink() or (folder.exists() and (
-            not folder.is_dir() or (not owned and any(folder.iterdir())))):
+    if folder.is_symlink() or (
+        folder.exists() and (not folder.is_dir() or (not owned and any(folder.iterdir())))
+    ):
         _refuse_unless_build(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_marker(folder, kind)
@@ -106,8 +116,9 @@ def atomic_dir(target: str | Path, overwrite: bool = False, kind: str = "build")
         clean_partial(target.parent, target.name)
         if target.exists() or target.is_symlink():
             if not overwrite:
-                raise FileExistsError(f"{target} already exists (pass overwrite=True to replace "
-                                      "it)")
+                raise FileExistsError(
+                    f"{target} already exists (pass overwrite=True to replace it)"
+                )
             _refuse_unless_build(target)
         suffix = f"{os.getpid()}@{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         tmp = target.parent / f".{target.name}.tmp-{suffix}"

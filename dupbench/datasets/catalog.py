@@ -23,8 +23,12 @@ def describe(name: str) -> dict:
     from dupbench.datasets.public import PUBLIC_SETS
 
     if name == DEFAULT:
-        return {"name": DEFAULT, "size": "~460 images, built locally in < 1 min",
-                "level": "exact + near (+ similar: motorcycle stereo pair)", **INFO}
+        return {
+            "name": DEFAULT,
+            "size": "~460 images, built locally in < 1 min",
+            "level": "exact + near (+ similar: motorcycle stereo pair)",
+            **INFO,
+        }
     if name in PUBLIC_SETS:
         return PUBLIC_SETS[name].describe()
     raise DatasetError(f"unknown dataset {name!r}; available: {', '.join(available())}")
@@ -50,7 +54,10 @@ def load_dataset(name_or_path: str | Path = DEFAULT, **params) -> Dataset:
     if is_dataset_dir(path):
         return read_dataset_dir(path, **params)
     if path.exists():
-        raise DatasetError(f"{path} is not a dataset folder (no manifest.csv/truth.csv); for a "
-                           "plain folder of images with a truth file use datasets.from_folder")
-    raise DatasetError(f"unknown dataset {key!r}: not one of {', '.join(available())} "
-                       "and not an existing folder")
+        raise DatasetError(
+            f"{path} is not a dataset folder (no manifest.csv/truth.csv); for a "
+            "plain folder of images with a truth file use datasets.from_folder"
+        )
+    raise DatasetError(
+        f"unknown dataset {key!r}: not one of {', '.join(available())} and not an existing folder"
+    )

@@ -30,8 +30,17 @@ from dupbench.datasets.truth import DatasetError, GroundTruth, _preview, check_u
 from dupbench.files import write_text
 
 #: every manifest column, in file order; ``Dataset.images`` has these plus the absolute ``path``
-COLUMNS = ("id", "path", "original", "transform", "severity", "category", "split", "params",
-           "sha256")
+COLUMNS = (
+    "id",
+    "path",
+    "original",
+    "transform",
+    "severity",
+    "category",
+    "split",
+    "params",
+    "sha256",
+)
 SPLITS = ("query", "reference")
 MANIFEST, TRUTH, INFO = "manifest.csv", "truth.csv", "info.json"
 
@@ -125,8 +134,12 @@ class Dataset:
             )
         return selected.pairs
 
-    def pair_labels(self, column: str = "transform", levels: Iterable[str] = ("exact", "near"),
-                    mixed: str = "mixed") -> np.ndarray:
+    def pair_labels(
+        self,
+        column: str = "transform",
+        levels: Iterable[str] = ("exact", "near"),
+        mixed: str = "mixed",
+    ) -> np.ndarray:
         """A label per row of ``truth_pairs(levels)``, taken from the edited image of the pair.
 
         A pair (original, edit) takes the edit's value; a pair of two edits takes their common
@@ -235,11 +248,16 @@ class Dataset:
         crash every file is whole, and a manifest or truth newer than the recorded checksum
         makes ``read_dataset_dir`` raise ``DatasetError`` rather than load a mixed dataset.
         """
-        outside = [p for p in self.relative_paths() if PurePosixPath(p).is_absolute()
-                   or ".." in PurePosixPath(p).parts]
+        outside = [
+            p
+            for p in self.relative_paths()
+            if PurePosixPath(p).is_absolute() or ".." in PurePosixPath(p).parts
+        ]
         if outside:  # a manifest that read_dataset_dir would refuse
-            raise DatasetError(f"{len(outside)} image(s) lie outside the dataset folder "
-                               f"{self.root}, e.g. {_preview(outside, 2)}; copy them in first")
+            raise DatasetError(
+                f"{len(outside)} image(s) lie outside the dataset folder "
+                f"{self.root}, e.g. {_preview(outside, 2)}; copy them in first"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         write_text(self.root / MANIFEST, self.manifest_text())
         write_text(self.root / TRUTH, self.truth_text())
@@ -300,8 +318,12 @@ def check_confined(root: Path, paths: Iterable[str], source: Path) -> None:
     base, parents, bad = root.resolve(), {}, []
     for text in paths:
         rel = PurePosixPath(str(text).replace("\\", "/"))
-        lexical = (not str(text) or rel.is_absolute() or ".." in rel.parts
-                   or (rel.parts and ":" in rel.parts[0]))
+        lexical = (
+            not str(text)
+            or rel.is_absolute()
+            or ".." in rel.parts
+            or (rel.parts and ":" in rel.parts[0])
+        )
         if not lexical:
             parent = rel.parent
             if parent not in parents:
@@ -311,8 +333,10 @@ def check_confined(root: Path, paths: Iterable[str], source: Path) -> None:
         if lexical:
             bad.append(text)
     if bad:
-        raise DatasetError(f"{source}: {len(bad)} path(s) outside the dataset folder "
-                           f"{root}: {_preview(bad)}; refusing to read it")
+        raise DatasetError(
+            f"{source}: {len(bad)} path(s) outside the dataset folder "
+            f"{root}: {_preview(bad)}; refusing to read it"
+        )
 
 
 def _number(value):
@@ -326,9 +350,15 @@ def _number(value):
     return int(number) if number.is_integer() else number
 
 
-def from_folder(folder: str | Path, truth_file: str | Path | None = None, *,
-                name: str | None = None, format: str | None = None, recursive: bool = True,
-                **read_options) -> Dataset:
+def from_folder(
+    folder: str | Path,
+    truth_file: str | Path | None = None,
+    *,
+    name: str | None = None,
+    format: str | None = None,
+    recursive: bool = True,
+    **read_options,
+) -> Dataset:
     """A dataset from any folder of images plus a truth file whose ids are paths relative to
     the folder (file names for a flat folder, as imagededup writes them)."""
     from dupbench import images as image_io
@@ -350,5 +380,10 @@ def from_folder(folder: str | Path, truth_file: str | Path | None = None, *,
             )
         truth = id_pairs.to_truth(ids, source=str(truth_file))
     table = pd.DataFrame({"id": ids, "path": [str(p) for p in files]})
-    return Dataset(name or folder.name, folder, table, truth,
-                   {"source": str(folder), "truth_file": str(truth_file) if truth_file else None})
+    return Dataset(
+        name or folder.name,
+        folder,
+        table,
+        truth,
+        {"source": str(folder), "truth_file": str(truth_file) if truth_file else None},
+    )

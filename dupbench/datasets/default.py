@@ -41,8 +41,14 @@ DEFAULT_SOURCES = (
     ("camera", "skimage", "camera.png", "portrait", None, None),
     ("coins", "skimage", "coins.png", "object", None, None),
     ("hubble_top_left", "skimage", "hubble_deep_field.jpg", "astronomy", "hubble", _TOP_LEFT),
-    ("hubble_bottom_right", "skimage", "hubble_deep_field.jpg", "astronomy", "hubble",
-     _BOTTOM_RIGHT),
+    (
+        "hubble_bottom_right",
+        "skimage",
+        "hubble_deep_field.jpg",
+        "astronomy",
+        "hubble",
+        _BOTTOM_RIGHT,
+    ),
     ("immunohistochemistry", "skimage", "ihc.png", "microscopy", None, None),
     ("retina", "skimage", "retina.jpg", "medical", None, None),
     ("china_left", "sklearn", "china.jpg", "outdoor", "china", _LEFT),
@@ -66,29 +72,72 @@ DEFAULT_SOURCES = (
     ("matplotlib_logo", "matplotlib", "logo2.png", "graphic", None, None),
     ("present", "matplotlib", "Minduka_Present_Blue_Pack.png", "object", None, None),
 )
-DISTRACTORS = ("page", "brick", "moon", "cell", "clock_motion", "grass", "gravel", "text", "horse",
-               "logo", "color", "microaneurysms", "phantom", "matplotlib_logo", "present")
+DISTRACTORS = (
+    "page",
+    "brick",
+    "moon",
+    "cell",
+    "clock_motion",
+    "grass",
+    "gravel",
+    "text",
+    "horse",
+    "logo",
+    "color",
+    "microaneurysms",
+    "phantom",
+    "matplotlib_logo",
+    "present",
+)
 #: one copy at a drawn severity each; upscale and gamma are left out (every method finds them,
 #: like downscale and brightness/contrast)
-DEFAULT_TRANSFORMS = ("copy", "png_resave", "jpeg", "webp", "gif", "downscale", "crop", "aspect",
-                      "pad", "border", "rotate", "rotate90", "hflip", "vflip", "brightness",
-                      "contrast", "saturation", "grayscale", "blur", "noise", "sharpen", "text",
-                      "text_bar", "logo")
+DEFAULT_TRANSFORMS = (
+    "copy",
+    "png_resave",
+    "jpeg",
+    "webp",
+    "gif",
+    "downscale",
+    "crop",
+    "aspect",
+    "pad",
+    "border",
+    "rotate",
+    "rotate90",
+    "hflip",
+    "vflip",
+    "brightness",
+    "contrast",
+    "saturation",
+    "grayscale",
+    "blur",
+    "noise",
+    "sharpen",
+    "text",
+    "text_bar",
+    "logo",
+)
 #: the edits global fingerprints miss get one copy per severity, so the per-transform table has
 #: 16 pairs at each level of each of them
 EVERY_SEVERITY = ("crop", "pad", "rotate90", "text", "text_bar", "logo")
-DEFAULT_CONFIG = SyntheticConfig(transforms=DEFAULT_TRANSFORMS, all_severities=EVERY_SEVERITY,
-                                 distractors=DISTRACTORS, max_side=384, chains=2,
-                                 query_fraction=0.2, seed=20240601)
+DEFAULT_CONFIG = SyntheticConfig(
+    transforms=DEFAULT_TRANSFORMS,
+    all_severities=EVERY_SEVERITY,
+    distractors=DISTRACTORS,
+    max_side=384,
+    chains=2,
+    query_fraction=0.2,
+    seed=20240601,
+)
 INFO = {
     "description": "Embedded default: photos shipped in scikit-image, scikit-learn and matplotlib, "
-                   "each with 38 seeded edits (catalogue: encodings, geometry, tone, filters, "
-                   "overlays, chains; crops, pads, 90-degree rotations, captions, text bars and "
-                   "logos at every severity) plus unrelated distractors and same-scene hard "
-                   "negatives.",
+    "each with 38 seeded edits (catalogue: encodings, geometry, tone, filters, "
+    "overlays, chains; crops, pads, 90-degree rotations, captions, text bars and "
+    "logos at every severity) plus unrelated distractors and same-scene hard "
+    "negatives.",
     "licence": "scikit-image data: public domain / CC0 / BSD-compatible (see skimage/data/README); "
-               "scikit-learn china/flower: CC BY 2.0 / public domain; matplotlib sample data: "
-               "matplotlib licence (grace_hopper: public domain)",
+    "scikit-learn china/flower: CC BY 2.0 / public domain; matplotlib sample data: "
+    "matplotlib licence (grace_hopper: public domain)",
     "citation": "dupbench embedded default (built locally; cite the checksum)",
 }
 
@@ -126,32 +175,50 @@ def recipe_key(sources: list[SourcePhoto], config: SyntheticConfig = DEFAULT_CON
     a new scikit-image image or a builder change gives a new cache folder, never a stale one."""
     from dupbench.datasets.synthetic import _versions
 
-    recipe = {"config": asdict(config), "builder": BUILDER_VERSION, "versions": _versions(),
-              "sources": [[s.id, file_digest(s.path), s.category, s.scene, s.window]
-                          for s in sources]}
+    recipe = {
+        "config": asdict(config),
+        "builder": BUILDER_VERSION,
+        "versions": _versions(),
+        "sources": [[s.id, file_digest(s.path), s.category, s.scene, s.window] for s in sources],
+    }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _recipe() -> tuple[list[SourcePhoto], list[str], SyntheticConfig]:
     sources, missing = default_sources()
     distractors = tuple(d for d in DISTRACTORS if d not in missing)
-    return sources, missing, SyntheticConfig(**{**asdict(DEFAULT_CONFIG),
-                                               "distractors": distractors})
+    return (
+        sources,
+        missing,
+        SyntheticConfig(**{**asdict(DEFAULT_CONFIG), "distractors": distractors}),
+    )
 
 
-def build_default(out: str | Path, *, workers: int | None = None, progress: bool = True,
-                  overwrite: bool = False) -> Dataset:
+def build_default(
+    out: str | Path, *, workers: int | None = None, progress: bool = True, overwrite: bool = False
+) -> Dataset:
     """Build the default recipe into the folder ``out`` (atomically)."""
     sources, missing, config = _recipe()
-    return build_synthetic(sources, out, config, name="default",
-                           info={**INFO, "missing_sources": missing},
-                           workers=default_workers() if workers is None else workers,
-                           progress=progress, overwrite=overwrite)
+    return build_synthetic(
+        sources,
+        out,
+        config,
+        name="default",
+        info={**INFO, "missing_sources": missing},
+        workers=default_workers() if workers is None else workers,
+        progress=progress,
+        overwrite=overwrite,
+    )
 
 
-def default_dataset(*, cache: str | Path | None = None, rebuild: bool = False,
-                    workers: int | None = None, progress: bool = True,
-                    verify: bool | str = True) -> Dataset:
+def default_dataset(
+    *,
+    cache: str | Path | None = None,
+    rebuild: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    verify: bool | str = True,
+) -> Dataset:
     """The embedded default, built on first use (offline, atomically) and loaded afterwards.
 
     The folder name carries ``recipe_key``, so a changed recipe builds afresh beside the old one.

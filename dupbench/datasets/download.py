@@ -83,19 +83,34 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
             offset = 0
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length else None
-        with open(part, "ab" if resumed else "wb") as f, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5],
-            disable=not progress,
-        ) as bar:
+        with (
+            open(part, "ab" if resumed else "wb") as f,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc=part.name[:-5],
+                disable=not progress,
+            ) as bar,
+        ):
             for block in iter(lambda: response.read(1 << 16), b""):
                 f.write(block)
                 bar.update(len(block))
         if total is not None and part.stat().st_size < total:
-            raise IncompleteDownload(f"connection closed after {part.stat().st_size} of {total} bytes")
+            raise IncompleteDownload(
+                f"connection closed after {part.stat().st_size} of {total} bytes"
+            )
 
 
-def download(resource: Resource, folder: str | Path, *, timeout: float = 60.0,
-             progress: bool = True, retries: int = 2) -> Path:
+def download(
+    resource: Resource,
+    folder: str | Path,
+    *,
+    timeout: float = 60.0,
+    progress: bool = True,
+    retries: int = 2,
+) -> Path:
     """Fetch ``resource`` into ``folder`` (no-op when a verified copy is there); try each URL in
     turn, resuming partial downloads, and verify size and checksums before keeping the file.
 
@@ -131,7 +146,8 @@ def download(resource: Resource, folder: str | Path, *, timeout: float = 60.0,
             part.rename(dest)
             return dest
     raise DownloadError(
-        f"could not download {resource.filename}:\n  " + "\n  ".join(errors)
+        f"could not download {resource.filename}:\n  "
+        + "\n  ".join(errors)
         + f"\nDownload it by hand into {folder} and run again."
     )
 
@@ -144,8 +160,13 @@ MAX_RATIO = 100
 MIN_CAP = 64 << 20
 #: a single zip member is refused above MAX_RATIO only when larger than this
 MEMBER_FLOOR = 1 << 20
-_KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device",
-          stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
+_KINDS = {
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
@@ -160,19 +181,24 @@ class _Budget:
 
     def __init__(self, archive: Path, max_bytes: int | None, max_ratio: float) -> None:
         self.archive, self.total = archive, 0
-        self.cap = max_bytes if max_bytes is not None else max(
-            MIN_CAP, int(max_ratio * archive.stat().st_size))
+        self.cap = (
+            max_bytes
+            if max_bytes is not None
+            else max(MIN_CAP, int(max_ratio * archive.stat().st_size))
+        )
 
     def add(self, name: str, size: int) -> None:
         self.total += size
         if self.total > self.cap:
             raise UnsafeArchiveError(
                 f"{self.archive.name}: would extract more than {self.cap:,} bytes (at member "
-                f"{name!r}); refusing a possible archive bomb (pass max_bytes= to allow more)")
+                f"{name!r}); refusing a possible archive bomb (pass max_bytes= to allow more)"
+            )
 
 
-def _zip_members(zf: zipfile.ZipFile, archive: Path, keep, budget: _Budget,
-                 max_ratio: float) -> list:
+def _zip_members(
+    zf: zipfile.ZipFile, archive: Path, keep, budget: _Budget, max_ratio: float
+) -> list:
     members = []
     for info in zf.infolist():
         path = _safe_member_path(info.filename, archive)
@@ -184,7 +210,8 @@ def _zip_members(zf: zipfile.ZipFile, archive: Path, keep, budget: _Budget,
         if info.file_size > max(MEMBER_FLOOR, max_ratio * max(info.compress_size, 1)):
             raise UnsafeArchiveError(
                 f"{archive.name}: member {info.filename!r} expands {info.compress_size:,} bytes "
-                f"to {info.file_size:,} (over {max_ratio:g}x); refusing a possible zip bomb")
+                f"to {info.file_size:,} (over {max_ratio:g}x); refusing a possible zip bomb"
+            )
         budget.add(info.filename, info.file_size)
         members.append((info, path))
     return members
@@ -200,7 +227,8 @@ def _tar_members(tf: tarfile.TarFile, archive: Path, keep, budget: _Budget) -> l
             continue
         if not member.isfile():
             raise UnsafeArchiveError(
-                f"{archive.name}: member {member.name!r} is not a regular file")
+                f"{archive.name}: member {member.name!r} is not a regular file"
+            )
         if keep is None or keep(member.name):
             budget.add(member.name, member.size)
             members.append((member, path))
@@ -212,16 +240,23 @@ def _create(dest: Path, path: PurePosixPath, archive: Path):
     already exists in ``dest`` out of it."""
     target = dest.joinpath(*path.parts)
     if not target.parent.resolve().is_relative_to(dest.resolve()):
-        raise UnsafeArchiveError(f"{archive.name}: member {str(path)!r} would be written "
-                                 f"through a link out of {dest}")
+        raise UnsafeArchiveError(
+            f"{archive.name}: member {str(path)!r} would be written through a link out of {dest}"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     return os.fdopen(os.open(target, flags, 0o644), "wb")
 
 
-def safe_extract(archive: str | Path, dest: str | Path,
-                 keep: Callable[[str], bool] | None = None, password: bytes | None = None,
-                 *, max_bytes: int | None = None, max_ratio: float = MAX_RATIO) -> Path:
+def safe_extract(
+    archive: str | Path,
+    dest: str | Path,
+    keep: Callable[[str], bool] | None = None,
+    password: bytes | None = None,
+    *,
+    max_bytes: int | None = None,
+    max_ratio: float = MAX_RATIO,
+) -> Path:
     """Extract a .zip / .tar(.gz|.bz2|.xz) into ``dest``, refusing unsafe members.
 
     ``keep(name)`` selects members (default: all regular files). Links, FIFOs, devices, paths

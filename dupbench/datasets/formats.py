@@ -124,8 +124,9 @@ def read_imagededup_json(path: str | Path, level: str = "near", symmetric: bool 
     return out
 
 
-def write_imagededup_json(truth: GroundTruth, ids: Sequence[str], path: str | Path,
-                          levels: Sequence[str] | None = None) -> Path:
+def write_imagededup_json(
+    truth: GroundTruth, ids: Sequence[str], path: str | Path, levels: Sequence[str] | None = None
+) -> Path:
     path = Path(path)
     path.write_text(json.dumps(truth.to_map(ids, levels), indent=1) + "\n", encoding="utf-8")
     return path
@@ -156,8 +157,10 @@ def read_pairs_csv(path: str | Path, level: str = "near") -> IdPairs:
             if not y:  # a query without a match (DISC21 lists every query)
                 continue
             if level_col is not None and level_col >= len(row):
-                raise TruthError(f"{path}:{lineno}: expected a level in column {level_col + 1} "
-                                 f"(as the header says), got {row!r}")
+                raise TruthError(
+                    f"{path}:{lineno}: expected a level in column {level_col + 1} "
+                    f"(as the header says), got {row!r}"
+                )
             pair_level = (row[level_col].strip() if level_col is not None else "") or level
             out.add(x, y, _check_level(pair_level, path))
     out.check_no_self_pairs(path)
@@ -202,8 +205,9 @@ def read_qrels(path: str | Path, grade_levels: dict[int, str] | None = None) -> 
             try:
                 grade = int(float(parts[3]))
             except (ValueError, OverflowError):  # "x", "nan", "inf"
-                raise TruthError(f"{path}:{lineno}: grade {parts[3]!r} is not a finite "
-                                 "number") from None
+                raise TruthError(
+                    f"{path}:{lineno}: grade {parts[3]!r} is not a finite number"
+                ) from None
             if grade > 0:
                 out.add(parts[0], parts[2], _check_level(grade_levels.get(grade, "near"), path))
     out.check_no_self_pairs(path)
@@ -257,8 +261,12 @@ def read_groups_csv(path: str | Path, level: str = "near") -> IdPairs:
     return out
 
 
-def write_groups_csv(truth: GroundTruth, ids: Sequence[str], path: str | Path,
-                     levels: Sequence[str] | None = ("exact", "near")) -> Path:
+def write_groups_csv(
+    truth: GroundTruth,
+    ids: Sequence[str],
+    path: str | Path,
+    levels: Sequence[str] | None = ("exact", "near"),
+) -> Path:
     """Write every id with its group; refuses truth that is not a union of cliques, since a
     groups file would then claim pairs that the truth does not have."""
     path = Path(path)
@@ -318,14 +326,16 @@ def read_id_pairs(path: str | Path, format: str | None = None, **options) -> IdP
     return _READERS[format](path, **options)
 
 
-def read_truth(path: str | Path, ids: Sequence[str], format: str | None = None,
-               **options) -> GroundTruth:
+def read_truth(
+    path: str | Path, ids: Sequence[str], format: str | None = None, **options
+) -> GroundTruth:
     """Read a ground-truth file and map it onto the corpus ``ids`` (unknown ids are an error)."""
     return read_id_pairs(path, format, **options).to_truth(ids, source=str(path))
 
 
-def write_truth(truth: GroundTruth, ids: Sequence[str], path: str | Path,
-                format: str | None = None, **options) -> Path:
+def write_truth(
+    truth: GroundTruth, ids: Sequence[str], path: str | Path, format: str | None = None, **options
+) -> Path:
     """Write ground truth in ``format`` (default: guessed from the extension; .csv → pairs)."""
     if format is None:
         suffix = Path(path).suffix.lower()

@@ -76,9 +76,11 @@ class SourcePhoto:
         if self.window is not None:
             left, top, right, bottom = self.window
             if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
-                raise DatasetError(f"source {self.id!r}: window {self.window} must be "
-                                   "(left, top, right, bottom) fractions with left < right and "
-                                   "top < bottom, all in [0, 1]")
+                raise DatasetError(
+                    f"source {self.id!r}: window {self.window} must be "
+                    "(left, top, right, bottom) fractions with left < right and "
+                    "top < bottom, all in [0, 1]"
+                )
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,15 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         unknown = [t for t in self.transforms if t not in ALL_TRANSFORMS]
         if unknown:
-            raise DatasetError(f"unknown transform(s) {_preview(unknown)}; "
-                               f"choose from {', '.join(ALL_TRANSFORMS)}")
+            raise DatasetError(
+                f"unknown transform(s) {_preview(unknown)}; choose from {', '.join(ALL_TRANSFORMS)}"
+            )
         if not isinstance(self.all_severities, bool):
             spread = [t for t in self.all_severities if t not in self.transforms]
             if spread:
-                raise DatasetError(f"all_severities names transform(s) not in transforms: "
-                                   f"{_preview(spread)}")
+                raise DatasetError(
+                    f"all_severities names transform(s) not in transforms: {_preview(spread)}"
+                )
         if "chain" in self.transforms:
             raise DatasetError("set the number of chained edits with chains=, not in transforms")
         if not self.severities or set(self.severities) - set(SEVERITIES):
@@ -140,9 +144,12 @@ def safe_id(text: str) -> str:
     return _UNSAFE.sub("_", text.replace("/", "__").replace("\\", "__")).strip("._") or "image"
 
 
-def photos_from_folder(folder: str | Path, recursive: bool = True,
-                       scenes: dict[str, str] | None = None,
-                       categories: dict[str, str] | None = None) -> list[SourcePhoto]:
+def photos_from_folder(
+    folder: str | Path,
+    recursive: bool = True,
+    scenes: dict[str, str] | None = None,
+    categories: dict[str, str] | None = None,
+) -> list[SourcePhoto]:
     """Every file in ``folder`` as a source (unreadable ones are skipped at build time).
 
     ids are relative paths without extension, made file-name safe; ``scenes``/``categories``
@@ -176,7 +183,8 @@ def _copy_plan(source_id: str, config: SyntheticConfig) -> list[tuple[str, str, 
         if not graded:
             plan.append((stem, name, None))
         elif config.all_severities is True or (
-                not isinstance(config.all_severities, bool) and name in config.all_severities):
+            not isinstance(config.all_severities, bool) and name in config.all_severities
+        ):
             plan.extend((f"{stem}-s{sev}", name, sev) for sev in config.severities)
         else:
             rng = rng_for(config.seed, stem, "severity")
@@ -184,8 +192,9 @@ def _copy_plan(source_id: str, config: SyntheticConfig) -> list[tuple[str, str, 
     return plan
 
 
-def _build_source(source: SourcePhoto, distractor: bool, config: SyntheticConfig,
-                  out_dir: str) -> dict:
+def _build_source(
+    source: SourcePhoto, distractor: bool, config: SyntheticConfig, out_dir: str
+) -> dict:
     """Worker: write one original and its copies; return their records (or a skip)."""
     try:
         img = image_io.load(source.path)
@@ -193,8 +202,14 @@ def _build_source(source: SourcePhoto, distractor: bool, config: SyntheticConfig
         return {"skipped": [source.path, str(e)]}
     if source.window is not None:
         left, top, right, bottom = source.window
-        img = img.crop((round(left * img.width), round(top * img.height),
-                        round(right * img.width), round(bottom * img.height)))
+        img = img.crop(
+            (
+                round(left * img.width),
+                round(top * img.height),
+                round(right * img.width),
+                round(bottom * img.height),
+            )
+        )
     if config.max_side and max(img.size) > config.max_side:
         scale = config.max_side / max(img.size)
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
@@ -205,9 +220,17 @@ def _build_source(source: SourcePhoto, distractor: bool, config: SyntheticConfig
     def write(ident: str, data: bytes, ext: str, **meta) -> None:
         rel = f"images/{ident}.{ext}"
         (images_dir / f"{ident}.{ext}").write_bytes(data)
-        records.append({"id": ident, "path": rel, "original": source.id,
-                        "category": source.category, "sha256": hashlib.sha256(data).hexdigest(),
-                        "pixels": _pixel_digest(data), **meta})
+        records.append(
+            {
+                "id": ident,
+                "path": rel,
+                "original": source.id,
+                "category": source.category,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "pixels": _pixel_digest(data),
+                **meta,
+            }
+        )
 
     original = encode(Edit(img, {}, "PNG"))
     write(source.id, original, "png", transform=None, severity=None, params=None)
@@ -218,8 +241,14 @@ def _build_source(source: SourcePhoto, distractor: bool, config: SyntheticConfig
                 continue
             rng = rng_for(config.seed, ident, "edit")
             edit = TRANSFORMS[name].apply(img, rng, severity or 1)
-            write(ident, encode(edit), EXTENSIONS[edit.format], transform=name,
-                  severity=severity, params=json.dumps(edit.params, sort_keys=True))
+            write(
+                ident,
+                encode(edit),
+                EXTENSIONS[edit.format],
+                transform=name,
+                severity=severity,
+                params=json.dumps(edit.params, sort_keys=True),
+            )
     return {"records": records}
 
 
@@ -238,15 +267,14 @@ def _truth(records: list[dict], scene_of: dict[str, str | None]) -> GroundTruth:
             )
         originals_by_pixels[digest] = orig
     pairs = group_pairs(groups.values())
-    levels = ["exact" if records[i]["pixels"] == records[j]["pixels"] else "near"
-              for i, j in pairs]
+    levels = ["exact" if records[i]["pixels"] == records[j]["pixels"] else "near" for i, j in pairs]
     by_scene: dict[str, list[str]] = {}
     for orig in groups:
         if scene_of.get(orig):
             by_scene.setdefault(scene_of[orig], []).append(orig)
     for origs in by_scene.values():
         for p, a in enumerate(origs):
-            for b in origs[p + 1:]:
+            for b in origs[p + 1 :]:
                 pairs.extend((i, j) for i in groups[a] for j in groups[b])
                 levels.extend(["similar"] * (len(groups[a]) * len(groups[b])))
     if not pairs:
@@ -294,25 +322,37 @@ def build_synthetic(
         (tmp / "images").mkdir()
         results = _run(jobs, str(tmp), workers, progress)
         skipped = [r["skipped"] for r in results if "skipped" in r]
-        records = sorted((rec for r in results for rec in r.get("records", [])),
-                         key=lambda rec: rec["id"])
+        records = sorted(
+            (rec for r in results for rec in r.get("records", [])), key=lambda rec: rec["id"]
+        )
         if not records:
-            raise DatasetError(f"none of the {len(sources)} sources could be read: "
-                               f"{_preview(skipped)}")
+            raise DatasetError(
+                f"none of the {len(sources)} sources could be read: {_preview(skipped)}"
+            )
         for rec in records:
             rec["split"] = _split(config, rec["id"])
         truth = _truth(records, {s.id: s.scene for s in sources})
         meta = {
             "description": f"synthetic near-duplicates of {len(sources) - len(skipped)} source "
-                           "photos",
+            "photos",
             "level": "exact+near (+similar where sources share a scene)",
             "source": source_root or "list of photos",
-            "builder": {"version": BUILDER_VERSION, "config": asdict(config),
-                        "versions": _versions()},
-            "sources": [{"id": s.id, "file": Path(s.path).name, "category": s.category,
-                         "scene": s.scene, "window": s.window,
-                         "distractor": s.id in distractors}
-                        for s in sources],
+            "builder": {
+                "version": BUILDER_VERSION,
+                "config": asdict(config),
+                "versions": _versions(),
+            },
+            "sources": [
+                {
+                    "id": s.id,
+                    "file": Path(s.path).name,
+                    "category": s.category,
+                    "scene": s.scene,
+                    "window": s.window,
+                    "distractor": s.id in distractors,
+                }
+                for s in sources
+            ],
             "skipped": skipped,
             **(info or {}),
         }
@@ -328,12 +368,16 @@ def _check_apart(out: Path, source_root: str | None, sources: list[SourcePhoto])
     if source_root is not None:
         root = Path(source_root).resolve()
         if out == root or root in out.parents or out in root.parents:
-            raise RefusedOutput(f"the output folder {out} overlaps the source folder {root}; "
-                                "write the benchmark outside the photos")
+            raise RefusedOutput(
+                f"the output folder {out} overlaps the source folder {root}; "
+                "write the benchmark outside the photos"
+            )
     inside = [s.path for s in sources if out in Path(s.path).resolve().parents]
     if inside:
-        raise RefusedOutput(f"{len(inside)} source photo(s) lie inside the output folder {out}, "
-                            f"e.g. {_preview(inside, 2)}; write the benchmark elsewhere")
+        raise RefusedOutput(
+            f"{len(inside)} source photo(s) lie inside the output folder {out}, "
+            f"e.g. {_preview(inside, 2)}; write the benchmark elsewhere"
+        )
 
 
 def _relocated(dataset: Dataset, root: Path) -> Dataset:
@@ -345,8 +389,9 @@ def _choose_distractors(sources: list[SourcePhoto], config: SyntheticConfig) -> 
     ids = [s.id for s in sources]
     if isinstance(config.distractors, int):
         if not 0 <= config.distractors < len(ids):
-            raise DatasetError(f"distractors={config.distractors} leaves no original among "
-                               f"{len(ids)} sources")
+            raise DatasetError(
+                f"distractors={config.distractors} leaves no original among {len(ids)} sources"
+            )
         order = rng_for(config.seed, "distractors").permutation(len(ids))
         return {ids[k] for k in order[: config.distractors]}
     unknown = sorted(set(config.distractors) - set(ids))
@@ -371,8 +416,7 @@ def _run(jobs: list[tuple], out_dir: str, workers: int, progress: bool) -> list[
                 results.append(_build_source(*job, out_dir))
                 bar.update()
             return results
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                 **pool_initializer()) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), **pool_initializer()) as pool:
             futures = [pool.submit(_build_source, *job, out_dir) for job in jobs]
             results = []
             for future in futures:

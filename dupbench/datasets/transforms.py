@@ -86,8 +86,9 @@ def webp(img, rng, severity) -> Edit:
 
 def gif(img, rng, severity) -> Edit:
     colors = {1: 256, 2: 64, 3: 16}[severity]
-    paletted = img.quantize(colors=colors, method=Image.Quantize.FASTOCTREE,
-                            dither=Image.Dither.FLOYDSTEINBERG)
+    paletted = img.quantize(
+        colors=colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG
+    )
     return Edit(paletted, {"colors": colors}, "GIF")
 
 
@@ -132,35 +133,41 @@ def pad(img, rng, severity) -> Edit:
     style = _pick(rng, ("letterbox", "pillarbox"))
     fill = _pick(rng, ("black", "white", "colour"))
     color = {"black": (0, 0, 0), "white": (255, 255, 255)}.get(fill) or tuple(
-        int(c) for c in rng.integers(0, 256, size=3))
+        int(c) for c in rng.integers(0, 256, size=3)
+    )
     if style == "letterbox":
         bar = round(img.height * fraction)
         border = (0, bar, 0, bar)
     else:
         bar = round(img.width * fraction)
         border = (bar, 0, bar, 0)
-    return Edit(ImageOps.expand(img, border, fill=color),
-                {"fraction": fraction, "style": style, "bar": bar, "color": list(color)})
+    return Edit(
+        ImageOps.expand(img, border, fill=color),
+        {"fraction": fraction, "style": style, "bar": bar, "color": list(color)},
+    )
 
 
 def border(img, rng, severity) -> Edit:
     fraction = {1: 0.02, 2: 0.05, 3: 0.1}[severity]
     width = max(1, round(min(img.size) * fraction))
     color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-    return Edit(ImageOps.expand(img, width, fill=color),
-                {"width": width, "color": list(color)})
+    return Edit(ImageOps.expand(img, width, fill=color), {"width": width, "color": list(color)})
 
 
 def rotate(img, rng, severity) -> Edit:
     angle = _signed(rng, {1: 2.0, 2: 5.0, 3: 10.0}[severity])
-    return Edit(img.rotate(angle, resample=_RESAMPLE.BICUBIC, fillcolor=(0, 0, 0)),
-                {"degrees": angle})
+    return Edit(
+        img.rotate(angle, resample=_RESAMPLE.BICUBIC, fillcolor=(0, 0, 0)), {"degrees": angle}
+    )
 
 
 def rotate90(img, rng, severity) -> Edit:
     degrees = {1: 90, 2: 180, 3: 270}[severity]
-    op = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
-          270: Image.Transpose.ROTATE_270}[degrees]
+    op = {
+        90: Image.Transpose.ROTATE_90,
+        180: Image.Transpose.ROTATE_180,
+        270: Image.Transpose.ROTATE_270,
+    }[degrees]
     return Edit(img.transpose(op), {"degrees": degrees})
 
 
@@ -181,13 +188,13 @@ def _enhance(enhancer, img, rng, magnitude: float, name: str) -> Edit:
 
 
 def brightness(img, rng, severity) -> Edit:
-    return _enhance(ImageEnhance.Brightness, img, rng, {1: 0.1, 2: 0.25, 3: 0.45}[severity],
-                    "factor")
+    return _enhance(
+        ImageEnhance.Brightness, img, rng, {1: 0.1, 2: 0.25, 3: 0.45}[severity], "factor"
+    )
 
 
 def contrast(img, rng, severity) -> Edit:
-    return _enhance(ImageEnhance.Contrast, img, rng, {1: 0.15, 2: 0.35, 3: 0.6}[severity],
-                    "factor")
+    return _enhance(ImageEnhance.Contrast, img, rng, {1: 0.15, 2: 0.35, 3: 0.6}[severity], "factor")
 
 
 def saturation(img, rng, severity) -> Edit:
@@ -222,14 +229,32 @@ def noise(img, rng, severity) -> Edit:
 
 def sharpen(img, rng, severity) -> Edit:
     percent = {1: 80, 2: 160, 3: 300}[severity]
-    return Edit(img.filter(ImageFilter.UnsharpMask(radius=2, percent=percent, threshold=2)),
-                {"percent": percent})
+    return Edit(
+        img.filter(ImageFilter.UnsharpMask(radius=2, percent=percent, threshold=2)),
+        {"percent": percent},
+    )
 
 
 # ---------------------------------------------------------------- overlays
 
-_WORDS = ("sale", "copyright", "holiday", "photo", "summer", "2024", "best", "view", "news",
-          "free", "share", "like", "travel", "origin", "stock", "sample")
+_WORDS = (
+    "sale",
+    "copyright",
+    "holiday",
+    "photo",
+    "summer",
+    "2024",
+    "best",
+    "view",
+    "news",
+    "free",
+    "share",
+    "like",
+    "travel",
+    "origin",
+    "stock",
+    "sample",
+)
 
 
 def _font(size: int):
@@ -251,8 +276,14 @@ def text(img, rng, severity) -> Edit:
     x = int(rng.integers(max(1, img.width - (right - left))))
     y = int(rng.integers(max(1, img.height - (bottom - top))))
     color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-    draw.text((x, y), words, fill=color, font=font, stroke_width=max(1, size // 12),
-              stroke_fill=(0, 0, 0) if sum(color) > 380 else (255, 255, 255))
+    draw.text(
+        (x, y),
+        words,
+        fill=color,
+        font=font,
+        stroke_width=max(1, size // 12),
+        stroke_fill=(0, 0, 0) if sum(color) > 380 else (255, 255, 255),
+    )
     return Edit(out, {"text": words, "size": size, "xy": [x, y], "color": list(color)})
 
 
@@ -274,8 +305,17 @@ def text_bar(img, rng, severity) -> Edit:
     if width > 0.94 * img.width:  # shrink the caption to fit the band's width
         size = max(6, int(size * 0.94 * img.width / width))
     draw.text((img.width / 2, top + bar / 2), words, fill=ink, font=_font(size), anchor="mm")
-    return Edit(out, {"fraction": fraction, "place": place, "bar": bar, "text": words,
-                      "size": size, "color": list(background)})
+    return Edit(
+        out,
+        {
+            "fraction": fraction,
+            "place": place,
+            "bar": bar,
+            "text": words,
+            "size": size,
+            "color": list(background),
+        },
+    )
 
 
 def logo(img, rng, severity) -> Edit:
@@ -295,17 +335,35 @@ def logo(img, rng, severity) -> Edit:
     y = margin if "top" in corner else img.height - side - margin
     out = img.convert("RGBA")
     out.alpha_composite(badge, (max(0, x), max(0, y)))
-    return Edit(out.convert("RGB"), {"side": side, "opacity": opacity, "corner": corner,
-                                     "color": list(color)})
+    return Edit(
+        out.convert("RGB"),
+        {"side": side, "opacity": opacity, "corner": corner, "color": list(color)},
+    )
 
 
 # ---------------------------------------------------------------- chains
 
 
 #: edits a chain may combine (format changes other than its final JPEG are left out)
-CHAINABLE = ("crop", "downscale", "aspect", "rotate", "hflip", "pad", "border", "brightness",
-             "contrast", "gamma", "saturation", "blur", "noise", "sharpen", "text", "text_bar",
-             "logo")
+CHAINABLE = (
+    "crop",
+    "downscale",
+    "aspect",
+    "rotate",
+    "hflip",
+    "pad",
+    "border",
+    "brightness",
+    "contrast",
+    "gamma",
+    "saturation",
+    "blur",
+    "noise",
+    "sharpen",
+    "text",
+    "text_bar",
+    "logo",
+)
 
 
 def chain(img, rng, severity) -> Edit:
@@ -331,11 +389,31 @@ def _catalogue(*entries: tuple[Callable, bool]) -> dict[str, Transform]:
 
 
 TRANSFORMS: dict[str, Transform] = _catalogue(
-    (png_resave, False), (jpeg, True), (webp, True), (gif, True),
-    (downscale, True), (upscale, True), (crop, True), (aspect, True), (pad, True),
-    (border, True), (rotate, True), (rotate90, True), (hflip, False), (vflip, False),
-    (brightness, True), (contrast, True), (gamma, True), (saturation, True), (grayscale, False),
-    (blur, True), (noise, True), (sharpen, True), (text, True), (text_bar, True), (logo, True),
+    (png_resave, False),
+    (jpeg, True),
+    (webp, True),
+    (gif, True),
+    (downscale, True),
+    (upscale, True),
+    (crop, True),
+    (aspect, True),
+    (pad, True),
+    (border, True),
+    (rotate, True),
+    (rotate90, True),
+    (hflip, False),
+    (vflip, False),
+    (brightness, True),
+    (contrast, True),
+    (gamma, True),
+    (saturation, True),
+    (grayscale, False),
+    (blur, True),
+    (noise, True),
+    (sharpen, True),
+    (text, True),
+    (text_bar, True),
+    (logo, True),
     (chain, True),
 )
 #: "copy" is a byte-for-byte copy of the original file, handled by the builder

@@ -62,7 +62,7 @@ def group_pairs(groups: Iterable[Sequence[T]]) -> list[tuple[T, T]]:
     for members in groups:
         members = list(members)
         for p, x in enumerate(members):
-            pairs.extend((x, y) for y in members[p + 1:])
+            pairs.extend((x, y) for y in members[p + 1 :])
     return pairs
 
 
@@ -154,7 +154,9 @@ class GroundTruth:
                 f"but the corpus has {n} images"
             )
 
-    def to_map(self, ids: Sequence[str], levels: Iterable[str] | None = None) -> dict[str, list[str]]:
+    def to_map(
+        self, ids: Sequence[str], levels: Iterable[str] | None = None
+    ) -> dict[str, list[str]]:
         """imagededup's ground-truth map: every id a key, its duplicates (symmetric) as values."""
         self.check_size(len(ids))
         out: dict[str, list[str]] = {ident: [] for ident in ids}

@@ -35,10 +35,7 @@ def run_label(cfg: RunConfig, choice: str | None, task_overrides: list[str]) -> 
     """The name of a run in tables: ``method.label``, else the method's config file name, plus
     the command-line overrides that change what is measured (``phash (threshold=4)``), so the
     runs of a sweep stay apart."""
-    if cfg.method.label:
-        base = cfg.method.label
-    else:
-        base = choice or cfg.method.name
+    base = cfg.method.label or choice or cfg.method.name
     tweaks = []
     for override in task_overrides:
         key, _, value = override.lstrip("+~").partition("=")
@@ -85,13 +82,18 @@ def _task(cfg: DictConfig) -> float:
         if earlier is not None:
             checksum = runner.load_dataset(typed).checksum()
             if earlier.info["dataset"]["checksum"] != checksum:
-                print(f"{label}: the dataset changed since the finished run {earlier.dir}; "
-                      "running again", file=sys.stderr)
+                print(
+                    f"{label}: the dataset changed since the finished run {earlier.dir}; "
+                    "running again",
+                    file=sys.stderr,
+                )
                 earlier = None
         if earlier is not None:
             metrics = runner.reuse(earlier, run_dir, overrides)
-            print(f"{label}: identical to the finished run {earlier.dir} (reused; force=true "
-                  "reruns)", file=sys.stderr)
+            print(
+                f"{label}: identical to the finished run {earlier.dir} (reused; force=true reruns)",
+                file=sys.stderr,
+            )
         else:
             metrics = runner.run(typed, run_dir, label, config, overrides, key)
     print(SUMMARY.format(label=label, **metrics) + f"  -> {run_dir}", file=sys.stderr)

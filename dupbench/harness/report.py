@@ -33,13 +33,15 @@ class Report:
     broken: list[BrokenRun] = field(default_factory=list)
 
     def summary(self) -> str:
-        """"12 runs finished, 1 failed: 7_pdq (ImportError: ...)"."""
-        return ", ".join([f"{plural(len(self.runs), 'run')} finished",
-                          *describe_broken(self.broken)])
+        """ "12 runs finished, 1 failed: 7_pdq (ImportError: ...)"."""
+        return ", ".join(
+            [f"{plural(len(self.runs), 'run')} finished", *describe_broken(self.broken)]
+        )
 
 
-def _write_table(table: pd.DataFrame, columns, out: Path, name: str, caption: str,
-                 per_row: bool = False) -> tuple[str, list[Path]]:
+def _write_table(
+    table: pd.DataFrame, columns, out: Path, name: str, caption: str, per_row: bool = False
+) -> tuple[str, list[Path]]:
     markdown = tables.to_markdown(table, columns, per_row)
     paths = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"]
     files.write_text(paths[0], markdown)
@@ -65,8 +67,12 @@ def _left_out(broken: list[BrokenRun], results_dir: Path) -> list[str]:
     return [*lines, ""]
 
 
-def write_report(results_dir: str | Path, out: str | Path | None = None,
-                 runs: list[StoredRun] | None = None, figures: bool = True) -> Report:
+def write_report(
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    runs: list[StoredRun] | None = None,
+    figures: bool = True,
+) -> Report:
     """Tables (and figures) of the finished runs below ``results_dir`` (or of ``runs``), with the
     run directories left out listed; raises when there is no finished run."""
     results_dir = Path(results_dir)
@@ -75,26 +81,45 @@ def write_report(results_dir: str | Path, out: str | Path | None = None,
         runs, broken = survey_runs(results_dir)
     if not runs:
         left_out = "; ".join(describe_broken(broken))
-        raise FileNotFoundError(f"no finished runs (run.json) below {results_dir}"
-                                + (f" ({left_out})" if left_out else ""))
+        raise FileNotFoundError(
+            f"no finished runs (run.json) below {results_dir}"
+            + (f" ({left_out})" if left_out else "")
+        )
     out = Path(out) if out is not None else results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     runs_df = runs_table(runs)
     written = [_write_csv(runs_df, out / "runs.csv")]
     main = tables.main_table(runs_df)
-    main_md, paths = _write_table(main, tables.MAIN_COLUMNS, out, "main",
-                                  "Duplicate detection per method. " + tables.NOTES)
+    main_md, paths = _write_table(
+        main, tables.MAIN_COLUMNS, out, "main", "Duplicate detection per method. " + tables.NOTES
+    )
     written += paths
     count = plural(len(runs_df), "run") + " finished"
-    sections = ["# dupbench report", "", f"{count} below `{results_dir}`.", "",
-                *_left_out(broken, results_dir), "## Main table", "", main_md, tables.NOTES, ""]
+    sections = [
+        "# dupbench report",
+        "",
+        f"{count} below `{results_dir}`.",
+        "",
+        *_left_out(broken, results_dir),
+        "## Main table",
+        "",
+        main_md,
+        tables.NOTES,
+        "",
+    ]
     for column in BREAKDOWNS:
         table = tables.breakdown_table(runs, column)
         if table.empty:
             continue
         name = "breakdown_" + column.replace("/", "_")
-        markdown, paths = _write_table(table, tables.breakdown_columns(table), out, name,
-                                       f"Recall per {column}; best per row in bold.", True)
+        markdown, paths = _write_table(
+            table,
+            tables.breakdown_columns(table),
+            out,
+            name,
+            f"Recall per {column}; best per row in bold.",
+            True,
+        )
         written += paths
         sections += [f"## Recall per {column}", "", markdown]
     if figures:

@@ -80,8 +80,9 @@ def to_dataset_indices(candidates: Candidates, encodings: Encodings, ids: list[s
     position = {ident: k for k, ident in enumerate(ids)}
     rows = np.array([position[ident] for ident in encodings.ids], dtype=np.int64)
     i, j = rows[candidates.i], rows[candidates.j]
-    return Candidates(np.minimum(i, j), np.maximum(i, j), candidates.score,
-                      candidates.metric).sorted()
+    return Candidates(
+        np.minimum(i, j), np.maximum(i, j), candidates.score, candidates.metric
+    ).sorted()
 
 
 def _truth(dataset, cfg: RunConfig) -> store.StoredTruth:
@@ -90,7 +91,8 @@ def _truth(dataset, cfg: RunConfig) -> store.StoredTruth:
     for column in cfg.benchmark.breakdown:
         if column in dataset.images and dataset.images[column].notna().any():
             groups[column] = np.asarray(
-                [str(v) for v in dataset.pair_labels(column, levels=levels)], dtype=str)
+                [str(v) for v in dataset.pair_labels(column, levels=levels)], dtype=str
+            )
     return store.StoredTruth(dataset.truth_pairs(levels), len(dataset), groups)
 
 
@@ -119,8 +121,15 @@ def search_backend(cfg: RunConfig, metric: str, n: int) -> str:
     return backend if backend in SEARCH_FUNCTIONS else pick_backend(metric, n, backend)
 
 
-def _encode_index_search(method, paths: list[str], ids: list[str], cfg: RunConfig,
-                         widest: float, watch: Stopwatch, warmup: bool = False):
+def _encode_index_search(
+    method,
+    paths: list[str],
+    ids: list[str],
+    cfg: RunConfig,
+    widest: float,
+    watch: Stopwatch,
+    warmup: bool = False,
+):
     """One pass; a warm-up pass is timed as a single "warmup" stage."""
     b = cfg.benchmark
 
@@ -129,8 +138,9 @@ def _encode_index_search(method, paths: list[str], ids: list[str], cfg: RunConfi
 
     with watch.stage("warmup", len(paths)) if warmup else nullcontext():
         with stage("encode", len(paths)):
-            encodings = method.encode(paths, ids, workers=b.workers,
-                                      progress=b.progress and not warmup)
+            encodings = method.encode(
+                paths, ids, workers=b.workers, progress=b.progress and not warmup
+            )
         with stage("index", len(encodings)):
             search = _searcher(encodings, cfg, stage)
         with stage("search", len(encodings)):
@@ -138,8 +148,14 @@ def _encode_index_search(method, paths: list[str], ids: list[str], cfg: RunConfi
     return encodings, found
 
 
-def run(cfg: RunConfig, run_dir: Path, label: str, config: dict, overrides: list[str],
-        key: str | None = None) -> dict:
+def run(
+    cfg: RunConfig,
+    run_dir: Path,
+    label: str,
+    config: dict,
+    overrides: list[str],
+    key: str | None = None,
+) -> dict:
     """Run, measure and store one benchmark in ``run_dir``; returns the metrics. ``key`` is the
     run's ``store.run_key`` (computed from ``config`` and the current code when None)."""
     import dupbench
@@ -172,25 +188,42 @@ def run(cfg: RunConfig, run_dir: Path, label: str, config: dict, overrides: list
         candidates = to_dataset_indices(found, encodings, dataset.ids)
         sweep = sweep_thresholds(method.metric, threshold, widest, cfg.benchmark.sweep_points)
         with watch.stage("evaluate", len(candidates)):
-            scores = score(candidates, truth, threshold, cfg.benchmark.k_values,
-                           cfg.benchmark.target_precision, sweep)
+            scores = score(
+                candidates,
+                truth,
+                threshold,
+                cfg.benchmark.k_values,
+                cfg.benchmark.target_precision,
+                sweep,
+            )
     _save_outputs(run_dir, candidates, truth, encodings, scores, cfg.benchmark.store_encodings)
     info = {
         "key": key,
         "status": "done",
         "label": label,
-        "method": {"name": method.name, "params": method.params, "kind": method.kind,
-                   "size": method.size},
+        "method": {
+            "name": method.name,
+            "params": method.params,
+            "kind": method.kind,
+            "size": method.size,
+        },
         "metric": method.metric,
         "threshold": threshold,
         "sweep_to": widest,
         "k_values": list(cfg.benchmark.k_values),
         "target_precision": cfg.benchmark.target_precision,
-        "dataset": {"name": dataset.name, "root": str(dataset.root), "checksum": dataset.checksum(),
-                    "images": len(dataset), "truth_pairs": len(truth.pairs),
-                    "levels": list(cfg.dataset.levels)},
-        "search": {"backend": search_backend(cfg, method.metric, len(encodings)),
-                   "params": dict(cfg.search.params)},
+        "dataset": {
+            "name": dataset.name,
+            "root": str(dataset.root),
+            "checksum": dataset.checksum(),
+            "images": len(dataset),
+            "truth_pairs": len(truth.pairs),
+            "levels": list(cfg.dataset.levels),
+        },
+        "search": {
+            "backend": search_backend(cfg, method.metric, len(encodings)),
+            "params": dict(cfg.search.params),
+        },
         "encoded": len(encodings),
         "skipped": len(encodings.skipped),
         "candidates": len(candidates),
@@ -207,8 +240,14 @@ def run(cfg: RunConfig, run_dir: Path, label: str, config: dict, overrides: list
     return scores.metrics
 
 
-def _save_outputs(run_dir: Path, candidates: Candidates, truth: store.StoredTruth,
-                  encodings: Encodings, scores: Scores, keep_encodings: bool) -> None:
+def _save_outputs(
+    run_dir: Path,
+    candidates: Candidates,
+    truth: store.StoredTruth,
+    encodings: Encodings,
+    scores: Scores,
+    keep_encodings: bool,
+) -> None:
     candidates.save(run_dir / store.CANDIDATES_FILE)
     truth.save(run_dir / store.TRUTH_FILE)
     if keep_encodings:
@@ -225,8 +264,12 @@ def reuse(original: store.StoredRun, run_dir: Path, overrides: list[str]) -> dic
     if run_dir.resolve() == original.dir.resolve():
         return original.metrics
     run_dir.mkdir(parents=True, exist_ok=True)
-    info = {**original.info, "status": "reused", "reused_from": str(original.dir.resolve()),
-            "overrides": list(overrides)}
+    info = {
+        **original.info,
+        "status": "reused",
+        "reused_from": str(original.dir.resolve()),
+        "overrides": list(overrides),
+    }
     store.write_json(run_dir / store.RUN_FILE, info)
     return original.metrics
 
@@ -245,8 +288,8 @@ def reevaluate(run_dir: str | Path, threshold: float | None = None) -> Scores:
     widest = info["sweep_to"]
     beyond = t < widest if info["metric"] == "cosine" else t > widest
     if beyond:
-        raise ValueError(f"threshold {t} is beyond the widest threshold searched ({widest}); "
-                         "run again with a wider benchmark.sweep_to")
+        raise ValueError(
+            f"threshold {t} is beyond the widest threshold searched ({widest}); "
+            "run again with a wider benchmark.sweep_to"
+        )
     return score(run.candidates(), run.truth(), t, info["k_values"], info["target_precision"])
-
-

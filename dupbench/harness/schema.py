@@ -112,8 +112,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     if b.repeats < 1:
         problems.append(f"benchmark.repeats must be at least 1, got {b.repeats}")
     if b.warmup < 0 or b.warmup_images < 1:
-        problems.append(f"benchmark.warmup must not be negative and benchmark.warmup_images must "
-                        f"be positive, got {b.warmup} and {b.warmup_images}")
+        problems.append(
+            f"benchmark.warmup must not be negative and benchmark.warmup_images must "
+            f"be positive, got {b.warmup} and {b.warmup_images}"
+        )
     if not b.k_values or any(k < 1 for k in b.k_values):
         problems.append(f"benchmark.k_values must be positive integers, got {list(b.k_values)}")
     if not 0 < b.target_precision <= 1:
@@ -124,8 +126,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         problems.append(f"benchmark.device must be cpu, auto, mps or cuda[:N], got {b.device!r}")
     bad_levels = sorted(set(cfg.dataset.levels) - set(TRUTH_LEVELS))
     if bad_levels or not cfg.dataset.levels:
-        problems.append(f"dataset.levels must be a non-empty subset of {TRUTH_LEVELS}, "
-                        f"got {list(cfg.dataset.levels)}")
+        problems.append(
+            f"dataset.levels must be a non-empty subset of {TRUTH_LEVELS}, "
+            f"got {list(cfg.dataset.levels)}"
+        )
     problems += _method_problems(cfg.method)
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
@@ -139,8 +143,11 @@ def _method_problems(method: MethodConfig) -> list[str]:
     from dupbench.methods.registry import method_class
 
     try:
-        check_parameters(method.params, accepted_params(method_class(method.name)),
-                         f"method.params of {method.name!r}")
+        check_parameters(
+            method.params,
+            accepted_params(method_class(method.name)),
+            f"method.params of {method.name!r}",
+        )
     except UsageError as e:
         return [f"method.name: {e}" if isinstance(e, KeyError) else str(e)]
     return []
@@ -169,12 +176,15 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     plain = without_hydra(cfg)
     unknown = unknown_keys(plain, RunConfig)
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; see `dupbench run --cfg job` "
-                          "for the valid ones")
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)}; see `dupbench run --cfg job` for the valid ones"
+        )
     missing = sorted(OmegaConf.missing_keys(plain))
     if missing:
-        raise ConfigError(f"missing value(s) for {', '.join(missing)} (marked ??? in the config); "
-                          f"set them on the command line, e.g. {missing[0]}=...")
+        raise ConfigError(
+            f"missing value(s) for {', '.join(missing)} (marked ??? in the config); "
+            f"set them on the command line, e.g. {missing[0]}=..."
+        )
     typed = OmegaConf.merge(OmegaConf.structured(RunConfig), plain)
     return validate(OmegaConf.to_object(typed))
 

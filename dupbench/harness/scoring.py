@@ -51,8 +51,14 @@ def group_labels(groups: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def score(candidates: Candidates, truth: StoredTruth, threshold: float, k_values: Sequence[int],
-          target_precision: float, sweep: Sequence[float] = ()) -> Scores:
+def score(
+    candidates: Candidates,
+    truth: StoredTruth,
+    threshold: float,
+    k_values: Sequence[int],
+    target_precision: float,
+    sweep: Sequence[float] = (),
+) -> Scores:
     """Metrics at ``threshold``, the PR curve, metrics at each ``sweep`` threshold, and recall per
     group label at ``threshold``."""
     from dupbench.evaluation import breakdown, pr_curve, scores_at, threshold_free_scores
@@ -61,20 +67,25 @@ def score(candidates: Candidates, truth: StoredTruth, threshold: float, k_values
     curve = pr_curve(candidates, truth.pairs, truth.n)
     # the threshold-free metrics once; per threshold only what the threshold changes
     # (together exactly ``evaluate_run``)
-    free = threshold_free_scores(candidates, truth.pairs, target_precision, curve=curve,
-                                 n=truth.n)
+    free = threshold_free_scores(candidates, truth.pairs, target_precision, curve=curve, n=truth.n)
     at = scores_at(candidates, truth.pairs, truth.n, threshold, k_values)
     metrics = {**at, **free}
     rows = []
     for t in sweep:
-        at_t = (at if float(t) == float(threshold)
-                else scores_at(candidates, truth.pairs, truth.n, float(t), k_values))
+        at_t = (
+            at
+            if float(t) == float(threshold)
+            else scores_at(candidates, truth.pairs, truth.n, float(t), k_values)
+        )
         rows.append({"threshold": float(t), **{m: at_t[m] for m in SWEEP_METRICS if m in at_t}})
     tables = []
     for column, labels in group_labels(truth.groups).items():
         if len(labels) and not all(v in ("", "None", "nan") for v in labels):
             table = breakdown(candidates, truth.pairs, labels, threshold, truth.n)
             tables.append(table.assign(column=column))
-    per_group = (pd.concat(tables, ignore_index=True) if tables
-                 else pd.DataFrame(columns=["column", "group", "pairs", "found", "recall"]))
+    per_group = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=["column", "group", "pairs", "found", "recall"])
+    )
     return Scores(metrics, curve, pd.DataFrame(rows), per_group)

@@ -68,8 +68,9 @@ def run_key(config: dict, version: str, code: dict | None = None) -> str:
     (``environment.code_state()``: git commit, dirty flag, digest of the package's sources)."""
     measured = {k: v for k, v in config.items() if k not in _NOT_IN_KEY}
     bench = {k: v for k, v in measured.get("benchmark", {}).items() if k != "progress"}
-    text = json.dumps({**measured, "benchmark": bench, "version": version, "code": code},
-                      sort_keys=True)
+    text = json.dumps(
+        {**measured, "benchmark": bench, "version": version, "code": code}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -84,7 +85,9 @@ class StoredTruth:
 
     def save(self, path: Path) -> None:
         np.savez_compressed(
-            path, pairs=np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2), n=np.int64(self.n),
+            path,
+            pairs=np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2),
+            n=np.int64(self.n),
             **{f"group_{k}": np.asarray(v, dtype=str) for k, v in self.groups.items()},
         )
 
@@ -94,18 +97,24 @@ class StoredTruth:
         and size (``read_npz``), pairs within ``n`` images (the run's count, when given)."""
         z = read_npz(path, {"pairs": ("iu", 2), "n": ("iu", 0)}, others=("U", 1))
         pairs, stored_n = z["pairs"], int(z["n"])
-        groups = {k[len("group_"):]: v for k, v in z.items() if k.startswith("group_")}
-        if (n is not None and stored_n != n) or pairs.shape[1] != 2 or (
-                len(pairs) and (int(pairs.min()) < 0 or int(pairs.max()) >= stored_n)) or any(
-                len(v) != len(pairs) for v in groups.values()):
-            raise DamagedFile(f"{path}: pairs or labels do not fit the run's "
-                              f"{stored_n if n is None else n} images")
+        groups = {k[len("group_") :]: v for k, v in z.items() if k.startswith("group_")}
+        if (
+            (n is not None and stored_n != n)
+            or pairs.shape[1] != 2
+            or (len(pairs) and (int(pairs.min()) < 0 or int(pairs.max()) >= stored_n))
+            or any(len(v) != len(pairs) for v in groups.values())
+        ):
+            raise DamagedFile(
+                f"{path}: pairs or labels do not fit the run's "
+                f"{stored_n if n is None else n} images"
+            )
         return cls(pairs, stored_n, groups)
 
 
 def save_skipped(skipped: list[Skipped], path: Path) -> None:
     pd.DataFrame([(s.path, s.reason) for s in skipped], columns=["path", "reason"]).to_csv(
-        path, index=False)
+        path, index=False
+    )
 
 
 @dataclass
@@ -276,8 +285,7 @@ def runs_table(runs: list[StoredRun]) -> pd.DataFrame:
     for run in runs:
         missing = run.missing_data()
         if missing:
-            warnings.warn(f"leaving the run in {run.dir} out of the table: {missing}",
-                          stacklevel=2)
+            warnings.warn(f"leaving the run in {run.dir} out of the table: {missing}", stacklevel=2)
             continue
         info = run.info
         row = {

@@ -53,8 +53,12 @@ NOTES = (
 
 def main_table(runs_df: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``MAIN_COLUMNS`` from a ``store.runs_table``, one row per run."""
-    table = pd.DataFrame({c.title: runs_df.get(c.key, pd.Series(math.nan, index=runs_df.index))
-                          for c in MAIN_COLUMNS})
+    table = pd.DataFrame(
+        {
+            c.title: runs_df.get(c.key, pd.Series(math.nan, index=runs_df.index))
+            for c in MAIN_COLUMNS
+        }
+    )
     return table.reset_index(drop=True)
 
 
@@ -84,7 +88,7 @@ def _cell(value, digits: int) -> str:
         return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if isinstance(value, float) and not value.is_integer() or digits:
+    if (isinstance(value, float) and not value.is_integer()) or digits:
         return f"{value:.{digits}f}"
     return str(int(value))
 
@@ -97,31 +101,55 @@ def _texts(table: pd.DataFrame, columns) -> pd.DataFrame:
 def to_markdown(table: pd.DataFrame, columns=MAIN_COLUMNS, per_row: bool = False) -> str:
     texts, best = _texts(table, columns), best_mask(table, columns, per_row)
     head = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" if pd.api.types.is_string_dtype(table[c]) else "---:"
-                          for c in table.columns) + "|"
+    rule = (
+        "|"
+        + "|".join(
+            "---" if pd.api.types.is_string_dtype(table[c]) else "---:" for c in table.columns
+        )
+        + "|"
+    )
     lines = [head, rule]
     for r in range(len(table)):
-        cells = [f"**{texts.iat[r, c]}**" if best.iat[r, c] else texts.iat[r, c]
-                 for c in range(len(table.columns))]
+        cells = [
+            f"**{texts.iat[r, c]}**" if best.iat[r, c] else texts.iat[r, c]
+            for c in range(len(table.columns))
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "μ": r"$\mu$"}
+_LATEX_ESCAPES = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "μ": r"$\mu$",
+}
 
 
 def _latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
 
 
-def to_latex(table: pd.DataFrame, columns=MAIN_COLUMNS, caption: str = "",
-             per_row: bool = False) -> str:
+def to_latex(
+    table: pd.DataFrame, columns=MAIN_COLUMNS, caption: str = "", per_row: bool = False
+) -> str:
     """A booktabs ``table`` environment; best values in ``\\textbf``."""
     texts, best = _texts(table, columns), best_mask(table, columns, per_row)
     align = "".join("l" if pd.api.types.is_string_dtype(table[c]) else "r" for c in table.columns)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
-             " & ".join(_latex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\begin{{tabular}}{{{align}}}",
+        r"\toprule",
+        " & ".join(_latex_escape(c) for c in table.columns) + r" \\",
+        r"\midrule",
+    ]
     for r in range(len(table)):
         cells = [_latex_escape(texts.iat[r, c]) for c in range(len(table.columns))]
         cells = [rf"\textbf{{{v}}}" if best.iat[r, c] else v for c, v in enumerate(cells)]
@@ -148,8 +176,9 @@ def breakdown_table(runs: list[StoredRun], column: str) -> pd.DataFrame:
         return pd.DataFrame()
     long = pd.concat(parts, ignore_index=True)
     long["group"] = long["group"].astype(str)
-    wide = long.pivot_table(index="group", columns="label", values="recall", aggfunc="first",
-                            sort=False)
+    wide = long.pivot_table(
+        index="group", columns="label", values="recall", aggfunc="first", sort=False
+    )
     labels = list(dict.fromkeys(long["label"]))
     wide = wide.reindex(index=sorted(wide.index, key=natural_key), columns=labels)
     pairs = long.groupby("group", sort=False)["pairs"].first()
@@ -161,5 +190,8 @@ def breakdown_table(runs: list[StoredRun], column: str) -> pd.DataFrame:
 def breakdown_columns(table: pd.DataFrame) -> tuple[Column, ...]:
     """Column specs for a breakdown table: the group name, the pair count, recalls (ranked)."""
     first, *rest = table.columns
-    return (Column(first, first, None), Column("pairs", "pairs", None, 0),
-            *(Column(c, c, True) for c in rest if c != "pairs"))
+    return (
+        Column(first, first, None),
+        Column("pairs", "pairs", None, 0),
+        *(Column(c, c, True) for c in rest if c != "pairs"),
+    )

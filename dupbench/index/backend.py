@@ -36,8 +36,9 @@ class IndexBackend(Protocol):
     def remove(self, ids: np.ndarray) -> None:
         """Forget these ids; ids not present are ignored."""
 
-    def query(self, codes: np.ndarray, threshold: float,
-              k: int | None) -> list[list[tuple[int, float]]]:
+    def query(
+        self, codes: np.ndarray, threshold: float, k: int | None
+    ) -> list[list[tuple[int, float]]]:
         """Per query row, ``(id, score)`` best first, at most ``k`` (all if None): hamming:
         distance <= threshold; cosine: similarity >= threshold; equal: identical codes (score 0)."""
 
@@ -62,19 +63,22 @@ def backend_class(name: str) -> type:
     except KeyError:
         raise UnknownNameError(
             f"unknown index backend {name!r}{did_you_mean(name, BACKENDS)}"
-            f" (known: {', '.join(BACKENDS)})") from None
+            f" (known: {', '.join(BACKENDS)})"
+        ) from None
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
         try:
             entry = getattr(importlib.import_module(module), attr)
         except ImportError as e:
-            raise MissingExtraError(f"the {name} index backend cannot be loaded ({e}); "
-                                    f"pip install 'dupbench[{name}]'") from e
+            raise MissingExtraError(
+                f"the {name} index backend cannot be loaded ({e}); pip install 'dupbench[{name}]'"
+            ) from e
     return entry
 
 
-def open_backend(name: str, folder: str | Path, kind: Kind, metric: Metric, size: int,
-                 **options: Any) -> IndexBackend:
+def open_backend(
+    name: str, folder: str | Path, kind: Kind, metric: Metric, size: int, **options: Any
+) -> IndexBackend:
     """Create or reopen backend ``name`` for an index kept in ``folder``.
 
     Every backend class takes ``(path_or_uri, kind, metric, size, **options)``: the local one keeps

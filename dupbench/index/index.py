@@ -84,8 +84,11 @@ class AddResult:
     skipped: list[Skipped] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
-        return {"added": len(self.added), "unchanged": len(self.unchanged),
-                "skipped": len(self.skipped)}
+        return {
+            "added": len(self.added),
+            "unchanged": len(self.unchanged),
+            "skipped": len(self.skipped),
+        }
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,14 @@ class Index:
         self.method = method
         self.manifest = manifest
         self.backend: IndexBackend = open_backend(
-            manifest["backend"], path, method.kind, method.metric, method.size,
-            **manifest["backend_options"])
-        self._db = sqlite3.connect(path / DATABASE, isolation_level=None,
-                                   check_same_thread=False)
+            manifest["backend"],
+            path,
+            method.kind,
+            method.metric,
+            method.size,
+            **manifest["backend_options"],
+        )
+        self._db = sqlite3.connect(path / DATABASE, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -121,9 +128,16 @@ class Index:
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, method: str | Method = "phash", *,
-               backend: str = "local", uri: str | None = None,
-               backend_options: dict[str, Any] | None = None, **params: Any) -> Index:
+    def create(
+        cls,
+        path: str | os.PathLike,
+        method: str | Method = "phash",
+        *,
+        backend: str = "local",
+        uri: str | None = None,
+        backend_options: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> Index:
         """A new, empty index at ``path`` (absent or an empty folder) for ``method(**params)``.
 
         ``backend``: "local" (in process) or "milvus"; ``uri`` (a Milvus server) and
@@ -135,28 +149,38 @@ class Index:
         options = dict(backend_options or {})
         if uri is not None:
             options["uri"] = uri
-        if path.exists() and (not path.is_dir() or (path / MANIFEST).exists()
-                              or {p.name for p in path.iterdir()} - _OWN_FILES):
+        if path.exists() and (
+            not path.is_dir()
+            or (path / MANIFEST).exists()
+            or {p.name for p in path.iterdir()} - _OWN_FILES
+        ):
             raise IndexFolderError(f"{path}: exists and is not an empty folder")
         path.mkdir(parents=True, exist_ok=True)
-        manifest = {"format": FORMAT, "version": VERSION, "config": method_config(m),
-                    "backend": backend, "backend_options": options,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "config": method_config(m),
+            "backend": backend,
+            "backend_options": options,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         index = cls(path, m, manifest)
         write_json(path / MANIFEST, manifest)  # last: an index exists once its manifest does
         return index
 
     @classmethod
-    def open(cls, path: str | os.PathLike, method: str | Method | None = None,
-             **params: Any) -> Index:
+    def open(
+        cls, path: str | os.PathLike, method: str | Method | None = None, **params: Any
+    ) -> Index:
         """Open the index at ``path``. With ``method``, refuse an index made with another
         configuration (its codes would not be comparable with the query's)."""
         path = Path(path)
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise IndexFolderError(f"{path}: no index here (create one with "
-                              "`dupbench index create`)") from None
+            raise IndexFolderError(
+                f"{path}: no index here (create one with `dupbench index create`)"
+            ) from None
         except (OSError, ValueError) as e:
             raise IndexFolderError(f"{path}: unreadable index manifest ({e})") from None
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
@@ -164,13 +188,16 @@ class Index:
         stored = manifest["config"]
         m = get_method(stored["method"], **stored["params"])
         if method_config(m) != stored:
-            raise IndexFolderError(f"{path}: made with {describe_config(stored)}, which this version of "
-                              f"dupbench encodes as {describe_config(method_config(m))}")
+            raise IndexFolderError(
+                f"{path}: made with {describe_config(stored)}, which this version of "
+                f"dupbench encodes as {describe_config(method_config(m))}"
+            )
         if method is not None:
             asked = method_config(get_method(method, **params))
             if asked != stored:
-                raise IndexFolderError(f"{path} holds {describe_config(stored)} codes, not "
-                                  f"{describe_config(asked)}")
+                raise IndexFolderError(
+                    f"{path} holds {describe_config(stored)} codes, not {describe_config(asked)}"
+                )
         index = cls(path, m, manifest)
         index._recover_if_idle()
         return index
@@ -193,16 +220,23 @@ class Index:
     def default_threshold(self) -> float:
         return float(self.method.default_threshold)
 
-    def query(self, image: images.Source, threshold: float | None = None, k: int | None = None,
-              *, max_pixels: int | None = None) -> list[Match]:
+    def query(
+        self,
+        image: images.Source,
+        threshold: float | None = None,
+        k: int | None = None,
+        *,
+        max_pixels: int | None = None,
+    ) -> list[Match]:
         """Entries similar to one image (a path, bytes, PIL image or pixel array), best first:
         Hamming distance <= ``threshold``, cosine similarity >= ``threshold``, or identical
         digests (default threshold: the method's); at most ``k``. Unreadable input raises a
         one-line ``DupbenchError``; ``max_pixels`` refuses larger images before decoding."""
         return self.query_codes(self.encode(image, max_pixels=max_pixels), threshold, k)[0]
 
-    def query_codes(self, codes: np.ndarray, threshold: float | None = None,
-                    k: int | None = None) -> list[list[Match]]:
+    def query_codes(
+        self, codes: np.ndarray, threshold: float | None = None, k: int | None = None
+    ) -> list[list[Match]]:
         """``query`` for precomputed codes (rows as ``method.encode`` gives them), per row."""
         t = self.default_threshold if threshold is None else float(threshold)
         if self.method.metric == "cosine" and not -1.0 <= t <= 1.0:
@@ -230,9 +264,11 @@ class Index:
         if ids is None:
             rows = self._all(sql + " ORDER BY id")
         else:
-            rows = [r for chunk in _chunks(sorted({int(i) for i in ids}), 900)
-                    for r in self._all(sql + f" AND id IN ({','.join('?' * len(chunk))})",
-                                       chunk)]
+            rows = [
+                r
+                for chunk in _chunks(sorted({int(i) for i in ids}), 900)
+                for r in self._all(sql + f" AND id IN ({','.join('?' * len(chunk))})", chunk)
+            ]
         return [dict(zip(keys, r)) for r in rows]
 
     def lookup(self, name: str) -> dict[str, Any] | None:
@@ -244,11 +280,19 @@ class Index:
         """What ``dupbench index info`` and ``GET /stats`` show."""
         config = self.manifest["config"]
         on_disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
-        return {"path": str(self.path), "method": config["method"], "params": config["params"],
-                "kind": config["kind"], "metric": config["metric"], "size": config["size"],
-                "default_threshold": self.default_threshold,
-                "backend": self.manifest["backend"], "entries": len(self),
-                "bytes_on_disk": on_disk, "created": self.manifest.get("created")}
+        return {
+            "path": str(self.path),
+            "method": config["method"],
+            "params": config["params"],
+            "kind": config["kind"],
+            "metric": config["metric"],
+            "size": config["size"],
+            "default_threshold": self.default_threshold,
+            "backend": self.manifest["backend"],
+            "entries": len(self),
+            "bytes_on_disk": on_disk,
+            "created": self.manifest.get("created"),
+        }
 
     def find_duplicates(self, threshold: float | None = None, scores: bool = False):
         """``{name: [duplicates]}`` among the indexed entries, as ``dupbench.find_duplicates``
@@ -258,8 +302,10 @@ class Index:
 
         items = getattr(self.backend, "items", None)
         if items is None:
-            raise UsageError(f"the {self.manifest['backend']} backend cannot list its codes; "
-                             "find_duplicates needs one that can")
+            raise UsageError(
+                f"the {self.manifest['backend']} backend cannot list its codes; "
+                "find_duplicates needs one that can"
+            )
         ids, codes = items()
         names = self._names(set(ids.tolist()))
         keep = np.array([int(i) in names for i in ids], bool)
@@ -270,9 +316,16 @@ class Index:
         return DuplicateResult(labels, pairs, [], labels).to_map(scores=scores)
 
     # -- writing ----------------------------------------------------------------------------------
-    def add(self, files: str | os.PathLike | Sequence[str | os.PathLike], *,
-            recursive: bool = False, workers: int = 1, batch_size: int = DEFAULT_BATCH,
-            progress: bool = False, cluster: str | Cluster | None = None) -> AddResult:
+    def add(
+        self,
+        files: str | os.PathLike | Sequence[str | os.PathLike],
+        *,
+        recursive: bool = False,
+        workers: int = 1,
+        batch_size: int = DEFAULT_BATCH,
+        progress: bool = False,
+        cluster: str | Cluster | None = None,
+    ) -> AddResult:
         """Add a folder's images (``recursive``: and its subfolders') or a list of files.
 
         Only new and changed files are encoded: a file whose size and mtime, or else whose
@@ -316,8 +369,10 @@ class Index:
             present = [e["id"] for e in self.entries(wanted)]
             if present:
                 with self._transaction() as db:
-                    db.executemany("UPDATE entries SET state = 'removing' WHERE id = ?",
-                                   [(i,) for i in present])
+                    db.executemany(
+                        "UPDATE entries SET state = 'removing' WHERE id = ?",
+                        [(i,) for i in present],
+                    )
                 self._finish_removals()
         return present
 
@@ -327,8 +382,10 @@ class Index:
         if isinstance(files, (str, os.PathLike)) and Path(files).is_dir():
             scan = images.scan_files(files, recursive=recursive)
             result.skipped.extend(scan.skipped)
-            return [_Candidate(str(f.path.resolve()), str(f.path.resolve()), f.size, f.mtime_ns)
-                    for f in scan.files]
+            return [
+                _Candidate(str(f.path.resolve()), str(f.path.resolve()), f.size, f.mtime_ns)
+                for f in scan.files
+            ]
         if isinstance(files, (str, os.PathLike)):
             files = [files]
         out = []
@@ -345,13 +402,19 @@ class Index:
             out.append(_Candidate(str(p), str(p), st.st_size, st.st_mtime_ns))
         return out
 
-    def _add_batch(self, batch: list[_Candidate],
-                   encode: Callable[[list, list[str]], Encodings], result: AddResult) -> None:
+    def _add_batch(
+        self,
+        batch: list[_Candidate],
+        encode: Callable[[list, list[str]], Encodings],
+        result: AddResult,
+    ) -> None:
         """Sort a batch into unchanged and to-encode, encode, and commit the codes."""
         todo, digests = [], {}
         for c in batch:
-            row = self._one("SELECT size, mtime_ns, digest FROM entries "
-                            "WHERE state = 'live' AND name = ?", (c.name,))
+            row = self._one(
+                "SELECT size, mtime_ns, digest FROM entries WHERE state = 'live' AND name = ?",
+                (c.name,),
+            )
             same_stat = row is not None and tuple(row[:2]) == (c.size, c.mtime_ns)
             if same_stat and not isinstance(c.source, bytes):  # uploads have no mtime
                 result.unchanged.append(c.name)
@@ -363,8 +426,11 @@ class Index:
                 continue
             if row is not None and row[2] == digest:  # touched, not changed
                 with self._transaction() as db:
-                    db.execute("UPDATE entries SET size = ?, mtime_ns = ? WHERE state = 'live' "
-                               "AND name = ?", (c.size, c.mtime_ns, c.name))
+                    db.execute(
+                        "UPDATE entries SET size = ?, mtime_ns = ? WHERE state = 'live' "
+                        "AND name = ?",
+                        (c.size, c.mtime_ns, c.name),
+                    )
                 result.unchanged.append(c.name)
                 continue
             todo.append(c)
@@ -384,16 +450,21 @@ class Index:
             return []
         now = time.time()
         with self._transaction() as db:
-            ids = [db.execute("INSERT INTO entries (name, size, mtime_ns, digest, added, state) "
-                              "VALUES (?, ?, ?, ?, ?, 'pending')", (*r, now)).lastrowid
-                   for r in rows]
+            ids = [
+                db.execute(
+                    "INSERT INTO entries (name, size, mtime_ns, digest, added, state) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending')",
+                    (*r, now),
+                ).lastrowid
+                for r in rows
+            ]
         self.backend.add(np.array(ids, np.int64), codes)
         names = [(r[0],) for r in rows]
         with self._transaction() as db:
-            db.executemany("UPDATE entries SET state = 'removing' "
-                           "WHERE state = 'live' AND name = ?", names)
-            db.executemany("UPDATE entries SET state = 'live' WHERE id = ?",
-                           [(i,) for i in ids])
+            db.executemany(
+                "UPDATE entries SET state = 'removing' WHERE state = 'live' AND name = ?", names
+            )
+            db.executemany("UPDATE entries SET state = 'live' WHERE id = ?", [(i,) for i in ids])
         self._finish_removals()
         return ids
 
@@ -457,8 +528,13 @@ class Index:
         """Names of the live entries among ``ids`` (a backend may still hold a dead id)."""
         out: dict[int, str] = {}
         for chunk in _chunks(sorted(ids), 900):
-            out.update(self._all("SELECT id, name FROM entries WHERE state = 'live' AND id IN "
-                                 f"({','.join('?' * len(chunk))})", chunk))
+            out.update(
+                self._all(
+                    "SELECT id, name FROM entries WHERE state = 'live' AND id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
         return out
 
 
@@ -471,7 +547,7 @@ def _digest(source: images.Source) -> str:
 
 def _chunks(items: Sequence, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+        yield list(items[start : start + size])
 
 
 __all__ = ["AddResult", "Index", "IndexFolderError", "Match"]

@@ -55,14 +55,16 @@ _MIN_CAPACITY = 1024
 class LocalBackend:
     """``IndexBackend`` kept under ``folder/local``; see the module docstring."""
 
-    def __init__(self, folder: str | os.PathLike, kind: Kind, metric: Metric, size: int,
-                 **options: Any) -> None:
+    def __init__(
+        self, folder: str | os.PathLike, kind: Kind, metric: Metric, size: int, **options: Any
+    ) -> None:
         check_parameters(options, (), "local index backend")
         self.kind, self.metric, self.size = kind, metric, int(size)
         self.path = Path(folder) / FOLDER
         (self.path / SHARDS).mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path / DATABASE, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(
+            self.path / DATABASE, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -92,8 +94,9 @@ class LocalBackend:
             try:
                 import faiss
             except ImportError as e:
-                raise MissingExtraError("a cosine index needs faiss: "
-                                        "pip install 'dupbench[faiss]'") from e
+                raise MissingExtraError(
+                    "a cosine index needs faiss: pip install 'dupbench[faiss]'"
+                ) from e
             self._faiss = faiss.IndexFlatIP(self._width)
 
     def _append(self, ids: np.ndarray, codes: np.ndarray) -> None:
@@ -104,9 +107,9 @@ class LocalBackend:
         n, m = self._n, len(ids)
         if n + m > len(self._ids):
             self._grow(max(2 * len(self._ids), n + m, _MIN_CAPACITY))
-        self._ids[n:n + m] = ids
-        self._codes[n:n + m] = codes
-        self._alive[n:n + m] = True
+        self._ids[n : n + m] = ids
+        self._codes[n : n + m] = codes
+        self._alive[n : n + m] = True
         if self.metric == "equal":
             for row in range(n, n + m):
                 self._by_code.setdefault(self._codes[row].tobytes(), []).append(row)
@@ -119,15 +122,16 @@ class LocalBackend:
         """New arrays (never resized in place: a query may be reading the old ones)."""
         for name in ("_ids", "_codes", "_alive"):
             old = getattr(self, name)
-            new = (np.zeros if name == "_alive" else np.empty)((capacity, *old.shape[1:]),
-                                                              old.dtype)
-            new[:self._n] = old[:self._n]
+            new = (np.zeros if name == "_alive" else np.empty)(
+                (capacity, *old.shape[1:]), old.dtype
+            )
+            new[: self._n] = old[: self._n]
             setattr(self, name, new)
 
     def _mask(self, ids: np.ndarray) -> None:
         if self._live == 0 or len(ids) == 0:
             return
-        rows = np.flatnonzero(np.isin(self._ids[:self._n], ids) & self._alive[:self._n])
+        rows = np.flatnonzero(np.isin(self._ids[: self._n], ids) & self._alive[: self._n])
         if len(rows):
             alive = self._alive.copy()  # a copy: a query holding the old mask stays consistent
             alive[rows] = False
@@ -138,7 +142,7 @@ class LocalBackend:
         """Drop masked rows once they are a quarter of the array (keeps queries O(live))."""
         if self._n - self._live <= max(_MIN_CAPACITY, self._n // 4):
             return
-        keep = np.flatnonzero(self._alive[:self._n])
+        keep = np.flatnonzero(self._alive[: self._n])
         ids, codes = self._ids[keep], self._codes[keep]
         self._reset(max(len(keep), _MIN_CAPACITY))
         self._append(ids, codes)
@@ -155,8 +159,10 @@ class LocalBackend:
                 version = self._db.execute("PRAGMA data_version").fetchone()[0]
                 if version == self._data_version and not force:
                     return
-                rows = self._db.execute("SELECT seq, shard, removed, base FROM log "
-                                        "WHERE seq > ? ORDER BY seq", (self._seen_seq,)).fetchall()
+                rows = self._db.execute(
+                    "SELECT seq, shard, removed, base FROM log WHERE seq > ? ORDER BY seq",
+                    (self._seen_seq,),
+                ).fetchall()
             for seq, shard, removed, base in rows:
                 if base:
                     self._reset(0)
@@ -236,8 +242,9 @@ class LocalBackend:
             self._commit("INSERT INTO log (removed) VALUES (?)", [(int(i),) for i in ids])
             self._refresh(force=True)
 
-    def query(self, codes: np.ndarray, threshold: float,
-              k: int | None) -> list[list[tuple[int, float]]]:
+    def query(
+        self, codes: np.ndarray, threshold: float, k: int | None
+    ) -> list[list[tuple[int, float]]]:
         codes = self._checked(codes)
         if k is not None and k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
@@ -261,7 +268,7 @@ class LocalBackend:
         """(ids, codes) of every live row, in insertion order (for all-pairs searches)."""
         self._refresh()
         with self._lock:
-            keep = np.flatnonzero(self._alive[:self._n])
+            keep = np.flatnonzero(self._alive[: self._n])
             return self._ids[keep], self._codes[keep]
 
     # -- searching ----------------------------------------------------------------------------
@@ -269,8 +276,9 @@ class LocalBackend:
         with self._lock:
             return self._n, self._ids, self._codes, self._alive
 
-    def _query_hamming(self, code: np.ndarray, threshold: float,
-                       k: int | None) -> list[tuple[int, float]]:
+    def _query_hamming(
+        self, code: np.ndarray, threshold: float, k: int | None
+    ) -> list[tuple[int, float]]:
         n, ids, codes, alive = self._snapshot()
         dist = np.bitwise_count(codes[:n, 0] ^ code[0])  # uint8: up to 255 bits
         if self._width > 1:
@@ -287,8 +295,9 @@ class LocalBackend:
         found.sort()
         return [(int(i), 0.0) for i in found[:k]]
 
-    def _query_cosine(self, vector: np.ndarray, threshold: float,
-                      k: int | None) -> list[tuple[int, float]]:
+    def _query_cosine(
+        self, vector: np.ndarray, threshold: float, k: int | None
+    ) -> list[tuple[int, float]]:
         with self._lock:  # FAISS indexes are not safe to search while another thread adds
             n, ids, alive = self._n, self._ids, self._alive
             if n == 0:
@@ -296,7 +305,7 @@ class LocalBackend:
             q = vector.reshape(1, -1)
             if k is None:
                 lims, sims, rows = self._faiss.range_search(q, float(threshold))
-                sims, rows = sims[lims[0]:lims[1]], rows[lims[0]:lims[1]]
+                sims, rows = sims[lims[0] : lims[1]], rows[lims[0] : lims[1]]
             else:
                 sims, rows = self._faiss.search(q, min(n, k + n - self._live))
                 sims, rows = sims[0], rows[0]
@@ -310,21 +319,26 @@ class LocalBackend:
         if codes.ndim == 1:
             codes = codes.reshape(1, -1)
         if codes.ndim != 2 or codes.shape[1] != self._width:
-            raise UsageError(f"codes of shape {codes.shape} do not fit this index "
-                             f"({self._width} {self._dtype} per row)")
+            raise UsageError(
+                f"codes of shape {codes.shape} do not fit this index "
+                f"({self._width} {self._dtype} per row)"
+            )
         return np.ascontiguousarray(codes, self._dtype)
 
     def _delete_orphans(self) -> None:
         """Shards no log row names: a writer killed between writing one and committing it."""
-        known = {self._shard_path(s).name for (s,) in self._select(
-            "SELECT shard FROM log WHERE shard IS NOT NULL")}
+        known = {
+            self._shard_path(s).name
+            for (s,) in self._select("SELECT shard FROM log WHERE shard IS NOT NULL")
+        }
         for p in (self.path / SHARDS).iterdir():
             if p.name not in known:
                 p.unlink(missing_ok=True)
 
 
-def _ranked(ids: np.ndarray, scores: np.ndarray, k: int | None,
-            descending: bool) -> list[tuple[int, float]]:
+def _ranked(
+    ids: np.ndarray, scores: np.ndarray, k: int | None, descending: bool
+) -> list[tuple[int, float]]:
     """Best first, ties by id, at most ``k``."""
     order = np.lexsort((ids, -scores if descending else scores))[:k]
     return [(int(i), float(s)) for i, s in zip(ids[order], scores[order])]

@@ -51,8 +51,10 @@ _OPTIONS = ("uri", "collection", "token")
 _ID, _CODE = "id", "code"
 
 if importlib.util.find_spec("pymilvus") is None:  # Index.create asks before making any file
-    raise MissingExtraError("the milvus index backend needs pymilvus, which is not installed: "
-                            "pip install 'dupbench[milvus]'")
+    raise MissingExtraError(
+        "the milvus index backend needs pymilvus, which is not installed: "
+        "pip install 'dupbench[milvus]'"
+    )
 
 _lite_users: dict[str, int] = {}  # milvus-lite database file -> backends open on it here
 _lite_lock = threading.Lock()
@@ -65,8 +67,9 @@ class MilvusError(DupbenchError):
 class MilvusBackend:
     """``IndexBackend`` kept in a Milvus collection; see the module docstring."""
 
-    def __init__(self, folder: str | os.PathLike, kind: Kind, metric: Metric, size: int,
-                 **options: Any) -> None:
+    def __init__(
+        self, folder: str | os.PathLike, kind: Kind, metric: Metric, size: int, **options: Any
+    ) -> None:
         check_parameters(options, _OPTIONS, "milvus index backend")
         self.kind, self.metric, self.size = kind, metric, int(size)
         self._binary = kind != "float"
@@ -79,8 +82,9 @@ class MilvusBackend:
         if not uri:  # a milvus-lite file in the index folder (a server made nothing here yet)
             self.path.mkdir(parents=True, exist_ok=True)
             self._lite = str((self.path / DATABASE).resolve())
-        self._client = _connect(uri or self._lite,
-                                options.get("token") or os.environ.get("MILVUS_TOKEN", ""))
+        self._client = _connect(
+            uri or self._lite, options.get("token") or os.environ.get("MILVUS_TOKEN", "")
+        )
         if self._lite:
             with _lite_lock:
                 _lite_users[self._lite] = _lite_users.get(self._lite, 0) + 1
@@ -116,25 +120,35 @@ class MilvusBackend:
             schema.add_field(_ID, DataType.INT64, is_primary=True)
             schema.add_field(_CODE, vector, dim=self._dim)
             params = c.prepare_index_params()
-            params.add_index(_CODE, index_type="BIN_FLAT" if self._binary else "FLAT",
-                             metric_type=self._metric_type)
+            params.add_index(
+                _CODE,
+                index_type="BIN_FLAT" if self._binary else "FLAT",
+                metric_type=self._metric_type,
+            )
             try:
-                c.create_collection(self.collection, schema=schema, index_params=params,
-                                    consistency_level="Strong")
+                c.create_collection(
+                    self.collection, schema=schema, index_params=params, consistency_level="Strong"
+                )
             except MilvusException as e:  # e.g. milvus-lite 3.x, which has no binary vectors
-                raise MilvusError(f"Milvus cannot make collection {self.collection!r} of "
-                                  f"{vector.name} {self._metric_type}: {e.message}"
-                                  + (" (milvus-lite 2.4-2.5 can)" if self._lite else "")
-                                  ) from None
+                raise MilvusError(
+                    f"Milvus cannot make collection {self.collection!r} of "
+                    f"{vector.name} {self._metric_type}: {e.message}"
+                    + (" (milvus-lite 2.4-2.5 can)" if self._lite else "")
+                ) from None
             return
         fields = {f["name"]: f for f in c.describe_collection(self.collection)["fields"]}
         code = fields.get(_CODE, {})
-        found = (code.get("type"), int(code.get("params", {}).get("dim", -1)),
-                 c.describe_index(self.collection, _CODE).get("metric_type") if code else None)
+        found = (
+            code.get("type"),
+            int(code.get("params", {}).get("dim", -1)),
+            c.describe_index(self.collection, _CODE).get("metric_type") if code else None,
+        )
         if found != (vector, self._dim, self._metric_type):
-            raise MilvusError(f"Milvus collection {self.collection!r} holds {found[0]} codes of "
-                              f"{found[1]} dimensions ({found[2]}), not {vector} of {self._dim} "
-                              f"({self._metric_type}); give another collection=")
+            raise MilvusError(
+                f"Milvus collection {self.collection!r} holds {found[0]} codes of "
+                f"{found[1]} dimensions ({found[2]}), not {vector} of {self._dim} "
+                f"({self._metric_type}); give another collection="
+            )
         c.load_collection(self.collection)
 
     # -- the IndexBackend contract ----------------------------------------------------------------
@@ -150,17 +164,20 @@ class MilvusBackend:
         if not self._binary:
             codes = unit_rows(codes)
         for k in range(0, len(ids), WRITE_BATCH):
-            vectors = self._vectors(codes[k:k + WRITE_BATCH])
-            self._client.upsert(self.collection, [
-                {_ID: int(i), _CODE: v} for i, v in zip(ids[k:k + WRITE_BATCH], vectors)])
+            vectors = self._vectors(codes[k : k + WRITE_BATCH])
+            self._client.upsert(
+                self.collection,
+                [{_ID: int(i), _CODE: v} for i, v in zip(ids[k : k + WRITE_BATCH], vectors)],
+            )
 
     def remove(self, ids: np.ndarray) -> None:
         ids = np.asarray(ids, np.int64).reshape(-1)
         for k in range(0, len(ids), WRITE_BATCH):
-            self._client.delete(self.collection, ids=[int(i) for i in ids[k:k + WRITE_BATCH]])
+            self._client.delete(self.collection, ids=[int(i) for i in ids[k : k + WRITE_BATCH]])
 
-    def query(self, codes: np.ndarray, threshold: float,
-              k: int | None) -> list[list[tuple[int, float]]]:
+    def query(
+        self, codes: np.ndarray, threshold: float, k: int | None
+    ) -> list[list[tuple[int, float]]]:
         codes = self._checked(codes)
         if k is not None and k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
@@ -192,10 +209,16 @@ class MilvusBackend:
     # -- extras the Index uses when present -------------------------------------------------------
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, codes) of every row, in id order (for all-pairs searches)."""
-        rows = sorted(_complete(lambda where: [(int(r[_ID]), r[_CODE]) for r in
-                                               self._client.query(self.collection, filter=where,
-                                                                  output_fields=[_ID, _CODE],
-                                                                  limit=MAX_TOPK)]))
+        rows = sorted(
+            _complete(
+                lambda where: [
+                    (int(r[_ID]), r[_CODE])
+                    for r in self._client.query(
+                        self.collection, filter=where, output_fields=[_ID, _CODE], limit=MAX_TOPK
+                    )
+                ]
+            )
+        )
         return np.array([i for i, _ in rows], np.int64), self._codes([c for _, c in rows])
 
     # -- searching --------------------------------------------------------------------------------
@@ -221,17 +244,23 @@ class MilvusBackend:
         """(id, score) of every row within ``threshold``, however many."""
         return _complete(lambda where: self._search(vector, threshold, MAX_TOPK, where))
 
-    def _search(self, vector: Any, threshold: float, limit: int,
-                where: str) -> list[tuple[int, float]]:
+    def _search(
+        self, vector: Any, threshold: float, limit: int, where: str
+    ) -> list[tuple[int, float]]:
         """One range search: (id, score) of at most ``limit`` rows within ``threshold``."""
         if self._binary:  # integer distances; Milvus keeps distance < radius
             params = {"radius": int(np.floor(threshold)) + 1, "range_filter": 0}
         else:  # Milvus keeps similarity > radius: ask a little lower, then keep >= threshold
             params = {"radius": float(np.nextafter(np.float32(threshold), np.float32(-2)))}
         found = self._client.search(
-            self.collection, data=[vector], anns_field=_CODE, limit=limit, filter=where,
+            self.collection,
+            data=[vector],
+            anns_field=_CODE,
+            limit=limit,
+            filter=where,
             search_params={"metric_type": self._metric_type, "params": params},
-            output_fields=[_ID])[0]
+            output_fields=[_ID],
+        )[0]
         hits = [(int(h[_ID]), float(h["distance"])) for h in found]
         return hits if self._binary else [h for h in hits if h[1] >= threshold]
 
@@ -242,8 +271,10 @@ class MilvusBackend:
             codes = codes.reshape(1, -1)
         dtype = np.uint64 if self._binary else np.float32
         if codes.ndim != 2 or codes.shape[1] != self._width:
-            raise UsageError(f"codes of shape {codes.shape} do not fit this index "
-                             f"({self._width} {np.dtype(dtype)} per row)")
+            raise UsageError(
+                f"codes of shape {codes.shape} do not fit this index "
+                f"({self._width} {np.dtype(dtype)} per row)"
+            )
         return np.ascontiguousarray(codes, dtype)
 
     def _vectors(self, codes: np.ndarray) -> list:
@@ -261,15 +292,18 @@ class MilvusBackend:
         return np.frombuffer(raw, ">u8").astype(np.uint64).reshape(len(vectors), self._width)
 
 
-def _complete(fetch: Callable[[str], list[tuple]], lo: int | None = None,
-              hi: int | None = None) -> list[tuple]:
+def _complete(
+    fetch: Callable[[str], list[tuple]], lo: int | None = None, hi: int | None = None
+) -> list[tuple]:
     """Every ``(id, ...)`` row ``fetch(filter)`` finds, though one call returns at most
     ``MAX_TOPK``: a part that hits the cap is cut at the median id it returned, and each half
     fetched again (ids are unique, so both halves hold found rows and shrink; the recursion
     ends). ``fetch`` returns plain tuples: pymilvus's result rows are filled in lazily by
     their list, and come out empty once copied into another list."""
-    bounds = [f"{_ID} >= {lo}" if lo is not None else "",
-              f"{_ID} <= {hi}" if hi is not None else ""]
+    bounds = [
+        f"{_ID} >= {lo}" if lo is not None else "",
+        f"{_ID} <= {hi}" if hi is not None else "",
+    ]
     rows = fetch(" and ".join(b for b in bounds if b))
     if len(rows) < MAX_TOPK:
         return rows
@@ -281,9 +315,11 @@ def _connect(uri: str, token: str) -> Any:
     """A ``MilvusClient`` for ``uri`` (a server, or a milvus-lite file it starts)."""
     lite = uri.endswith(".db")
     if lite and importlib.util.find_spec("milvus_lite") is None:
-        raise MissingExtraError("an index kept in a milvus-lite file needs milvus-lite, which is "
-                                "not installed: pip install 'dupbench[milvus]' (or give uri= of "
-                                "a Milvus server)")
+        raise MissingExtraError(
+            "an index kept in a milvus-lite file needs milvus-lite, which is "
+            "not installed: pip install 'dupbench[milvus]' (or give uri= of "
+            "a Milvus server)"
+        )
     with warnings.catch_warnings():  # milvus-lite 2.x imports the deprecated pkg_resources
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         from pymilvus import MilvusClient, MilvusException
@@ -291,6 +327,10 @@ def _connect(uri: str, token: str) -> Any:
         try:
             return MilvusClient(uri, token=token)
         except MilvusException as e:
-            hint = (" (milvus-lite serves one process at a time: is another one using this "
-                    "index? Several processes need a Milvus server, uri=...)" if lite else "")
+            hint = (
+                " (milvus-lite serves one process at a time: is another one using this "
+                "index? Several processes need a Milvus server, uri=...)"
+                if lite
+                else ""
+            )
             raise MilvusError(f"cannot open Milvus at {uri}: {e.message}{hint}") from None

@@ -32,21 +32,29 @@ def _fastapi():
     try:
         import fastapi
     except ImportError as e:
-        raise MissingExtraError("dupbench serve needs FastAPI and uvicorn: "
-                                "pip install 'dupbench[service]'") from e
+        raise MissingExtraError(
+            "dupbench serve needs FastAPI and uvicorn: pip install 'dupbench[service]'"
+        ) from e
     return fastapi
 
 
-def create_app(index: Index, *, token: str | None = None, max_bytes: int = MAX_BYTES,
-               max_pixels: int = MAX_PIXELS):
+def create_app(
+    index: Index,
+    *,
+    token: str | None = None,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+):
     """A FastAPI app serving ``index`` (which the caller opens and closes)."""
     fastapi = _fastapi()
     from fastapi import Header, HTTPException, Query, Request
     from starlette.concurrency import run_in_threadpool
 
-    app = fastapi.FastAPI(title="dupbench index",
-                          description="Have we seen this image before? Near-duplicate lookup "
-                                      f"with {index.method.name} codes.")
+    app = fastapi.FastAPI(
+        title="dupbench index",
+        description="Have we seen this image before? Near-duplicate lookup "
+        f"with {index.method.name} codes.",
+    )
     served: Counter[str] = Counter()
     served_lock = threading.Lock()
 
@@ -73,8 +81,11 @@ def create_app(index: Index, *, token: str | None = None, max_bytes: int = MAX_B
             return
         given = (authorization or "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "a valid 'Authorization: Bearer TOKEN' is needed to write",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "a valid 'Authorization: Bearer TOKEN' is needed to write",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     async def in_thread(fn, *args, **kwargs) -> Any:
         """Run index work in the thread pool; user-facing errors become 422 with one line."""
@@ -84,16 +95,20 @@ def create_app(index: Index, *, token: str | None = None, max_bytes: int = MAX_B
             raise HTTPException(422, str(e)) from None
 
     @app.post("/query", summary="Find the indexed images similar to one image")
-    async def query(request: Request, threshold: float | None = Query(None),
-                    k: int | None = Query(None, ge=1)) -> dict:
+    async def query(
+        request: Request, threshold: float | None = Query(None), k: int | None = Query(None, ge=1)
+    ) -> dict:
         data = await body(request)
         matches = await in_thread(index.query, data, threshold, k, max_pixels=max_pixels)
         count("query")
         return {"matches": [m.__dict__ for m in matches]}
 
     @app.post("/add", summary="Add one image under a name (replaces that name's other image)")
-    async def add(request: Request, name: str = Query(..., min_length=1, max_length=4096),
-                  authorization: str | None = Header(None)) -> dict:
+    async def add(
+        request: Request,
+        name: str = Query(..., min_length=1, max_length=4096),
+        authorization: str | None = Header(None),
+    ) -> dict:
         authorise(authorization)
         data = await body(request)
         done = await in_thread(index.add_bytes, data, name, max_pixels=max_pixels)
@@ -123,8 +138,9 @@ def serve(index: Index, host: str = "127.0.0.1", port: int = 8000, **options: An
     try:
         import uvicorn
     except ImportError as e:
-        raise MissingExtraError("dupbench serve needs uvicorn: "
-                                "pip install 'dupbench[service]'") from e
+        raise MissingExtraError(
+            "dupbench serve needs uvicorn: pip install 'dupbench[service]'"
+        ) from e
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {port}")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -113,8 +113,16 @@ class Method(ABC):
 
     def _encodings(self, ids: list[str], codes: np.ndarray, skipped: list[Skipped]) -> Encodings:
         """Wrap codes with this method's self-description."""
-        return Encodings(ids=ids, codes=codes, kind=self.kind, metric=self.metric, size=self.size,
-                         method=self.name, params=self.params, skipped=skipped)
+        return Encodings(
+            ids=ids,
+            codes=codes,
+            kind=self.kind,
+            metric=self.metric,
+            size=self.size,
+            method=self.name,
+            params=self.params,
+            skipped=skipped,
+        )
 
     def _stack(self, rows: list[np.ndarray]) -> np.ndarray:
         if self.kind == "binary":
@@ -122,7 +130,11 @@ class Method(ABC):
                 return np.zeros((0, max(1, -(-self.size // 64))), dtype=np.uint64)
             return pack_bits(np.stack(rows))
         if self.kind == "exact":
-            return np.stack(rows).astype(np.uint64) if rows else np.zeros((0, self.size // 64), np.uint64)
+            return (
+                np.stack(rows).astype(np.uint64)
+                if rows
+                else np.zeros((0, self.size // 64), np.uint64)
+            )
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.size), np.float32)
 
 

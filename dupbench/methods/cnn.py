@@ -98,9 +98,16 @@ class CNN(Method):
         super().__init__(
             backbone=backbone,
             weights=weights if weights in (None, "default") else os.fspath(weights),
-            pooling=pooling, gem_p=float(gem_p), normalize=bool(normalize),
-            whitening=whitening_param, dtype=dtype, batch_size=int(batch_size),
-            num_workers=num_workers, device=device, draft=bool(draft), input_size=input_size,
+            pooling=pooling,
+            gem_p=float(gem_p),
+            normalize=bool(normalize),
+            whitening=whitening_param,
+            dtype=dtype,
+            batch_size=int(batch_size),
+            num_workers=num_workers,
+            device=device,
+            draft=bool(draft),
+            input_size=input_size,
         )
         self.whitening: PCAWhitening | None = whitening
         self._custom = (model, transform) if model is not None else None
@@ -214,13 +221,18 @@ class CNN(Method):
         n_workers = self._params["num_workers"]
         n_workers = loader_workers(workers) if n_workers is None else int(n_workers)
         dataset = SourceDataset(sources, backbone.transform, self.load_options)
-        loader = make_loader(dataset, self._params["batch_size"], n_workers,
-                             pin_memory=self._device.type == "cuda")
+        loader = make_loader(
+            dataset, self._params["batch_size"], n_workers, pin_memory=self._device.type == "cuda"
+        )
         rows = np.zeros((len(sources), self.size), np.float32)
         ok = np.zeros(len(sources), bool)
         failures: dict[int, str] = {}
-        with tqdm(total=len(sources), desc=f"encode cnn ({self._params['backbone']})",
-                  unit="img", disable=not progress) as bar:
+        with tqdm(
+            total=len(sources),
+            desc=f"encode cnn ({self._params['backbone']})",
+            unit="img",
+            disable=not progress,
+        ) as bar:
             for indices, batch, failed in loader:
                 if batch is not None:
                     rows[indices] = self.embed_batch(batch)
@@ -229,12 +241,19 @@ class CNN(Method):
                 bar.update(len(indices) + len(failed))
         kept = np.flatnonzero(ok)
         return self._encodings(
-            [ids[k] for k in kept], rows[kept].astype(self._params["dtype"]),
+            [ids[k] for k in kept],
+            rows[kept].astype(self._params["dtype"]),
             [Skipped(images.source_name(sources[k]), failures[k]) for k in sorted(failures)],
         )
 
-    def fit_whitening(self, sources: Sequence[images.Source], n_components: int | None = None,
-                      *, workers: int = 1, progress: bool = False) -> PCAWhitening:
+    def fit_whitening(
+        self,
+        sources: Sequence[images.Source],
+        n_components: int | None = None,
+        *,
+        workers: int = 1,
+        progress: bool = False,
+    ) -> PCAWhitening:
         """Fit PCA whitening on a separate image set (not the one to deduplicate) and use it.
 
         Save it with the run (``method.whitening.save(path)``) and pass the path as

@@ -83,7 +83,10 @@ def _classification_transform(crop: int, resize: int, mean, std, interpolation: 
     from torchvision.transforms._presets import ImageClassification
 
     return ImageClassification(
-        crop_size=crop, resize_size=resize, mean=mean, std=std,
+        crop_size=crop,
+        resize_size=resize,
+        mean=mean,
+        std=std,
         interpolation=InterpolationMode(interpolation),
     )
 
@@ -108,7 +111,9 @@ def _load_state_file(module, path: str | os.PathLike, name: str) -> None:
             f"{path} does not fit {name}: {len(missing)} parameters missing "
             f"(first: {missing[0]}); is it a state dict for this architecture?"
         )
-    if unexpected and not all(k.startswith(("classifier", "heads", "fc", "_fc")) for k in unexpected):
+    if unexpected and not all(
+        k.startswith(("classifier", "heads", "fc", "_fc")) for k in unexpected
+    ):
         raise ValueError(f"{path} has parameters {name} does not know (first: {unexpected[0]})")
 
 
@@ -164,19 +169,25 @@ def _efficientnet_lite0(weights, input_size: int | None) -> Backbone:
     # the whole frame, squeezed to a square: a centre crop would hide exactly the borders that
     # crops and padding change, and duplicates of one photo differ there most
     transform = _square_transform(size, _LITE_MEAN, _LITE_STD, "bicubic")
-    return Backbone("efficientnet_lite0", _feature_module(net.eval(), "extract_features"),
-                    transform, (size, size))
+    return Backbone(
+        "efficientnet_lite0",
+        _feature_module(net.eval(), "extract_features"),
+        transform,
+        (size, size),
+    )
 
 
 def _square_transform(size: int, mean, std, interpolation: str):
     import_torch()
     from torchvision import transforms as T
 
-    return T.Compose([
-        T.Resize((size, size), interpolation=T.InterpolationMode(interpolation)),
-        T.ToTensor(),
-        T.Normalize(mean, std),
-    ])
+    return T.Compose(
+        [
+            T.Resize((size, size), interpolation=T.InterpolationMode(interpolation)),
+            T.ToTensor(),
+            T.Normalize(mean, std),
+        ]
+    )
 
 
 def _mobilenet_v3_small(weights, input_size: int | None) -> Backbone:
@@ -188,12 +199,14 @@ def _mobilenet_v3_small(weights, input_size: int | None) -> Backbone:
     net = _torchvision_model("mobilenet_v3_small", enum, weights).eval()
     crop = input_size or 224
     resize = round(crop * 256 / 224)
-    transform = T.Compose([  # imagededup.utils.models.MobilenetV3.transform
-        T.Resize((resize, resize)),
-        T.CenterCrop(crop),
-        T.ToTensor(),
-        T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-    ])
+    transform = T.Compose(
+        [  # imagededup.utils.models.MobilenetV3.transform
+            T.Resize((resize, resize)),
+            T.CenterCrop(crop),
+            T.ToTensor(),
+            T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+        ]
+    )
     # imagededup opens with Pillow, ignores EXIF orientation and drops alpha (RGBA → RGB)
     load = {"exif": False, "alpha": "drop", "formats": IMAGEDEDUP_FORMATS}
     return Backbone("mobilenet_v3_small", net.features, transform, (resize, resize), load)
@@ -205,8 +218,9 @@ def _efficientnet_b4(weights, input_size: int | None) -> Backbone:
     net = _torchvision_model("efficientnet_b4", enum, weights).eval()
     crop = input_size or 380
     resize = round(crop * 384 / 380)
-    transform = _classification_transform(crop, resize, (0.485, 0.456, 0.406),
-                                          (0.229, 0.224, 0.225), "bicubic")
+    transform = _classification_transform(
+        crop, resize, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic"
+    )
     return Backbone("efficientnet_b4", net.features, transform, (resize, resize))
 
 
@@ -216,8 +230,9 @@ def _vit_b_16(weights, input_size: int | None) -> Backbone:
     enum = torchvision.models.ViT_B_16_Weights.IMAGENET1K_SWAG_E2E_V1
     size = input_size or 384
     if size != 384 and weights is not None:
-        raise ValueError("vit_b_16 weights are for 384 px inputs; input_size may change only "
-                         "with weights=None")
+        raise ValueError(
+            "vit_b_16 weights are for 384 px inputs; input_size may change only with weights=None"
+        )
     net = _torchvision_model("vit_b_16", enum, weights, image_size=size).eval()
 
     class Tokens(torch.nn.Module):
@@ -230,8 +245,9 @@ def _vit_b_16(weights, input_size: int | None) -> Backbone:
             cls = self.vit.class_token.expand(x.shape[0], -1, -1)
             return self.vit.encoder(torch.cat([cls, x], dim=1))
 
-    transform = _classification_transform(size, size, (0.485, 0.456, 0.406),
-                                          (0.229, 0.224, 0.225), "bicubic")
+    transform = _classification_transform(
+        size, size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic"
+    )
     return Backbone("vit_b_16", Tokens().eval(), transform, (size, size))
 
 
@@ -240,8 +256,9 @@ def _timm(model_name: str, weights, input_size: int | None) -> Backbone:
         import timm
         from timm.data import create_transform, resolve_data_config
     except ImportError as e:
-        raise ImportError(f"backbone 'timm:{model_name}' needs timm: pip install 'dupbench[cnn]'") \
-            from e
+        raise ImportError(
+            f"backbone 'timm:{model_name}' needs timm: pip install 'dupbench[cnn]'"
+        ) from e
     if model_name not in timm.list_models() and model_name.split(".")[0] not in timm.list_models():
         raise ValueError(f"timm has no model {model_name!r} (see timm.list_models())")
     kwargs: dict[str, Any] = {"pretrained": weights is not None, "num_classes": 0}
@@ -269,12 +286,14 @@ def _timm(model_name: str, weights, input_size: int | None) -> Backbone:
     _, h, w = config["input_size"]
     crop_pct = config.get("crop_pct") or 1.0
     decode = (int(w / crop_pct), int(h / crop_pct))
-    return Backbone(f"timm:{model_name}", _feature_module(net, "forward_features"), transform,
-                    decode)
+    return Backbone(
+        f"timm:{model_name}", _feature_module(net, "forward_features"), transform, decode
+    )
 
 
-def build_backbone(name: str, weights: str | os.PathLike | None = "default",
-                   input_size: int | None = None) -> Backbone:
+def build_backbone(
+    name: str, weights: str | os.PathLike | None = "default", input_size: int | None = None
+) -> Backbone:
     """The named backbone with ``weights`` ("default" pretrained, None random, or a file path).
 
     input_size overrides the model's input resolution (smaller is faster; the pretrained
@@ -286,7 +305,7 @@ def build_backbone(name: str, weights: str | os.PathLike | None = "default",
     if weights is not None and weights != "default":
         weights = os.fspath(weights)
     if name.startswith("timm:"):
-        return _timm(name[len("timm:"):], weights, input_size)
+        return _timm(name[len("timm:") :], weights, input_size)
     builders = {
         "efficientnet_lite0": _efficientnet_lite0,
         "mobilenet_v3_small": _mobilenet_v3_small,

@@ -15,7 +15,7 @@ from dupbench.workers import loader_worker_init
 
 
 def pick_device(device: str = "auto"):
-    """"auto" → the first of cuda, mps, cpu that is available; anything else is passed to torch."""
+    """ "auto" → the first of cuda, mps, cpu that is available; anything else is passed to torch."""
     import torch
 
     if device != "auto":
@@ -31,8 +31,9 @@ def pick_device(device: str = "auto"):
 class SourceDataset:
     """Index → (index, preprocessed tensor or None, failure reason or None)."""
 
-    def __init__(self, sources: Sequence[images.Source], transform: Callable,
-                 load_options: dict) -> None:
+    def __init__(
+        self, sources: Sequence[images.Source], transform: Callable, load_options: dict
+    ) -> None:
         self.sources = list(sources)
         self.transform = transform
         self.load_options = dict(load_options)
@@ -68,6 +69,13 @@ def loader_workers(workers: int) -> int:
 def make_loader(dataset: SourceDataset, batch_size: int, num_workers: int, pin_memory: bool):
     from torch.utils.data import DataLoader
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=collate, pin_memory=pin_memory,
-                      persistent_workers=False, worker_init_fn=loader_worker_init())
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        worker_init_fn=loader_worker_init(),
+    )

@@ -25,12 +25,13 @@ def pool(features, method: str = "avg", p: float = 3.0, eps: float = 1e-6):
         return features
     if features.ndim == 3:  # tokens: average over all of them, as imagededup does for ViT
         if method == "gem":
-            raise ValueError("GeM pooling needs non-negative activations (a CNN feature map); "
-                             "this backbone gives signed transformer tokens: use pooling='avg'")
+            raise ValueError(
+                "GeM pooling needs non-negative activations (a CNN feature map); "
+                "this backbone gives signed transformer tokens: use pooling='avg'"
+            )
         return features.mean(dim=1)
     if features.ndim != 4:
         raise ValueError(f"cannot pool features of shape {tuple(features.shape)}")
     if method == "avg":  # adaptive_avg_pool2d, bit-identical to torchvision's/imagededup's avgpool
         return F.adaptive_avg_pool2d(features, 1).flatten(1)
     return F.adaptive_avg_pool2d(features.clamp(min=eps).pow(p), 1).pow(1.0 / p).flatten(1)
-

@@ -22,8 +22,14 @@ import numpy as np
 class PCAWhitening:
     """A fitted whitening transform (k ≤ d output dimensions); ``apply`` works on numpy rows."""
 
-    def __init__(self, mean: np.ndarray, components: np.ndarray, variances: np.ndarray,
-                 eps: float = 1e-6, fitted_on: int = 0) -> None:
+    def __init__(
+        self,
+        mean: np.ndarray,
+        components: np.ndarray,
+        variances: np.ndarray,
+        eps: float = 1e-6,
+        fitted_on: int = 0,
+    ) -> None:
         self.mean = np.asarray(mean, np.float32)
         self.components = np.asarray(components, np.float32)
         self.variances = np.asarray(variances, np.float32)
@@ -41,14 +47,17 @@ class PCAWhitening:
         return len(self.variances)
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray, n_components: int | None = None,
-            eps: float = 1e-6) -> PCAWhitening:
+    def fit(
+        cls, embeddings: np.ndarray, n_components: int | None = None, eps: float = 1e-6
+    ) -> PCAWhitening:
         """Fit on (n, d) embeddings; ``n_components`` defaults to min(n − 1, d)."""
         from sklearn.decomposition import PCA
 
         x = np.asarray(embeddings, np.float64)
         if x.ndim != 2 or len(x) < 2:
-            raise ValueError(f"whitening needs at least 2 embeddings as an (n, d) array, got {x.shape}")
+            raise ValueError(
+                f"whitening needs at least 2 embeddings as an (n, d) array, got {x.shape}"
+            )
         limit = min(len(x) - 1, x.shape[1])
         k = limit if n_components is None else int(n_components)
         if not 1 <= k <= limit:
@@ -72,8 +81,13 @@ class PCAWhitening:
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz")
         header = {"eps": self.eps, "fitted_on": self.fitted_on}
-        np.savez(path, mean=self.mean, components=self.components, variances=self.variances,
-                 header=np.array(json.dumps(header)))
+        np.savez(
+            path,
+            mean=self.mean,
+            components=self.components,
+            variances=self.variances,
+            header=np.array(json.dumps(header)),
+        )
         return path
 
     @classmethod
@@ -83,5 +97,6 @@ class PCAWhitening:
             raise FileNotFoundError(f"whitening file not found: {path}")
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
-            return cls(z["mean"], z["components"], z["variances"], header["eps"],
-                       header["fitted_on"])
+            return cls(
+                z["mean"], z["components"], z["variances"], header["eps"], header["fitted_on"]
+            )

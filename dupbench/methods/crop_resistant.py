@@ -100,12 +100,16 @@ class CropResistantHash(HashMethod):
         self.segments = int_param("segments", segments, 1)
         self.segment_threshold = segment_threshold
         self.min_segment_size = int_param("min_segment_size", min_segment_size, 0)
-        self.segmentation_image_size = int_param("segmentation_image_size",
-                                                 segmentation_image_size, 2)
+        self.segmentation_image_size = int_param(
+            "segmentation_image_size", segmentation_image_size, 2
+        )
         super().__init__(
-            hash_size=hash_size, segments=self.segments, segment_threshold=segment_threshold,
+            hash_size=hash_size,
+            segments=self.segments,
+            segment_threshold=segment_threshold,
             min_segment_size=self.min_segment_size,
-            segmentation_image_size=self.segmentation_image_size, **params,
+            segmentation_image_size=self.segmentation_image_size,
+            **params,
         )
         self.region_hash = DifferenceHash(hash_size, profile=self.profile)
 
@@ -129,14 +133,14 @@ class CropResistantHash(HashMethod):
         found = sorted(found, key=lambda s: s[2], reverse=True)[: self.segments]
         scale_w, scale_h = image.size[0] / side, image.size[1] / side
         return [
-            (cols.start * scale_w, rows.start * scale_h,
-             cols.stop * scale_w, rows.stop * scale_h)
+            (cols.start * scale_w, rows.start * scale_h, cols.stop * scale_w, rows.stop * scale_h)
             for rows, cols, _ in found
         ]
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
-        hashes = [self.region_hash.hash_bits(image.crop(box)).ravel()
-                  for box in self.region_boxes(image)]
+        hashes = [
+            self.region_hash.hash_bits(image.crop(box)).ravel() for box in self.region_boxes(image)
+        ]
         slots = [hashes[k % len(hashes)] for k in range(self.segments)]
         return np.concatenate(slots)
 

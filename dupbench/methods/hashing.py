@@ -95,8 +95,9 @@ class HashMethod(InvariantHash):
     #: the default profile decodes at reduced size unless told not to (measured for this hash)
     drafts_by_default: ClassVar[bool] = True
 
-    def __init__(self, profile: Profile = "default", draft: bool | None = None,
-                 **params: Any) -> None:
+    def __init__(
+        self, profile: Profile = "default", draft: bool | None = None, **params: Any
+    ) -> None:
         if profile not in PROFILES:
             raise UsageError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
         # reduced decoding is the default profile's own choice; the compatibility profiles
@@ -104,8 +105,9 @@ class HashMethod(InvariantHash):
         if draft is None:
             draft = profile == "default" and self.drafts_by_default
         if not isinstance(draft, (bool, np.bool_)):  # bool("false") would be True
-            raise UsageError(f"draft must be True or False (on the command line: -p draft=False), "
-                             f"got {draft!r}")
+            raise UsageError(
+                f"draft must be True or False (on the command line: -p draft=False), got {draft!r}"
+            )
         draft = bool(draft)
         super().__init__(profile=profile, draft=draft, **params)
         self.profile = profile
@@ -284,8 +286,9 @@ class SimplePerceptualHash(PerceptualHash):
         side = self.work_size
         pixels = self.gray_pixels(image, side, side).astype(np.float64)
         if self.profile == "default":
-            low = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)[: self.hash_size,
-                                                                      : self.hash_size]
+            low = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)[
+                : self.hash_size, : self.hash_size
+            ]
             return low > low.ravel()[1:].mean()
         low = scipy.fft.dct(pixels, axis=-1)[: self.hash_size, 1 : self.hash_size + 1]
         return low > low.mean()
@@ -324,8 +327,9 @@ class WaveletHash(SquareHash):
         if image_scale is not None:
             image_scale = int_param("image_scale", image_scale, hash_size)
             if image_scale & (image_scale - 1):
-                raise UsageError(f"image_scale must be a power of two ≥ hash_size, got "
-                                 f"{image_scale}")
+                raise UsageError(
+                    f"image_scale must be a power of two ≥ hash_size, got {image_scale}"
+                )
         try:
             self.filter_length = pywt.Wavelet(wavelet).dec_len
         except ValueError:
@@ -334,8 +338,11 @@ class WaveletHash(SquareHash):
         self.image_scale = image_scale
         self.remove_max_haar_ll = remove_max_haar_ll
         super().__init__(
-            hash_size=hash_size, wavelet=wavelet, image_scale=image_scale,
-            remove_max_haar_ll=remove_max_haar_ll, **params,
+            hash_size=hash_size,
+            wavelet=wavelet,
+            image_scale=image_scale,
+            remove_max_haar_ll=remove_max_haar_ll,
+            **params,
         )
 
     def scale_for(self, image: Image.Image | None) -> int:
@@ -433,10 +440,12 @@ class ColorHash(HashMethod):
         bright_counts = np.histogram(hue[bright], bins=hue_bins)[0]
         n_colour = max(1, int(colours.sum()))
         levels = 2**self.binbits
-        scaled = np.concatenate([  # the same float operations, in imagehash's order
-            [black.mean() * levels, (~black & gray).mean() * levels],
-            np.concatenate([faint_counts, bright_counts]) * levels * 1.0 / n_colour,
-        ])
+        scaled = np.concatenate(
+            [  # the same float operations, in imagehash's order
+                [black.mean() * levels, (~black & gray).mean() * levels],
+                np.concatenate([faint_counts, bright_counts]) * levels * 1.0 / n_colour,
+            ]
+        )
         values = np.minimum(levels - 1, scaled.astype(np.int64))
         i = np.arange(self.binbits)
         return (values[:, None] // 2 ** (self.binbits - i - 1)) % 2 ** (self.binbits - i) > 0

@@ -151,7 +151,6 @@ class BlockMeanHash(_OpenCVHash):
         integral[1:, 1:] = pixels.cumsum(axis=0).cumsum(axis=1)
         starts = np.arange(0, 256 - 16 + 1, 16 if self.mode == 0 else 8)
         y, x = starts[:, None], starts[None, :]
-        sums = (integral[y + 16, x + 16] - integral[y, x + 16] - integral[y + 16, x]
-                + integral[y, x])
+        sums = integral[y + 16, x + 16] - integral[y, x + 16] - integral[y + 16, x] + integral[y, x]
         # block mean ≥ image mean, in exact integers: sum/256 ≥ total/65536
         return opencv_order((sums * 256 >= integral[-1, -1]).ravel())

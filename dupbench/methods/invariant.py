@@ -132,8 +132,12 @@ def border_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     if not (top or bottom or left or right):
         return None
     rows, cols = pixels.shape[:2]
-    return (left * factor, top * factor, min(width, (cols - right) * factor),
-            min(height, (rows - bottom) * factor))
+    return (
+        left * factor,
+        top * factor,
+        min(width, (cols - right) * factor),
+        min(height, (rows - bottom) * factor),
+    )
 
 
 def trim_borders(image: Image.Image) -> Image.Image:
@@ -171,8 +175,9 @@ class InvariantHash(Method):
         self.dihedral = _bool_option("dihedral", dihedral)
         if self.dihedral and not self.supports_dihedral:
             raise UsageError(f"{type(self).name} does not take dihedral=True")
-        options = {key: True for key, on in (("trim", self.trim), ("dihedral", self.dihedral))
-                   if on}
+        options = {
+            key: True for key, on in (("trim", self.trim), ("dihedral", self.dihedral)) if on
+        }
         super().__init__(**params, **options)
         if self.dihedral:
             self.preferred_search = (DIHEDRAL_SEARCH, {})
@@ -210,8 +215,10 @@ class InvariantHash(Method):
 def variant_codes(encodings: Encodings) -> np.ndarray:
     """(n, 8, words) view of dihedral codes: one row of words per variant, canonical first."""
     if not encodings.params.get("dihedral"):
-        raise ValueError(f"the {DIHEDRAL_SEARCH} search reads codes of a method with "
-                         f"dihedral=True, not {encodings.method} {encodings.params}")
+        raise ValueError(
+            f"the {DIHEDRAL_SEARCH} search reads codes of a method with "
+            f"dihedral=True, not {encodings.method} {encodings.params}"
+        )
     return encodings.codes.reshape(len(encodings), len(DIHEDRAL), -1)
 
 
@@ -241,5 +248,12 @@ def dihedral_search(encodings: Encodings, threshold: int, backend: str = "auto")
     return Candidates(pairs // n, pairs % n, best.astype(np.int32), "hamming").sorted()
 
 
-__all__ = ["DIHEDRAL", "InvariantHash", "border_box", "dihedral_search", "dihedral_variants",
-           "trim_borders", "variant_codes"]
+__all__ = [
+    "DIHEDRAL",
+    "InvariantHash",
+    "border_box",
+    "dihedral_search",
+    "dihedral_variants",
+    "trim_borders",
+    "variant_codes",
+]

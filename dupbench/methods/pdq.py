@@ -61,14 +61,20 @@ def _box_plan(length: int, window: int) -> tuple[np.ndarray, np.ndarray]:
     """
     half = (window + 2) // 2
     full_steps = length - window
-    positions = np.concatenate([
-        np.arange(half - 1, window),
-        window + 1 + 2 * np.arange(full_steps),
-        window + 2 * full_steps + np.arange(half - 1),
-    ])
-    divisors = np.concatenate([
-        np.arange(half, window + 1), np.full(full_steps, window), window - 1 - np.arange(half - 1),
-    ]).astype(_F32)
+    positions = np.concatenate(
+        [
+            np.arange(half - 1, window),
+            window + 1 + 2 * np.arange(full_steps),
+            window + 2 * full_steps + np.arange(half - 1),
+        ]
+    )
+    divisors = np.concatenate(
+        [
+            np.arange(half, window + 1),
+            np.full(full_steps, window),
+            window - 1 - np.arange(half - 1),
+        ]
+    ).astype(_F32)
     return positions, divisors
 
 
@@ -134,10 +140,12 @@ def dct_matrix() -> np.ndarray:
     """(16, 64) DCT-II rows 1..16: a float32 scale times a float64 cosine, as in the reference."""
     scale = float(_F32(math.sqrt(2.0 / _SAMPLED)))
     step = math.pi / 2.0 / _SAMPLED
-    return np.array([
-        [scale * math.cos(step * (i + 1) * (2 * j + 1)) for j in range(_SAMPLED)]
-        for i in range(_DCT)
-    ]).astype(_F32)
+    return np.array(
+        [
+            [scale * math.cos(step * (i + 1) * (2 * j + 1)) for j in range(_SAMPLED)]
+            for i in range(_DCT)
+        ]
+    ).astype(_F32)
 
 
 def dct16(small: np.ndarray) -> np.ndarray:

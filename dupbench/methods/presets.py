@@ -56,6 +56,12 @@ def _read(path: Path) -> Preset:
                 if key.split()[-1].strip("/") == "search":  # "override /search: <choice>"
                     chosen = _load(CONFIGS / "search" / f"{choice}.yaml")
                     search = (chosen["backend"], dict(chosen.get("params") or {}))
-    return Preset(name=path.stem, method=node["name"], params=dict(node.get("params") or {}),
-                  label=node.get("label"), threshold=node.get("threshold"),
-                  robust_to=node.get("robust_to"), search=search)
+    return Preset(
+        name=path.stem,
+        method=node["name"],
+        params=dict(node.get("params") or {}),
+        label=node.get("label"),
+        threshold=node.get("threshold"),
+        robust_to=node.get("robust_to"),
+        search=search,
+    )

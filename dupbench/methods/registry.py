@@ -33,9 +33,11 @@ _FAMILY_MODULES = (
 #: searches that are functions of one method's encodings rather than ``dupbench.search``
 #: indexes, keyed by the backend name a config or ``search_method`` uses: the method's name, or
 #: "dihedral" for any hash with dihedral=True
-SEARCH_FUNCTIONS = {"crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search",
-                    "dihedral": "dupbench.methods.invariant:dihedral_search",
-                    "verified": "dupbench.methods.verified:verified_search"}
+SEARCH_FUNCTIONS = {
+    "crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search",
+    "dihedral": "dupbench.methods.invariant:dihedral_search",
+    "verified": "dupbench.methods.verified:verified_search",
+}
 
 
 def register(cls: type[Method]) -> type[Method]:

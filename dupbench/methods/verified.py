@@ -65,8 +65,9 @@ class LocalFeatures:
         """The features of the horizontally mirrored image, without extracting them again."""
         points = self.points.copy()
         points[:, 0] = self.width - 1 - points[:, 0]
-        return LocalFeatures(points, self.descriptors[:, mirror_permutation()], self.width,
-                             self.height)
+        return LocalFeatures(
+            points, self.descriptors[:, mirror_permutation()], self.width, self.height
+        )
 
 
 def mirror_permutation() -> np.ndarray:
@@ -156,8 +157,14 @@ class RetrieveVerify(Method):
         height, width = pixels.shape
         return LocalFeatures(points, np.clip(descriptors, 0, 255).astype(np.uint8), width, height)
 
-    def encode(self, sources: Sequence[images.Source], ids: Sequence[str] | None = None, *,
-               workers: int = 1, progress: bool = False) -> VerifiedEncodings:
+    def encode(
+        self,
+        sources: Sequence[images.Source],
+        ids: Sequence[str] | None = None,
+        *,
+        workers: int = 1,
+        progress: bool = False,
+    ) -> VerifiedEncodings:
         """Per image, its thumbnail row and its local features; unreadable files are skipped."""
         ids = self._ids_for(sources, ids)
         results = _map_sources(self, list(sources), workers, progress)
@@ -170,8 +177,17 @@ class RetrieveVerify(Method):
                 rows.append(result[0])
                 features.append(result[1])
         codes = np.stack(rows) if rows else np.zeros((0, self.size), np.float32)
-        return VerifiedEncodings(kept, codes, self.kind, self.metric, self.size, self.name,
-                                 self.params, skipped, features=features)
+        return VerifiedEncodings(
+            kept,
+            codes,
+            self.kind,
+            self.metric,
+            self.size,
+            self.name,
+            self.params,
+            skipped,
+            features=features,
+        )
 
 
 def thumbnail(pixels: np.ndarray) -> np.ndarray:
@@ -219,8 +235,8 @@ def _nearest(data: np.ndarray, centres: np.ndarray, block: int = 65536) -> np.nd
     half_norms = 0.5 * np.einsum("ij,ij->i", centres, centres)
     out = np.empty(len(data), dtype=np.int64)
     for start in range(0, len(data), block):
-        part = data[start:start + block]
-        out[start:start + block] = np.argmax(part @ centres.T - half_norms, axis=1)
+        part = data[start : start + block]
+        out[start : start + block] = np.argmax(part @ centres.T - half_norms, axis=1)
     return out
 
 
@@ -228,15 +244,17 @@ def _bags(features: list[LocalFeatures], vocabulary: int, seed: int) -> tuple[np
     """(bags, mirrored bags): L2-normalised tf-idf word histograms, one row per image."""
     n = len(features)
     counts = np.array([len(f.descriptors) for f in features])
-    all_desc = np.concatenate([f.descriptors for f in features] +
-                              [np.zeros((0, 128), np.uint8)]).astype(np.float32)
+    all_desc = np.concatenate(
+        [f.descriptors for f in features] + [np.zeros((0, 128), np.uint8)]
+    ).astype(np.float32)
     if len(all_desc) == 0:
         z = np.zeros((n, 1), np.float32)
         return z, z
     rng = np.random.default_rng(seed)
     k = min(vocabulary, len(all_desc))
-    sample = all_desc[rng.choice(len(all_desc), size=min(len(all_desc), SAMPLE_PER_WORD * k),
-                                 replace=False)]
+    sample = all_desc[
+        rng.choice(len(all_desc), size=min(len(all_desc), SAMPLE_PER_WORD * k), replace=False)
+    ]
     centres = _kmeans(sample, k, iterations=8, rng=rng)
     image_of = np.repeat(np.arange(n), counts)
     words = _nearest(all_desc, centres)
@@ -268,8 +286,13 @@ def _top_k(queries: list[np.ndarray], refs: np.ndarray, k: int, block: int = 102
     return out
 
 
-def retrieve(encodings: VerifiedEncodings, k: int = 30, thumbnail_k: int = 5,
-             vocabulary: int = 1024, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def retrieve(
+    encodings: VerifiedEncodings,
+    k: int = 30,
+    thumbnail_k: int = 5,
+    vocabulary: int = 1024,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Stage 1: candidate pairs (i, j), i < j, each once: every image's ``k`` nearest bags of
     words (as is or mirrored) and ``thumbnail_k`` nearest thumbnails (any of 8 orientations)."""
     n = len(encodings)
@@ -286,8 +309,7 @@ def retrieve(encodings: VerifiedEncodings, k: int = 30, thumbnail_k: int = 5,
     return pairs // n, pairs % n
 
 
-def thumbnail_scores(codes: np.ndarray, i: np.ndarray, j: np.ndarray,
-                     floor: float) -> np.ndarray:
+def thumbnail_scores(codes: np.ndarray, i: np.ndarray, j: np.ndarray, floor: float) -> np.ndarray:
     """Per pair, the best thumbnail cosine over the 8 orientations of ``i``, mapped from
     [floor, 1] to [0, 1] (0 below ``floor``; on the default dataset no two different photos
     exceed 0.92)."""
@@ -333,9 +355,14 @@ class Verifier:
         if len(good) < max(3, self.min_inliers):
             return 0, len(good), 0.0
         src, dst = a.points[good], b.points[first[good]]
-        _, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC,
-                                       ransacReprojThreshold=self.tolerance,
-                                       maxIters=self.iterations, confidence=0.995)
+        _, mask = cv2.estimateAffine2D(
+            src,
+            dst,
+            method=cv2.RANSAC,
+            ransacReprojThreshold=self.tolerance,
+            maxIters=self.iterations,
+            confidence=0.995,
+        )
         if mask is None:
             return 0, len(good), 0.0
         kept = mask.ravel().astype(bool)
@@ -387,12 +414,18 @@ def _worker_start(owner: int, features: list[LocalFeatures], verifier: Verifier)
 
 def _verify_chunk(i: np.ndarray, j: np.ndarray) -> np.ndarray:
     features, verifier = _WORKER["features"], _WORKER["verifier"]
-    return np.array([verifier.score(features[a], features[b]) for a, b in zip(i, j)],
-                    dtype=np.float32)
+    return np.array(
+        [verifier.score(features[a], features[b]) for a, b in zip(i, j)], dtype=np.float32
+    )
 
 
-def verify(features: list[LocalFeatures], i: np.ndarray, j: np.ndarray, verifier: Verifier,
-           workers: int = 0) -> np.ndarray:
+def verify(
+    features: list[LocalFeatures],
+    i: np.ndarray,
+    j: np.ndarray,
+    verifier: Verifier,
+    workers: int = 0,
+) -> np.ndarray:
     """Stage 2: the score of every candidate pair, over ``workers`` processes (0: one per
     usable core)."""
     workers = usable_cores() if workers <= 0 else workers
@@ -407,19 +440,33 @@ def verify(features: list[LocalFeatures], i: np.ndarray, j: np.ndarray, verifier
             _WORKER.clear()
     size = max(64, min(1024, len(i) // (workers * 8)))
     starts = range(0, len(i), size)
-    with ProcessPoolExecutor(workers, initializer=_worker_start,
-                             initargs=(os.getpid(), features, verifier)) as pool:
-        parts = pool.map(_verify_chunk, [i[s:s + size] for s in starts],
-                         [j[s:s + size] for s in starts])
+    with ProcessPoolExecutor(
+        workers, initializer=_worker_start, initargs=(os.getpid(), features, verifier)
+    ) as pool:
+        parts = pool.map(
+            _verify_chunk, [i[s : s + size] for s in starts], [j[s : s + size] for s in starts]
+        )
         return np.concatenate(list(parts)) if len(i) else np.zeros(0, np.float32)
 
 
-def verified_search(encodings: Encodings, threshold: float = 0.0, *, k: int = 30,
-                    thumbnail_k: int = 5, vocabulary: int = 1024, seed: int = 0,
-                    ratio: float = 0.8, tolerance: float = 1.0, iterations: int = 500,
-                    half_score_inliers: float = 5.0, min_inliers: int = 5,
-                    full_coverage: float = 0.25, thumbnail_floor: float = 0.95,
-                    workers: int = 0, stage: Callable | None = None) -> Candidates:
+def verified_search(
+    encodings: Encodings,
+    threshold: float = 0.0,
+    *,
+    k: int = 30,
+    thumbnail_k: int = 5,
+    vocabulary: int = 1024,
+    seed: int = 0,
+    ratio: float = 0.8,
+    tolerance: float = 1.0,
+    iterations: int = 500,
+    half_score_inliers: float = 5.0,
+    min_inliers: int = 5,
+    full_coverage: float = 0.25,
+    thumbnail_floor: float = 0.95,
+    workers: int = 0,
+    stage: Callable | None = None,
+) -> Candidates:
     """Both stages over ``RetrieveVerify`` encodings: every verified candidate pair scoring at
     least ``threshold`` (a similarity in [0, 1]), best first.
 
@@ -431,12 +478,15 @@ def verified_search(encodings: Encodings, threshold: float = 0.0, *, k: int = 30
     harness passes its stopwatch's), so that retrieval and verification are reported apart.
     """
     if not isinstance(encodings, VerifiedEncodings):
-        raise UsageError("the verified search needs the local features that the verified "
-                         "method computes while encoding; encodings read back from a file, a "
-                         "store or an encoding map hold codes only: search the images instead")
+        raise UsageError(
+            "the verified search needs the local features that the verified "
+            "method computes while encoding; encodings read back from a file, a "
+            "store or an encoding map hold codes only: search the images instead"
+        )
     timed = stage or (lambda name, items: nullcontext())
-    verifier = Verifier(ratio, tolerance, int(iterations), half_score_inliers, int(min_inliers),
-                        full_coverage)
+    verifier = Verifier(
+        ratio, tolerance, int(iterations), half_score_inliers, int(min_inliers), full_coverage
+    )
     with timed("search.retrieve", len(encodings)):
         i, j = retrieve(encodings, int(k), int(thumbnail_k), int(vocabulary), int(seed))
     with timed("search.verify", len(i)):
@@ -446,5 +496,13 @@ def verified_search(encodings: Encodings, threshold: float = 0.0, *, k: int = 30
     return Candidates(i[keep], j[keep], score[keep], "cosine").sorted()
 
 
-__all__ = ["LocalFeatures", "RetrieveVerify", "VerifiedEncodings", "Verifier",
-           "mirror_permutation", "retrieve", "verified_search", "verify"]
+__all__ = [
+    "LocalFeatures",
+    "RetrieveVerify",
+    "VerifiedEncodings",
+    "Verifier",
+    "mirror_permutation",
+    "retrieve",
+    "verified_search",
+    "verify",
+]

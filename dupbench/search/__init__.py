@@ -50,8 +50,9 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
     return backend
 
 
-def build_index(data: Encodings | np.ndarray, metric: str | None = None,
-                backend: str = "auto", **params: Any):
+def build_index(
+    data: Encodings | np.ndarray, metric: str | None = None, backend: str = "auto", **params: Any
+):
     """An index over ``data`` (Encodings or a code array) for its metric."""
     codes, metric = _codes_and_metric(data, metric)
     chosen = pick_backend(metric, len(codes), backend)
@@ -63,8 +64,12 @@ def build_index(data: Encodings | np.ndarray, metric: str | None = None,
         from dupbench.search import hamming
         from dupbench.search.mih import HammingMultiIndex
 
-        cls = {"brute": hamming.HammingBruteForce, "bktree": hamming.BKTree,
-               "faiss": hamming.HammingFaiss, "mih": HammingMultiIndex}[chosen]
+        cls = {
+            "brute": hamming.HammingBruteForce,
+            "bktree": hamming.BKTree,
+            "faiss": hamming.HammingFaiss,
+            "mih": HammingMultiIndex,
+        }[chosen]
         return cls(codes, **params)
     if metric == "cosine":
         from dupbench.search.cosine import CosineIndex
@@ -77,9 +82,15 @@ def _query_codes(queries: Encodings | np.ndarray | None) -> np.ndarray | None:
     return queries.codes if isinstance(queries, Encodings) else queries
 
 
-def range_search(data: Encodings | np.ndarray, threshold: float, metric: str | None = None, *,
-                 queries: Encodings | np.ndarray | None = None, backend: str = "auto",
-                 **params: Any) -> Candidates:
+def range_search(
+    data: Encodings | np.ndarray,
+    threshold: float,
+    metric: str | None = None,
+    *,
+    queries: Encodings | np.ndarray | None = None,
+    backend: str = "auto",
+    **params: Any,
+) -> Candidates:
     """All pairs within ``threshold`` (Hamming distance ≤ t, cosine similarity ≥ t, or equal).
 
     Hamming search at radius 0 uses equality grouping, which is exact and O(N log N).
@@ -93,8 +104,14 @@ def range_search(data: Encodings | np.ndarray, threshold: float, metric: str | N
     return index.range(threshold, queries=_query_codes(queries))
 
 
-def range_groups(data: Encodings | np.ndarray, threshold: float, metric: str | None = None, *,
-                 backend: str = "auto", **params: Any) -> GroupedCandidates:
+def range_groups(
+    data: Encodings | np.ndarray,
+    threshold: float,
+    metric: str | None = None,
+    *,
+    backend: str = "auto",
+    **params: Any,
+) -> GroupedCandidates:
     """``range_search`` within one collection, with identical codes collapsed before searching.
 
     Images with identical codes are one class (at distance 0 of each other) and the index holds
@@ -116,9 +133,15 @@ def range_groups(data: Encodings | np.ndarray, threshold: float, metric: str | N
     return GroupedCandidates(classes, index.range(threshold))
 
 
-def topk_search(data: Encodings | np.ndarray, k: int, metric: str | None = None, *,
-                queries: Encodings | np.ndarray | None = None, backend: str = "auto",
-                **params: Any) -> Candidates:
+def topk_search(
+    data: Encodings | np.ndarray,
+    k: int,
+    metric: str | None = None,
+    *,
+    queries: Encodings | np.ndarray | None = None,
+    backend: str = "auto",
+    **params: Any,
+) -> Candidates:
     """The ``k`` nearest references of every query (self excluded), as directed pairs."""
     if k < 1:
         raise ValueError("k must be at least 1")
@@ -126,5 +149,12 @@ def topk_search(data: Encodings | np.ndarray, k: int, metric: str | None = None,
     return index.topk(k, queries=_query_codes(queries))
 
 
-__all__ = ["Candidates", "GroupedCandidates", "build_index", "pick_backend", "range_groups",
-           "range_search", "topk_search"]
+__all__ = [
+    "Candidates",
+    "GroupedCandidates",
+    "build_index",
+    "pick_backend",
+    "range_groups",
+    "range_search",
+    "topk_search",
+]

@@ -176,8 +176,9 @@ class CosineIndex:
         progress: bool = False,
     ) -> None:
         if backend not in COSINE_BACKENDS:
-            raise ValueError(f"unknown cosine backend {backend!r}; "
-                             f"choose from {', '.join(COSINE_BACKENDS)}")
+            raise ValueError(
+                f"unknown cosine backend {backend!r}; choose from {', '.join(COSINE_BACKENDS)}"
+            )
         if query_block < 1 or ref_block < 1:
             raise ValueError("query_block and ref_block must be positive")
         self.vectors = unit_rows(vectors, copy=copy)
@@ -233,8 +234,11 @@ class CosineIndex:
 
     def _default_knob(self) -> int:
         """Used for top-k, and where calibration has too few pairs to estimate recall."""
-        return min(max(16, self._index.nlist // 32), self._index.nlist) \
-            if self.backend == "ivf" else 128
+        return (
+            min(max(16, self._index.nlist // 32), self._index.nlist)
+            if self.backend == "ivf"
+            else 128
+        )
 
     def _set_knob(self, value: int) -> None:
         if self.backend == "ivf":
@@ -312,8 +316,9 @@ class CosineIndex:
         below = float(np.nextafter(np.float32(t), np.float32(-2)))
         for s in self._blocks(len(q), f"cosine range ({self.backend})", progress):
             lims, sims, idx = self._index.range_search(q[s : s + self.query_block], below)
-            qi = np.repeat(np.arange(s, s + len(lims) - 1, dtype=index_dtype),
-                           np.diff(lims).astype(np.int64))
+            qi = np.repeat(
+                np.arange(s, s + len(lims) - 1, dtype=index_dtype), np.diff(lims).astype(np.int64)
+            )
             keep = sims >= np.float32(t)
             parts_i.append(qi[keep])
             parts_j.append(idx[keep].astype(index_dtype))

@@ -69,8 +69,13 @@ class EqualIndex:
         """Up to ``k`` identical references per query, lowest index first."""
         pairs = self.range(0, queries)
         if queries is None:  # make directed: each pair serves both of its images
-            pairs = Candidates(np.concatenate([pairs.i, pairs.j]), np.concatenate([pairs.j, pairs.i]),
-                               np.concatenate([pairs.score, pairs.score]), self.metric, True).sorted()
+            pairs = Candidates(
+                np.concatenate([pairs.i, pairs.j]),
+                np.concatenate([pairs.j, pairs.i]),
+                np.concatenate([pairs.score, pairs.score]),
+                self.metric,
+                True,
+            ).sorted()
         order = np.lexsort((pairs.j, pairs.i))
         i, j = pairs.i[order], pairs.j[order]
         rank = np.arange(len(i)) - np.searchsorted(i, i, side="left")

@@ -93,8 +93,11 @@ class HammingBruteForce:
         if not parts_i:
             return Candidates.empty("hamming", cross)
         return Candidates(
-            np.concatenate(parts_i), np.concatenate(parts_j),
-            np.concatenate(parts_d).astype(np.int32), "hamming", cross,
+            np.concatenate(parts_i),
+            np.concatenate(parts_j),
+            np.concatenate(parts_d).astype(np.int32),
+            "hamming",
+            cross,
         ).sorted()
 
     def topk(self, k: int, queries: np.ndarray | None = None) -> Candidates:
@@ -195,8 +198,9 @@ class BKTree:
         if not pairs:
             return Candidates.empty("hamming", queries is not None)
         a = np.array(pairs, dtype=np.int64)
-        return Candidates(a[:, 0], a[:, 1], a[:, 2].astype(np.int32), "hamming",
-                          queries is not None).sorted()
+        return Candidates(
+            a[:, 0], a[:, 1], a[:, 2].astype(np.int32), "hamming", queries is not None
+        ).sorted()
 
     def topk(self, k: int, queries: np.ndarray | None = None) -> Candidates:
         values = self._values if queries is None else self._values_of(queries)
@@ -234,12 +238,16 @@ class HammingFaiss:
         parts = []
         for s in range(0, len(q), self.block_rows):
             # FAISS keeps distances strictly below the radius it is given
-            lims, dist, idx = self.index.range_search(self._bytes(q[s : s + self.block_rows]),
-                                                      int(radius) + 1)
+            lims, dist, idx = self.index.range_search(
+                self._bytes(q[s : s + self.block_rows]), int(radius) + 1
+            )
             qi = np.repeat(np.arange(s, s + len(lims) - 1), np.diff(lims).astype(np.int64))
             keep = idx > qi if queries is None else np.ones(len(idx), bool)
-            parts.append(Candidates(qi[keep], idx[keep], dist[keep].astype(np.int32),
-                                    "hamming", queries is not None))
+            parts.append(
+                Candidates(
+                    qi[keep], idx[keep], dist[keep].astype(np.int32), "hamming", queries is not None
+                )
+            )
         return Candidates.concat(parts, "hamming", queries is not None).sorted()
 
     def topk(self, k: int, queries: np.ndarray | None = None) -> Candidates:

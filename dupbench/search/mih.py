@@ -100,8 +100,10 @@ def split_plan(positions: np.ndarray, m: int, radius: int) -> tuple[Substring, .
     substrings radius q and the rest q - 1; those at -1 are not searched. The searched ones come
     first, so they pair up with the first ``_bounds(len(positions), m)``."""
     q, a = divmod(radius, m)
-    subs = (Substring(tuple(int(p) for p in positions[lo:hi]), q if k <= a else q - 1)
-            for k, (lo, hi) in enumerate(_bounds(len(positions), m)))
+    subs = (
+        Substring(tuple(int(p) for p in positions[lo:hi]), q if k <= a else q - 1)
+        for k, (lo, hi) in enumerate(_bounds(len(positions), m))
+    )
     return tuple(s for s in subs if s.radius >= 0 and s.bits > 0)
 
 
@@ -138,8 +140,9 @@ def substring_keys(codes: np.ndarray, sub: Substring) -> np.ndarray:
 
 def flip_masks(bits: int, radius: int) -> np.ndarray:
     """Every nonzero key XOR of at most ``radius`` set bits among ``bits``."""
-    masks = [sum(1 << b for b in c) for w in range(1, radius + 1)
-             for c in combinations(range(bits), w)]
+    masks = [
+        sum(1 << b for b in c) for w in range(1, radius + 1) for c in combinations(range(bits), w)
+    ]
     return np.array(masks, dtype=np.uint64)
 
 
@@ -193,8 +196,9 @@ def _neighbour_jobs(src: _Table, dst: _Table, masks: np.ndarray, self_join: bool
         yield tuple(np.concatenate(x) for x in zip(*parts))
 
 
-def join_tables_numpy(src: _Table, dst: _Table, masks: np.ndarray, self_join: bool, radius: int,
-                      chunk: int = 1 << 22) -> tuple[np.ndarray, ...]:
+def join_tables_numpy(
+    src: _Table, dst: _Table, masks: np.ndarray, self_join: bool, radius: int, chunk: int = 1 << 22
+) -> tuple[np.ndarray, ...]:
     """The numpy join: expand run pairs into candidate index arrays (about ``chunk`` at a time)
     and verify them with XOR + popcount. Same contract as ``mih_kernel.join_tables``."""
     out: list[tuple[np.ndarray, ...]] = []
@@ -240,8 +244,14 @@ class HammingMultiIndex:
     not worth it at the sizes top-k is used for.
     """
 
-    def __init__(self, codes: np.ndarray, kernel: str = "auto", substrings: int | None = None,
-                 sample_pairs: int = SAMPLE_PAIRS, seed: int = 0) -> None:
+    def __init__(
+        self,
+        codes: np.ndarray,
+        kernel: str = "auto",
+        substrings: int | None = None,
+        sample_pairs: int = SAMPLE_PAIRS,
+        seed: int = 0,
+    ) -> None:
         if kernel not in ("auto", "numba", "numpy"):
             raise ValueError(f"unknown MIH kernel {kernel!r}; choose from auto, numba, numpy")
         self.codes = _as_words(codes)
@@ -314,8 +324,7 @@ class HammingMultiIndex:
                 buckets = min(nq, 2.0**sub.bits)
                 lookups = buckets * ball / (2 if queries is None else 1)
                 sorted_codes = n + (0 if queries is None else nq)
-                cost += (sorted_codes * COST_NS["sort"] + lookups * lookup
-                         + pairs * rate * verify)
+                cost += sorted_codes * COST_NS["sort"] + lookups * lookup + pairs * rate * verify
             if subs and cost < best.cost_ns:
                 best = Plan(subs, cost)
         return best

@@ -42,9 +42,33 @@ def _search_run(keys, lo, hi, target):
 
 
 @numba.njit(nogil=True, cache=True)
-def _join_range(a_codes, a_heads, a_ids, a_keys, a_lo, a_hi, b_codes, b_heads, b_ids, b_keys,
-                b_lo, b_hi, offsets, masks, top, group_end, self_join, radius, stop, u0, e0, p0,
-                out_i, out_j, out_d):
+def _join_range(
+    a_codes,
+    a_heads,
+    a_ids,
+    a_keys,
+    a_lo,
+    a_hi,
+    b_codes,
+    b_heads,
+    b_ids,
+    b_keys,
+    b_lo,
+    b_hi,
+    offsets,
+    masks,
+    top,
+    group_end,
+    self_join,
+    radius,
+    stop,
+    u0,
+    e0,
+    p0,
+    out_i,
+    out_j,
+    out_d,
+):
     """Join buckets ``u0..stop`` of table a with the buckets of table b whose keys differ by a
     mask; in a self-join (a is b) mask 0 pairs a bucket with itself (later rows only) and other
     masks only reach larger keys, so every pair of rows is met once. Masks come sorted by their
@@ -113,18 +137,35 @@ def _join_chunk(args: tuple, start: int, stop: int) -> list[tuple[np.ndarray, ..
     return parts
 
 
-def join_tables(src, dst, masks: np.ndarray, self_join: bool, radius: int,
-                threads: int | None = None) -> tuple[np.ndarray, ...]:
+def join_tables(
+    src, dst, masks: np.ndarray, self_join: bool, radius: int, threads: int | None = None
+) -> tuple[np.ndarray, ...]:
     """(src id, dst id, distance) of every row pair within ``radius`` whose keys differ by one of
     ``masks`` (which include 0); the bucket range is split over ``threads`` (GIL released)."""
     top = np.array([int(m).bit_length() - 1 for m in masks], np.int64)
     order = np.argsort(top, kind="stable")
     masks, top = masks[order], top[order]
     group_end = np.searchsorted(top, top, side="right")
-    args = (src.codes, src.heads, src.ids, src.keys, src.lo, src.hi, dst.codes, dst.heads, dst.ids,
-            dst.keys, dst.lo, dst.hi, np.zeros(0, np.int32) if dst.offsets is None else dst.offsets,
-            masks,
-            np.maximum(top, 0).astype(np.uint64), group_end, self_join, radius)
+    args = (
+        src.codes,
+        src.heads,
+        src.ids,
+        src.keys,
+        src.lo,
+        src.hi,
+        dst.codes,
+        dst.heads,
+        dst.ids,
+        dst.keys,
+        dst.lo,
+        dst.hi,
+        np.zeros(0, np.int32) if dst.offsets is None else dst.offsets,
+        masks,
+        np.maximum(top, 0).astype(np.uint64),
+        group_end,
+        self_join,
+        radius,
+    )
     threads = threads or usable_cores()
     # chunks of about equal row counts, several per thread so uneven buckets even out
     cuts = np.searchsorted(src.lo, np.linspace(0, src.lo[-1] + 1, 4 * threads + 1)[1:-1])

@@ -54,9 +54,15 @@ class PublicSet:
         return json.dumps(public, sort_keys=True, default=str)
 
     def describe(self) -> dict:
-        return {"name": self.name, "description": self.description, "size": self.size,
-                "level": self.level, "licence": self.licence, "citation": self.citation,
-                "homepage": self.homepage}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "size": self.size,
+            "level": self.level,
+            "licence": self.licence,
+            "citation": self.citation,
+            "homepage": self.homepage,
+        }
 
 
 def archive_stem(filename: str) -> str:
@@ -66,9 +72,16 @@ def archive_stem(filename: str) -> str:
     return filename
 
 
-def load_public(spec: PublicSet, *, root: str | Path | None = None, download_missing: bool = True,
-                resources: tuple[Resource, ...] | None = None, progress: bool = True,
-                rebuild: bool = False, **params) -> Dataset:
+def load_public(
+    spec: PublicSet,
+    *,
+    root: str | Path | None = None,
+    download_missing: bool = True,
+    resources: tuple[Resource, ...] | None = None,
+    progress: bool = True,
+    rebuild: bool = False,
+    **params,
+) -> Dataset:
     """Fetch (if needed), extract (once, atomically) and parse a public set into a Dataset.
 
     ``root`` defaults to ``<cache>/<name>``; ``resources`` replaces the published files (mirrors,
@@ -101,14 +114,23 @@ def _saved(root: Path, stamp: str) -> Dataset | None:
     return dataset if dataset.info.get("params") == stamp else None
 
 
-def _build(spec: PublicSet, root: Path, stamp: str, download_missing: bool,
-           resources: tuple[Resource, ...] | None, progress: bool, params: dict) -> Dataset:
+def _build(
+    spec: PublicSet,
+    root: Path,
+    stamp: str,
+    download_missing: bool,
+    resources: tuple[Resource, ...] | None,
+    progress: bool,
+    params: dict,
+) -> Dataset:
     files, urls = {}, {}
     for resource in resources if resources is not None else spec.resources(params):
         local = root / "downloads" / resource.filename
         if not local.exists() and not download_missing:
-            raise DatasetError(f"{spec.name}: {resource.filename} is not in {local.parent}; "
-                               f"download it from {resource.urls[0]} or allow downloading")
+            raise DatasetError(
+                f"{spec.name}: {resource.filename} is not in {local.parent}; "
+                f"download it from {resource.urls[0]} or allow downloading"
+            )
         files[resource.filename] = download(resource, root / "downloads", progress=progress)
         urls[resource.filename] = resource.urls[0] if resource.urls else "its publisher"
     raw = root / "raw"
@@ -134,5 +156,7 @@ def _build(spec: PublicSet, root: Path, stamp: str, download_missing: bool,
 
 def find_files(raw: Path, pattern: str) -> list[Path]:
     """Files under ``raw`` matching a glob (case-insensitive suffix), sorted by relative path."""
-    return sorted((p for p in raw.rglob("*") if p.is_file() and p.match(pattern)),
-                  key=lambda p: p.relative_to(raw).as_posix())
+    return sorted(
+        (p for p in raw.rglob("*") if p.is_file() and p.match(pattern)),
+        key=lambda p: p.relative_to(raw).as_posix(),
+    )

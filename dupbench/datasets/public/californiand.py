@@ -52,17 +52,22 @@ def parse(raw: Path, files: dict, agreement: float = 0.5, **params) -> Parsed:
         raise DatasetError(f"California-ND: no photos under {raw}")
     matrices = _matrices(raw, len(photos))
     if not matrices:
-        raise DatasetError(f"California-ND: no {len(photos)}x{len(photos)} judgement matrix "
-                           f"(.mat/.csv/.txt) found under {raw}")
+        raise DatasetError(
+            f"California-ND: no {len(photos)}x{len(photos)} judgement matrix "
+            f"(.mat/.csv/.txt) found under {raw}"
+        )
     votes = np.mean([np.clip(m, 0, 1) for _, m in matrices], axis=0)
     votes = np.maximum(votes, votes.T)
     i, j = np.nonzero(np.triu(votes >= agreement, k=1))
-    images = pd.DataFrame({"id": [p.relative_to(raw).as_posix() for p in photos],
-                           "path": [str(p) for p in photos]})
-    truth = GroundTruth(np.stack([i, j], axis=1), ["near"] * len(i)) if len(i) \
-        else GroundTruth.empty()
-    return Parsed(images, truth, {"observers": [name for name, _ in matrices],
-                                  "agreement": agreement})
+    images = pd.DataFrame(
+        {"id": [p.relative_to(raw).as_posix() for p in photos], "path": [str(p) for p in photos]}
+    )
+    truth = (
+        GroundTruth(np.stack([i, j], axis=1), ["near"] * len(i)) if len(i) else GroundTruth.empty()
+    )
+    return Parsed(
+        images, truth, {"observers": [name for name, _ in matrices], "agreement": agreement}
+    )
 
 
 def _extract_options(params: dict) -> dict:
@@ -73,15 +78,16 @@ def _extract_options(params: dict) -> dict:
 SPEC = PublicSet(
     name="californiand",
     description="California-ND: 701 photos from one real travel collection, with near-duplicate "
-                "judgements by 10 observers (including the photographer).",
+    "judgements by 10 observers (including the photographer).",
     size="701 JPEG images (1024x768), encrypted zip (password from the authors)",
     level="near (human judgement of same-scene shots; pairs with >= `agreement` of observers)",
     licence="CC BY-NC-ND 3.0",
     citation="A. Jinda-Apiraksa, V. Vonikakis, S. Winkler. California-ND: An annotated dataset "
-             "for near-duplicate detection in personal photo collections. QoMEX 2013.",
+    "for near-duplicate detection in personal photo collections. QoMEX 2013.",
     homepage="http://vintage.winklerbros.net/californiaND.html",
     resources=lambda params: (
-        Resource("californiaND.zip", ("http://vintage.winklerbros.net/californiaND.zip",)),),
+        Resource("californiaND.zip", ("http://vintage.winklerbros.net/californiaND.zip",)),
+    ),
     parse=parse,
     extract_options=_extract_options,
     secret_params=("password",),

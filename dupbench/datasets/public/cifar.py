@@ -27,10 +27,16 @@ from dupbench.datasets.truth import DatasetError, GroundTruth
 JUDGMENT_LEVELS = {0: "exact", 1: "near", 2: "similar"}
 _CIFAIR = "https://raw.githubusercontent.com/cvjena/cifair/master/meta/"
 _TORONTO = "https://www.cs.toronto.edu/~kriz/"
-_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-            ("numpy._core.multiarray", "scalar"), ("builtins", "bytes"),
-            ("_codecs", "encode")}  # how Python 3 pickles bytes at protocol 2
+_ALLOWED = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("builtins", "bytes"),
+    ("_codecs", "encode"),
+}  # how Python 3 pickles bytes at protocol 2
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -50,14 +56,18 @@ def _batches(archive: Path, variant: str) -> tuple[dict, dict, list[str]]:
     """(train batch, test batch, label names) from the downloaded tarball."""
     top = "cifar-10-batches-py" if variant == "cifar10" else "cifar-100-python"
     with tarfile.open(archive) as tf:
+
         def load(name):
             member = tf.getmember(f"{top}/{name}")
             with tf.extractfile(member) as f:
                 return read_batch(f)
+
         if variant == "cifar10":
             parts = [load(f"data_batch_{k}") for k in range(1, 6)]
-            train = {"data": np.concatenate([p["data"] for p in parts]),
-                     "labels": [label for p in parts for label in p["labels"]]}
+            train = {
+                "data": np.concatenate([p["data"] for p in parts]),
+                "labels": [label for p in parts for label in p["labels"]],
+            }
             test = load("test_batch")
             names = load("batches.meta")["label_names"]
         else:
@@ -72,8 +82,9 @@ def _write_pngs(batch: dict, folder: Path, progress: bool) -> None:
     with atomic_dir(folder) as tmp:
         pixels = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         for k in tqdm(range(len(pixels)), desc=folder.name, disable=not progress):
-            Image.fromarray(pixels[k].transpose(1, 2, 0)).save(tmp / f"{k:05d}.png",
-                                                               compress_level=1)
+            Image.fromarray(pixels[k].transpose(1, 2, 0)).save(
+                tmp / f"{k:05d}.png", compress_level=1
+            )
 
 
 def _read_duplicates(path: Path, a_split: str, b_split: str):
@@ -82,8 +93,11 @@ def _read_duplicates(path: Path, a_split: str, b_split: str):
             judgment = int(row["Judgment"])
             if judgment not in JUDGMENT_LEVELS:
                 raise DatasetError(f"{path}: unknown Judgment {judgment}")
-            yield (f"{a_split}/{int(row['TestID']):05d}", f"{b_split}/{int(row['TrainID']):05d}",
-                   JUDGMENT_LEVELS[judgment])
+            yield (
+                f"{a_split}/{int(row['TestID']):05d}",
+                f"{b_split}/{int(row['TrainID']):05d}",
+                JUDGMENT_LEVELS[judgment],
+            )
 
 
 def make_parse(variant: str):
@@ -97,19 +111,27 @@ def make_parse(variant: str):
         rows = []
         for split, batch in (("test", test), ("train", train)):
             for k, label in enumerate(batch["labels"]):
-                rows.append({"id": f"{split}/{k:05d}", "path": str(png / split / f"{k:05d}.png"),
-                             "category": names[int(label)],
-                             "split": "query" if split == "test" else "reference"})
+                rows.append(
+                    {
+                        "id": f"{split}/{k:05d}",
+                        "path": str(png / split / f"{k:05d}.png"),
+                        "category": names[int(label)],
+                        "split": "query" if split == "test" else "reference",
+                    }
+                )
         images = pd.DataFrame(rows)
         a, b, levels = [], [], []
-        for filename, b_split in ((f"duplicates_{variant}.csv", "train"),
-                                  (f"duplicates_{variant}_test.csv", "test")):
+        for filename, b_split in (
+            (f"duplicates_{variant}.csv", "train"),
+            (f"duplicates_{variant}_test.csv", "test"),
+        ):
             for x, y, level in _read_duplicates(files[filename], "test", b_split):
                 a.append(x)
                 b.append(y)
                 levels.append(level)
         truth = GroundTruth.from_id_pairs(list(images["id"]), a, b, levels, source="ciFAIR lists")
         return Parsed(images, truth)
+
     return parse
 
 
@@ -118,26 +140,37 @@ def _spec(variant: str, md5: str, nbytes: int, size: str, classes: int) -> Publi
     return PublicSet(
         name=variant,
         description=f"CIFAR-{classes} (60,000 32x32 images) with the ciFAIR lists of test images "
-                    "that have duplicates in the training set or the test set.",
+        "that have duplicates in the training set or the test set.",
         size=size,
         level="exact / near / similar (ciFAIR manual judgments 0 / 1 / 2)",
         licence="CIFAR: free for research (no formal licence); ciFAIR lists: MIT",
         citation="A. Krizhevsky. Learning multiple layers of features from tiny images. 2009. "
-                 "B. Barz, J. Denzler. Do we train on test data? Purging CIFAR of "
-                 "near-duplicates. Journal of Imaging 6(6), 2020.",
+        "B. Barz, J. Denzler. Do we train on test data? Purging CIFAR of "
+        "near-duplicates. Journal of Imaging 6(6), 2020.",
         homepage="https://cvjena.github.io/cifair/",
         resources=lambda params: (
             Resource(tarball, (_TORONTO + tarball,), md5=md5, size=nbytes),
             Resource(f"duplicates_{variant}.csv", (_CIFAIR + f"duplicates_{variant}.csv",)),
-            Resource(f"duplicates_{variant}_test.csv",
-                     (_CIFAIR + f"duplicates_{variant}_test.csv",)),
+            Resource(
+                f"duplicates_{variant}_test.csv", (_CIFAIR + f"duplicates_{variant}_test.csv",)
+            ),
         ),
         parse=make_parse(variant),
     )
 
 
 #: md5 and byte size of the Toronto tarballs (as torchvision and Keras check them)
-CIFAR10 = _spec("cifar10", "c58f30108f718f92721af3b95e74349a", 170_498_071,
-                "60,000 images (50k train, 10k test), 163 MB", 10)
-CIFAR100 = _spec("cifar100", "eb9058c3a382ffc7106e4002c42a8d85", 169_001_437,
-                 "60,000 images (50k train, 10k test), 161 MB", 100)
+CIFAR10 = _spec(
+    "cifar10",
+    "c58f30108f718f92721af3b95e74349a",
+    170_498_071,
+    "60,000 images (50k train, 10k test), 163 MB",
+    10,
+)
+CIFAR100 = _spec(
+    "cifar100",
+    "eb9058c3a382ffc7106e4002c42a8d85",
+    169_001_437,
+    "60,000 images (50k train, 10k test), 161 MB",
+    100,
+)

@@ -10,8 +10,10 @@ from dupbench.datasets.download import Resource
 from dupbench.datasets.public.base import Parsed, PublicSet, find_files
 from dupbench.datasets.truth import DatasetError, GroundTruth
 
-_HOSTS = ("https://dl.fbaipublicfiles.com/vissl/datasets/",
-          "http://pascal.inrialpes.fr/data/holidays/")
+_HOSTS = (
+    "https://dl.fbaipublicfiles.com/vissl/datasets/",
+    "http://pascal.inrialpes.fr/data/holidays/",
+)
 #: sha256 as recorded by others for the FAIR mirror (original, strong); the rest are unverified
 _SHA256 = {
     "copydays_original.tar.gz": "8b85b7914fd0145bc258bde3440f6a622243ca91ee085fe2025ce7bdeb0bfb8e",
@@ -22,9 +24,11 @@ ATTACKS = ("original", "crop", "jpeg", "strong")
 
 def _resources(params: dict) -> tuple[Resource, ...]:
     return tuple(
-        Resource(f"copydays_{attack}.tar.gz",
-                 tuple(host + f"copydays_{attack}.tar.gz" for host in _HOSTS),
-                 sha256=_SHA256.get(f"copydays_{attack}.tar.gz"))
+        Resource(
+            f"copydays_{attack}.tar.gz",
+            tuple(host + f"copydays_{attack}.tar.gz" for host in _HOSTS),
+            sha256=_SHA256.get(f"copydays_{attack}.tar.gz"),
+        )
         for attack in params.get("attacks", ATTACKS)
     )
 
@@ -45,9 +49,15 @@ def parse(raw: Path, files: dict, **params) -> Parsed:
             if attack in ("crop", "jpeg") and not (level or "").isdigit():
                 raise DatasetError(f"{path}: expected a numeric {attack} level folder")
             ident = "/".join(x for x in (attack, level, stem) if x)
-            rows.append({"id": ident, "path": str(path), "group": group,
-                         "transform": None if attack == "original" else attack,
-                         "severity": int(level) if level else None})
+            rows.append(
+                {
+                    "id": ident,
+                    "path": str(path),
+                    "group": group,
+                    "transform": None if attack == "original" else attack,
+                    "severity": int(level) if level else None,
+                }
+            )
     if not rows:
         raise DatasetError(f"no Copydays images under {raw}")
     table = pd.DataFrame(rows).sort_values("id", kind="stable").reset_index(drop=True)
@@ -65,12 +75,12 @@ def parse(raw: Path, files: dict, **params) -> Parsed:
 SPEC = PublicSet(
     name="copydays",
     description="INRIA Copydays: 157 holiday photos, each attacked by JPEG (9 qualities), "
-                "cropping (9 fractions) and 'strong' manual edits (print-scan, paint, blur...).",
+    "cropping (9 fractions) and 'strong' manual edits (print-scan, paint, blur...).",
     size="157 originals + 3,055 edits (229 strong), ~0.5 GB",
     level="near (edits of the same picture)",
     licence="INRIA: free for research; images by the authors' holiday collection",
     citation="H. Jégou, M. Douze, C. Schmid. Hamming embedding and weak geometric consistency for "
-             "large scale image search. ECCV 2008.",
+    "large scale image search. ECCV 2008.",
     homepage="https://thoth.inrialpes.fr/~jegou/data.php.html#copydays",
     resources=_resources,
     parse=parse,

@@ -21,28 +21,34 @@ def parse(raw: Path, files: dict, **params) -> Parsed:
     groups: dict[int, list[int]] = {}
     for k, n in enumerate(numbers):
         groups.setdefault(n // 100, []).append(k)
-    images = pd.DataFrame({
-        "id": [p.stem for p in paths],
-        "path": [str(p) for p in paths],
-        "category": [f"scene{n // 100}" for n in numbers],
-        "split": ["query" if n % 100 == 0 else "reference" for n in numbers],
-    })
+    images = pd.DataFrame(
+        {
+            "id": [p.stem for p in paths],
+            "path": [str(p) for p in paths],
+            "category": [f"scene{n // 100}" for n in numbers],
+            "split": ["query" if n % 100 == 0 else "reference" for n in numbers],
+        }
+    )
     return Parsed(images, GroundTruth.from_groups(groups.values(), "similar"))
 
 
-_HOSTS = ("ftp://ftp.inrialpes.fr/pub/lear/douze/data/", "http://pascal.inrialpes.fr/data/holidays/")
+_HOSTS = (
+    "ftp://ftp.inrialpes.fr/pub/lear/douze/data/",
+    "http://pascal.inrialpes.fr/data/holidays/",
+)
 
 SPEC = PublicSet(
     name="holidays",
     description="INRIA Holidays: personal holiday photos; each scene shot several times "
-                "(viewpoint, lighting, rotation changes). The first image of a scene is its query.",
+    "(viewpoint, lighting, rotation changes). The first image of a scene is its query.",
     size="1,491 JPEG images in 500 groups, ~1.1 GB",
     level="similar (same scene, different photo)",
     licence="INRIA: free for research",
     citation="H. Jégou, M. Douze, C. Schmid. Hamming embedding and weak geometric consistency for "
-             "large scale image search. ECCV 2008.",
+    "large scale image search. ECCV 2008.",
     homepage="https://thoth.inrialpes.fr/~jegou/data.php.html#holidays",
     resources=lambda params: tuple(
-        Resource(f"jpg{k}.tar.gz", tuple(h + f"jpg{k}.tar.gz" for h in _HOSTS)) for k in (1, 2)),
+        Resource(f"jpg{k}.tar.gz", tuple(h + f"jpg{k}.tar.gz" for h in _HOSTS)) for k in (1, 2)
+    ),
     parse=parse,
 )

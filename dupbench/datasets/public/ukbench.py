@@ -28,11 +28,13 @@ def parse(raw: Path, files: dict, **params) -> Parsed:
     for k, number in enumerate(numbers):
         groups.setdefault(number // 4, []).append(k)
     incomplete = sum(len(m) != 4 for m in groups.values())
-    images = pd.DataFrame({
-        "id": [f"ukbench{n:05d}" for n in numbers],
-        "path": [str(found[n]) for n in numbers],
-        "category": [f"object{n // 4:04d}" for n in numbers],
-    })
+    images = pd.DataFrame(
+        {
+            "id": [f"ukbench{n:05d}" for n in numbers],
+            "path": [str(found[n]) for n in numbers],
+            "category": [f"object{n // 4:04d}" for n in numbers],
+        }
+    )
     truth = GroundTruth.from_groups(groups.values(), "similar")
     return Parsed(images, truth, {"incomplete_groups": incomplete})
 
@@ -50,5 +52,6 @@ SPEC = PublicSet(
     ),
     parse=parse,
     extract_options=lambda params: {
-        "keep": lambda name: name.lower().endswith(".jpg") and "thumb" not in name.lower()},
+        "keep": lambda name: name.lower().endswith(".jpg") and "thumb" not in name.lower()
+    },
 )
