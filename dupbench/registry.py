@@ -7,14 +7,17 @@ An extension registers itself where it is defined, with a decorator::
     @SEARCHES.register("crop_resistant")
     def region_search(encodings, radius, **params): ...
 
-The modules that hold registrations are listed once, in the ``Registry`` call, and imported on
-the first lookup, so that looking up one name never imports a heavy library another one needs.
+The modules that hold registrations are named once, in the ``Registry`` call (``modules``), or
+found by scanning a package (``packages``: every submodule not starting with ``_``, so a new
+extension is one new file in that package); they are imported on the first lookup, and must
+import heavy libraries inside functions, so that listing names stays fast.
 Lookups of unknown names raise ``UnknownNameError`` with the nearest valid name.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -26,9 +29,12 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Names → extensions of one kind (``kind`` names it in error messages)."""
 
-    def __init__(self, kind: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, kind: str, modules: tuple[str, ...] = (), packages: tuple[str, ...] = ()
+    ) -> None:
         self.kind = kind
         self.modules = modules
+        self.packages = packages
         self._entries: dict[str, T] = {}
         self._loaded = False
 
@@ -55,6 +61,11 @@ class Registry(Generic[T]):
             self._loaded = True
             for module in self.modules:
                 importlib.import_module(module)
+            for package in self.packages:
+                path = importlib.import_module(package).__path__
+                for info in pkgutil.iter_modules(path):
+                    if not info.name.startswith("_"):
+                        importlib.import_module(f"{package}.{info.name}")
 
     def get(self, name: str) -> T:
         """The extension called ``name`` (case-insensitive); ``UnknownNameError`` if none."""

@@ -51,3 +51,19 @@ def test_listed_modules_are_imported_only_on_first_lookup(tmp_path, monkeypatch)
     assert "late_widgets" not in sys.modules
     assert target.REG.get("late") == 42 and "late_widgets" in sys.modules
     monkeypatch.delitem(sys.modules, "late_widgets")
+
+
+def test_a_scanned_package_registers_every_public_submodule(tmp_path, monkeypatch):
+    pkg = tmp_path / "widget_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from dupbench.registry import Registry\nREG = Registry('widget', packages=('widget_pkg',))\n"
+    )
+    (pkg / "one.py").write_text("from widget_pkg import REG\nREG.add('one', 1)\n")
+    (pkg / "_private.py").write_text("raise RuntimeError('never imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import widget_pkg
+
+    assert widget_pkg.REG.names() == ["one"]
+    for name in ("widget_pkg", "widget_pkg.one"):
+        monkeypatch.delitem(sys.modules, name)
