@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from dupbench.files import write_json_mapping
 from dupbench.records import Candidates, GroupedCandidates, Skipped, concat_ranges
 
 KeepPolicy = Literal["first", "best", "largest_resolution", "largest_file", "oldest"]
-KEEP_POLICIES: tuple[str, ...] = ("first", "best", "largest_resolution", "largest_file", "oldest")
+KEEP_POLICIES: tuple[str, ...] = get_args(KeepPolicy)
 
 
 @dataclass

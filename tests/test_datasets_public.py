@@ -343,6 +343,6 @@ def test_every_public_set_is_documented():
 @pytest.mark.network
 @pytest.mark.parametrize("filename,url_name", [("duplicates_cifar10_test.csv", "cifar10")])
 def test_real_download_of_a_small_published_file(tmp_path, filename, url_name):
-    resource = next(r for r in PUBLIC_SETS[url_name].resources({}) if r.filename == filename)
+    resource = next(r for r in PUBLIC_SETS.get(url_name).resources({}) if r.filename == filename)
     path = download(resource, tmp_path, progress=False)
     assert path.read_text().startswith("TestID,TrainID,Distance,Judgment")

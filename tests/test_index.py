@@ -175,7 +175,7 @@ class ColourHistogram(Method):
 
 
 def test_cosine_index_with_a_float_method(tmp_path, monkeypatch, originals, edited):
-    monkeypatch.setitem(registry._REGISTRY, ColourHistogram.name, ColourHistogram)
+    monkeypatch.setitem(registry.METHODS._entries, ColourHistogram.name, ColourHistogram)
     index = Index.create(tmp_path / "ix", ColourHistogram.name)
     index.add([str(p) for p in originals.values()])
     hits = 0

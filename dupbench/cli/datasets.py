@@ -7,9 +7,20 @@ import json
 
 from dupbench.errors import UsageError
 
-#: ground-truth file formats (``dupbench.datasets.formats.FORMATS``; listed here so that
-#: ``--help`` does not import the datasets package)
-FORMATS = ("imagededup", "pairs", "qrels", "groups")
+
+class _TruthFormats:
+    """The names in ``dupbench.datasets.formats.FORMATS`` as argparse ``choices``, read only when
+    a value is checked or help is printed, so building the parser does not import pandas."""
+
+    def __iter__(self):
+        from dupbench.datasets.formats import FORMATS
+
+        return iter(FORMATS)
+
+    def __contains__(self, name: object) -> bool:
+        from dupbench.datasets.formats import FORMATS
+
+        return name in FORMATS
 
 
 def add_parser(subparsers) -> None:
@@ -62,7 +73,12 @@ def add_parser(subparsers) -> None:
     p = sub.add_parser("export", help="write a dataset's ground truth in another format")
     p.add_argument("name", help="dataset name or folder")
     p.add_argument("out", help="output file")
-    p.add_argument("--format", choices=FORMATS)
+    p.add_argument(
+        "--format",
+        choices=_TruthFormats(),
+        metavar="FORMAT",
+        help="%(choices)s (default: from OUT's extension)",
+    )
     _add_truth_options(p)
     p.set_defaults(func=_export)
 
@@ -74,7 +90,12 @@ def _add_truth_options(p: argparse.ArgumentParser) -> None:
         help="NAME is a plain folder of images and FILE its ground truth (imagededup "
         "JSON, pairs or groups CSV, TREC qrels), e.g. to check or convert it",
     )
-    p.add_argument("--truth-format", choices=FORMATS, help="format of --truth (default: guessed)")
+    p.add_argument(
+        "--truth-format",
+        choices=_TruthFormats(),
+        metavar="FORMAT",
+        help="format of --truth: %(choices)s (default: guessed)",
+    )
 
 
 def _load(args: argparse.Namespace):

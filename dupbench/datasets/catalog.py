@@ -30,7 +30,7 @@ def describe(name: str) -> dict:
             **INFO,
         }
     if name in PUBLIC_SETS:
-        return PUBLIC_SETS[name].describe()
+        return PUBLIC_SETS.get(name).describe()
     raise DatasetError(f"unknown dataset {name!r}; available: {', '.join(available())}")
 
 
@@ -49,7 +49,7 @@ def load_dataset(name_or_path: str | Path = DEFAULT, **params) -> Dataset:
     if key == DEFAULT:
         return default_dataset(**params)
     if key in PUBLIC_SETS:
-        return load_public(PUBLIC_SETS[key], **params)
+        return load_public(PUBLIC_SETS.get(key), **params)
     path = Path(name_or_path).expanduser()
     if is_dataset_dir(path):
         return read_dataset_dir(path, **params)

@@ -8,7 +8,8 @@
 - ``groups``: CSV ``id,group``; every pair inside a group is a duplicate (no levels).
 
 Readers return ``IdPairs`` (ids as in the file); ``read_truth`` maps them onto a corpus, which is
-where ids missing from the corpus are caught.
+where ids missing from the corpus are caught. Each format's reader and writer are registered in
+``FORMATS``, which the ``format=`` arguments and the CLI's choices read.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from typing import TypeVar
 import numpy as np
 
 from dupbench.datasets.truth import LEVELS, GroundTruth, TruthError, _preview, group_pairs
+from dupbench.registry import Registry
 
-FORMATS = ("imagededup", "pairs", "qrels", "groups")
 #: TREC relevance grade written for each level, and read back
 LEVEL_GRADES = {"exact": 3, "near": 2, "similar": 1}
 GRADE_LEVELS = {grade: level for level, grade in LEVEL_GRADES.items()}
@@ -301,29 +302,31 @@ def detect_format(path: str | Path) -> str:
         with path.open(encoding="utf-8-sig") as f:
             header = [h.strip().lower() for h in f.readline().split(",")]
         return "groups" if header[:2] == ["id", "group"] else "pairs"
-    raise TruthError(f"{path}: cannot tell the format from the name; pass format= one of {FORMATS}")
+    raise TruthError(
+        f"{path}: cannot tell the format from the name; pass format= one of {', '.join(FORMATS)}"
+    )
 
 
-_READERS = {
-    "imagededup": read_imagededup_json,
-    "pairs": read_pairs_csv,
-    "qrels": read_qrels,
-    "groups": read_groups_csv,
-}
-_WRITERS = {
-    "imagededup": write_imagededup_json,
-    "pairs": write_pairs_csv,
-    "qrels": write_qrels,
-    "groups": write_groups_csv,
-}
+@dataclass(frozen=True)
+class TruthFormat:
+    """One ground-truth file format: ``read(path, **options) -> IdPairs`` and
+    ``write(truth, ids, path, **options) -> Path``."""
+
+    read: Callable[..., IdPairs]
+    write: Callable[..., Path]
+
+
+#: the formats by name; ``format=`` of the readers and writers, the CLI's choices
+FORMATS: Registry[TruthFormat] = Registry("ground-truth format")
+FORMATS.add("imagededup", TruthFormat(read_imagededup_json, write_imagededup_json))
+FORMATS.add("pairs", TruthFormat(read_pairs_csv, write_pairs_csv))
+FORMATS.add("qrels", TruthFormat(read_qrels, write_qrels))
+FORMATS.add("groups", TruthFormat(read_groups_csv, write_groups_csv))
 
 
 def read_id_pairs(path: str | Path, format: str | None = None, **options) -> IdPairs:
     """Read any supported ground-truth file into ``IdPairs`` (ids as written in the file)."""
-    format = format or detect_format(path)
-    if format not in _READERS:
-        raise TruthError(f"unknown ground-truth format {format!r}; use one of {FORMATS}")
-    return _READERS[format](path, **options)
+    return FORMATS.get(format or detect_format(path)).read(path, **options)
 
 
 def read_truth(
@@ -340,6 +343,4 @@ def write_truth(
     if format is None:
         suffix = Path(path).suffix.lower()
         format = {".json": "imagededup", ".qrels": "qrels", ".txt": "qrels"}.get(suffix, "pairs")
-    if format not in _WRITERS:
-        raise TruthError(f"unknown ground-truth format {format!r}; use one of {FORMATS}")
-    return _WRITERS[format](truth, ids, path, **options)
+    return FORMATS.get(format).write(truth, ids, path, **options)

@@ -15,10 +15,9 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from dupbench.datasets.truth import LEVELS
 from dupbench.errors import UsageError
 
-#: ground-truth levels a benchmark may count as duplicates (``dupbench.datasets`` truth levels)
-TRUTH_LEVELS = ("exact", "near", "similar")
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
 
 
@@ -124,11 +123,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         problems.append(f"benchmark.sweep_points must be at least 2, got {b.sweep_points}")
     if not _DEVICE.match(b.device):
         problems.append(f"benchmark.device must be cpu, auto, mps or cuda[:N], got {b.device!r}")
-    bad_levels = sorted(set(cfg.dataset.levels) - set(TRUTH_LEVELS))
+    bad_levels = sorted(set(cfg.dataset.levels) - set(LEVELS))
     if bad_levels or not cfg.dataset.levels:
         problems.append(
-            f"dataset.levels must be a non-empty subset of {TRUTH_LEVELS}, "
-            f"got {list(cfg.dataset.levels)}"
+            f"dataset.levels must be a non-empty subset of {LEVELS}, got {list(cfg.dataset.levels)}"
         )
     problems += _method_problems(cfg.method)
     if problems:

@@ -25,13 +25,13 @@ from dupbench.errors import UsageError
 from dupbench.methods.base import Method
 from dupbench.methods.cnn_pooling import POOLINGS
 from dupbench.methods.cnn_whitening import PCAWhitening
-from dupbench.methods.registry import register
+from dupbench.methods.registry import METHODS
 from dupbench.records import Encodings, Skipped
 
 DTYPES = ("float32", "float16")
 
 
-@register
+@METHODS.register()
 class CNN(Method):
     """Embeddings from a pretrained network; duplicates are pairs with cosine similarity ≥ 0.9.
 

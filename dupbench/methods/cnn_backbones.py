@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dupbench.errors import UsageError, did_you_mean
 from dupbench.images import IMAGEDEDUP_FORMATS
+from dupbench.registry import Registry
 
-#: the backbones built in; any timm model is reachable as "timm:<name>"
-BACKBONES = ("efficientnet_lite0", "mobilenet_v3_small", "efficientnet_b4", "vit_b_16")
+#: backbone builders by name, ``builder(weights, input_size) -> Backbone``, each registered with
+#: ``@BACKBONES.register(name)``; any timm model is reachable as "timm:<name>" besides these
+BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone")
 
 #: TF EfficientNet-Lite preprocessing: (x − 127) / 128 on 0..255 pixels, i.e. mean 127/255, std 128/255
 _LITE_MEAN = (127.0 / 255,) * 3
@@ -143,6 +146,7 @@ def _torchvision_model(name: str, weights_enum, weights, **kwargs):
         ) from e
 
 
+@BACKBONES.register("efficientnet_lite0")
 def _efficientnet_lite0(weights, input_size: int | None) -> Backbone:
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -190,6 +194,7 @@ def _square_transform(size: int, mean, std, interpolation: str):
     )
 
 
+@BACKBONES.register("mobilenet_v3_small")
 def _mobilenet_v3_small(weights, input_size: int | None) -> Backbone:
     """imagededup's default CNN: features + global average pool, its exact preprocessing."""
     _, torchvision = import_torch()
@@ -212,6 +217,7 @@ def _mobilenet_v3_small(weights, input_size: int | None) -> Backbone:
     return Backbone("mobilenet_v3_small", net.features, transform, (resize, resize), load)
 
 
+@BACKBONES.register("efficientnet_b4")
 def _efficientnet_b4(weights, input_size: int | None) -> Backbone:
     _, torchvision = import_torch()
     enum = torchvision.models.EfficientNet_B4_Weights.IMAGENET1K_V1
@@ -224,6 +230,7 @@ def _efficientnet_b4(weights, input_size: int | None) -> Backbone:
     return Backbone("efficientnet_b4", net.features, transform, (resize, resize))
 
 
+@BACKBONES.register("vit_b_16")
 def _vit_b_16(weights, input_size: int | None) -> Backbone:
     """ViT-B/16 SWAG weights at 384 px (imagededup's ViT); features are all encoder tokens."""
     torch, torchvision = import_torch()
@@ -306,15 +313,10 @@ def build_backbone(
         weights = os.fspath(weights)
     if name.startswith("timm:"):
         return _timm(name[len("timm:") :], weights, input_size)
-    builders = {
-        "efficientnet_lite0": _efficientnet_lite0,
-        "mobilenet_v3_small": _mobilenet_v3_small,
-        "efficientnet_b4": _efficientnet_b4,
-        "vit_b_16": _vit_b_16,
-    }
-    if name not in builders:
-        raise ValueError(
-            f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}, 'timm:<model name>', "
-            "or pass model= and transform= for your own network"
+    if name not in BACKBONES:
+        raise UsageError(
+            f"unknown backbone {name!r}{did_you_mean(name, BACKBONES)} (available: "
+            f"{', '.join(BACKBONES)}, 'timm:<model name>', or pass model= and transform= for "
+            "your own network)"
         )
-    return builders[name](weights, input_size)
+    return BACKBONES.get(name)(weights, input_size)

@@ -35,7 +35,7 @@ from PIL import Image, ImageFilter
 from dupbench.errors import UsageError
 from dupbench.methods.base import int_param
 from dupbench.methods.hashing import DifferenceHash, HashMethod
-from dupbench.methods.registry import register
+from dupbench.methods.registry import METHODS
 from dupbench.records import Candidates, Encodings
 
 _LANCZOS = Image.Resampling.LANCZOS
@@ -68,7 +68,7 @@ def find_segments(
     return kept
 
 
-@register
+@METHODS.register()
 class CropResistantHash(HashMethod):
     """Region dHashes in ``segments`` fixed slots of ``hash_size²`` bits (see the module doc).
 

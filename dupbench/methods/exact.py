@@ -18,7 +18,7 @@ from PIL import Image
 from dupbench import images
 from dupbench.filebytes import DIGEST_BYTES, content_digest
 from dupbench.methods.base import Method, int_param
-from dupbench.methods.registry import register
+from dupbench.methods.registry import METHODS
 
 
 def digest_words(digest: bytes) -> np.ndarray:
@@ -47,7 +47,7 @@ class DigestMethod(Method):
         return DIGEST_BYTES * 8
 
 
-@register
+@METHODS.register()
 class FileDigest(DigestMethod):
     """BLAKE2b-128 of the file's bytes: byte-identical copies, whatever the file holds.
 
@@ -90,7 +90,7 @@ class FileDigest(DigestMethod):
         return digest_words(digest)
 
 
-@register
+@METHODS.register()
 class PixelDigest(DigestMethod):
     """BLAKE2b-128 of the decoded RGB pixels and the size: same picture, whatever the file.
 

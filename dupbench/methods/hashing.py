@@ -30,7 +30,7 @@ become 44), which is how imagehash writes its hex; the padding never changes a H
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 from PIL import Image
@@ -39,10 +39,10 @@ from dupbench import images
 from dupbench.errors import UsageError
 from dupbench.methods.base import int_param
 from dupbench.methods.invariant import InvariantHash
-from dupbench.methods.registry import register
+from dupbench.methods.registry import METHODS
 
 Profile = Literal["default", "imagededup", "imagehash"]
-PROFILES: tuple[str, ...] = ("default", "imagededup", "imagehash")
+PROFILES: tuple[str, ...] = get_args(Profile)
 
 #: imagededup's default Hamming threshold, 10 for a 64-bit hash
 THRESHOLD_PER_64_BITS = 10
@@ -186,7 +186,7 @@ class SquareHash(HashMethod):
         return self.profile != "imagededup"
 
 
-@register
+@METHODS.register()
 class AverageHash(SquareHash):
     """aHash: each pixel of a hash_size² thumbnail against the thumbnail's mean."""
 
@@ -203,7 +203,7 @@ class AverageHash(SquareHash):
         return pixels > mean if self.strict else pixels >= mean
 
 
-@register
+@METHODS.register()
 class DifferenceHash(SquareHash):
     """dHash: is each pixel brighter than its left neighbour, on a (hash_size+1)×hash_size thumb."""
 
@@ -219,7 +219,7 @@ class DifferenceHash(SquareHash):
         return pixels[:, 1:] > pixels[:, :-1]
 
 
-@register
+@METHODS.register()
 class VerticalDifferenceHash(DifferenceHash):
     """dHash down the columns: is each pixel brighter than the one above it."""
 
@@ -230,7 +230,7 @@ class VerticalDifferenceHash(DifferenceHash):
         return pixels[1:, :] > pixels[:-1, :]
 
 
-@register
+@METHODS.register()
 class PerceptualHash(SquareHash):
     """pHash: signs of the low-frequency 2-D DCT-II coefficients of a (4·hash_size)² thumbnail.
 
@@ -265,7 +265,7 @@ class PerceptualHash(SquareHash):
         return low >= np.median(low.ravel()[1:])
 
 
-@register
+@METHODS.register()
 class SimplePerceptualHash(PerceptualHash):
     """pHash-simple: low-frequency DCT terms against their mean instead of their median.
 
@@ -294,7 +294,7 @@ class SimplePerceptualHash(PerceptualHash):
         return low > low.mean()
 
 
-@register
+@METHODS.register()
 class WaveletHash(SquareHash):
     """wHash: the approximation (LL) band of a multi-level 2-D wavelet transform against its median.
 
@@ -398,7 +398,7 @@ class WaveletHash(SquareHash):
         return low > np.median(low) if self.strict else low >= np.median(low)
 
 
-@register
+@METHODS.register()
 class ColorHash(HashMethod):
     """colorhash (imagehash): the fractions of the image in 14 colour bins, ``binbits`` bits each.
 

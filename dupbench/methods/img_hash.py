@@ -24,7 +24,7 @@ from dupbench import images
 from dupbench.methods import opencv_pixels as cv
 from dupbench.methods.hashing import scaled_threshold
 from dupbench.methods.invariant import InvariantHash
-from dupbench.methods.registry import register
+from dupbench.methods.registry import METHODS
 
 _F32 = np.float32
 
@@ -71,7 +71,7 @@ def marr_hildreth_kernel(alpha: float, scale: float) -> np.ndarray:
     return (_F32(2) - a) * exp_half
 
 
-@register
+@METHODS.register()
 class MarrHildrethHash(_OpenCVHash):
     """Marr-Hildreth (OpenCV img_hash): 576 bits from edge energy in 64 neighbourhoods.
 
@@ -122,7 +122,7 @@ class MarrHildrethHash(_OpenCVHash):
         return np.concatenate(bits)  # OpenCV shifts these in most significant bit first
 
 
-@register
+@METHODS.register()
 class BlockMeanHash(_OpenCVHash):
     """Block-mean (OpenCV img_hash): is each 16×16 block's mean at least the image's mean.
 

@@ -30,7 +30,7 @@ from PIL import Image
 
 from dupbench import images
 from dupbench.methods.invariant import InvariantHash
-from dupbench.methods.registry import register
+from dupbench.methods.registry import METHODS
 
 _F32 = np.float32
 #: the reference's side of the blurred, sampled image, and of its DCT block
@@ -195,7 +195,7 @@ def pdq_hash(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     return (coefficients > torben_median(coefficients))[::-1], quality(small)
 
 
-@register
+@METHODS.register()
 class PDQHash(InvariantHash):
     """PDQ: 256 bits; duplicates within Hamming distance 31 (the reference's match threshold).
 

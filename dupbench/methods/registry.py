@@ -1,9 +1,10 @@
 """Method registry: a name → a factory with parameters, so configs, the API and the CLI agree.
 
-A module registers its classes with ``@register``; ``get_method("phash", hash_size=16)`` builds
-one. Names are the registered classes' and the presets' (``configs/method/*.yaml``, see
-``presets``): ``get_method("phash_16")`` is pHash with ``hash_size=16``. Family modules are
-imported on first lookup, and heavy libraries (torch) only when a method that needs them is
+A module in ``dupbench/methods`` registers its classes with ``@METHODS.register()`` (under the
+class's ``name``); ``get_method("phash", hash_size=16)`` builds one. Names are the registered
+classes' and the presets' (``configs/method/*.yaml``, see ``presets``): ``get_method("phash_16")``
+is pHash with ``hash_size=16``. The package's modules are imported on first lookup (so a new
+method is one new file), and heavy libraries (torch) only when a method that needs them is
 instantiated; a method whose optional package is missing fails with the extra to install.
 """
 
@@ -16,19 +17,11 @@ from typing import Any
 from dupbench.errors import check_parameters, unknown_name
 from dupbench.methods.base import Method, accepted_params, check_installed
 from dupbench.methods.presets import Preset, presets
+from dupbench.registry import Registry
 
-_REGISTRY: dict[str, type[Method]] = {}
-
-#: modules whose import registers methods; CNN modules import torch lazily inside their classes
-_FAMILY_MODULES = (
-    "dupbench.methods.hashing",
-    "dupbench.methods.pdq",
-    "dupbench.methods.img_hash",
-    "dupbench.methods.crop_resistant",
-    "dupbench.methods.exact",
-    "dupbench.methods.cnn",
-    "dupbench.methods.verified",
-)
+#: method classes by name; every module of ``dupbench.methods`` is scanned, so each must import
+#: heavy libraries (torch, OpenCV) inside functions
+METHODS: Registry[type[Method]] = Registry("method", packages=("dupbench.methods",))
 
 #: searches that are functions of one method's encodings rather than ``dupbench.search``
 #: indexes, keyed by the backend name a config or ``search_method`` uses: the method's name, or
@@ -40,24 +33,9 @@ SEARCH_FUNCTIONS = {
 }
 
 
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    key = cls.name.lower()
-    if key in _REGISTRY and _REGISTRY[key] is not cls:
-        raise ValueError(f"method name {cls.name!r} is registered twice")
-    _REGISTRY[key] = cls
-    return cls
-
-
-def _load_families() -> None:
-    for module in _FAMILY_MODULES:
-        importlib.import_module(module)
-
-
 def available() -> list[str]:
     """Registered method class names, sorted (``names()`` adds the presets)."""
-    _load_families()
-    return sorted(_REGISTRY)
+    return METHODS.names()
 
 
 def names() -> list[str]:
@@ -68,17 +46,16 @@ def names() -> list[str]:
 def preset(name: str) -> Preset | None:
     """The preset called ``name``; None for a class name (a class's own preset file, such as
     ``phash.yaml``, holds its defaults, so the class name means the class as it is)."""
-    _load_families()
-    return None if name.lower() in _REGISTRY else presets().get(name.lower())
+    return None if name in METHODS else presets().get(name.lower())
 
 
 def method_class(name: str) -> type[Method]:
     """The class behind a class or preset name (``UnknownNameError``, a ``KeyError``, if none)."""
     found = preset(name)
     key = found.method.lower() if found else name.lower()
-    if key not in _REGISTRY:
+    if key not in METHODS:
         raise unknown_name("method", name, names())
-    return _REGISTRY[key]
+    return METHODS.get(key)
 
 
 def get_method(name: str | Method, **params: Any) -> Method:

@@ -40,7 +40,7 @@ from dupbench import images
 from dupbench.cpus import usable_cores
 from dupbench.errors import UsageError
 from dupbench.methods.base import Method, _map_sources, int_param
-from dupbench.methods.registry import register
+from dupbench.methods.registry import METHODS
 from dupbench.records import Candidates, Encodings, Skipped
 from dupbench.workers import die_with_parent
 
@@ -97,7 +97,7 @@ class VerifiedEncodings(Encodings):
             raise ValueError(f"{len(self.ids)} ids but {len(self.features)} feature sets")
 
 
-@register
+@METHODS.register()
 class RetrieveVerify(Method):
     """SIFT features for two-stage retrieve-and-verify search (see the module doc).
 

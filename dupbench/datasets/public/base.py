@@ -19,6 +19,7 @@ from dupbench.datasets.cache import build_lock, cache_dir, claim_dir
 from dupbench.datasets.dataset import Dataset, is_dataset_dir, read_dataset_dir
 from dupbench.datasets.download import NotAnArchiveError, Resource, download, extract_once
 from dupbench.datasets.truth import DatasetError, GroundTruth
+from dupbench.registry import Registry
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -63,6 +64,11 @@ class PublicSet:
             "citation": self.citation,
             "homepage": self.homepage,
         }
+
+
+#: public sets by name: each module of this package registers its ``PublicSet`` with
+#: ``PUBLIC_SETS.add(spec.name, spec)``, so a new set is one new file
+PUBLIC_SETS: Registry[PublicSet] = Registry("dataset", packages=("dupbench.datasets.public",))
 
 
 def archive_stem(filename: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dupbench.datasets.download import Resource
-from dupbench.datasets.public.base import Parsed, PublicSet, find_files
+from dupbench.datasets.public.base import PUBLIC_SETS, Parsed, PublicSet, find_files
 from dupbench.datasets.truth import DatasetError, GroundTruth
 
 PASSWORD_ENV = "DUPBENCH_CALIFORNIA_ND_PASSWORD"
@@ -92,3 +92,4 @@ SPEC = PublicSet(
     extract_options=_extract_options,
     secret_params=("password",),
 )
+PUBLIC_SETS.add(SPEC.name, SPEC)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from dupbench.datasets.cache import atomic_dir
 from dupbench.datasets.download import Resource
-from dupbench.datasets.public.base import Parsed, PublicSet
+from dupbench.datasets.public.base import PUBLIC_SETS, Parsed, PublicSet
 from dupbench.datasets.truth import DatasetError, GroundTruth
 
 JUDGMENT_LEVELS = {0: "exact", 1: "near", 2: "similar"}
@@ -174,3 +174,5 @@ CIFAR100 = _spec(
     "60,000 images (50k train, 10k test), 161 MB",
     100,
 )
+PUBLIC_SETS.add(CIFAR10.name, CIFAR10)
+PUBLIC_SETS.add(CIFAR100.name, CIFAR100)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from dupbench.datasets.download import Resource
-from dupbench.datasets.public.base import Parsed, PublicSet, find_files
+from dupbench.datasets.public.base import PUBLIC_SETS, Parsed, PublicSet, find_files
 from dupbench.datasets.truth import DatasetError, GroundTruth
 
 _HOSTS = (
@@ -85,3 +85,4 @@ SPEC = PublicSet(
     resources=_resources,
     parse=parse,
 )
+PUBLIC_SETS.add(SPEC.name, SPEC)

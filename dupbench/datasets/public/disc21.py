@@ -8,7 +8,7 @@ import pandas as pd
 
 from dupbench.datasets.download import Resource
 from dupbench.datasets.formats import read_pairs_csv
-from dupbench.datasets.public.base import Parsed, PublicSet, find_files
+from dupbench.datasets.public.base import PUBLIC_SETS, Parsed, PublicSet, find_files
 from dupbench.datasets.truth import DatasetError, GroundTruth
 
 _BASE = "https://dl.fbaipublicfiles.com/image_similarity_challenge/public/"
@@ -75,3 +75,4 @@ SPEC = PublicSet(
     resources=_resources,
     parse=parse,
 )
+PUBLIC_SETS.add(SPEC.name, SPEC)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from dupbench.datasets.download import Resource
-from dupbench.datasets.public.base import Parsed, PublicSet
+from dupbench.datasets.public.base import PUBLIC_SETS, Parsed, PublicSet
 from dupbench.datasets.truth import DatasetError, GroundTruth
 
 _NAME = re.compile(r"ukbench(\d{5})\.jpg$", re.IGNORECASE)
@@ -55,3 +55,4 @@ SPEC = PublicSet(
         "keep": lambda name: name.lower().endswith(".jpg") and "thumb" not in name.lower()
     },
 )
+PUBLIC_SETS.add(SPEC.name, SPEC)
