@@ -203,12 +203,15 @@ def encode_image(
     return enc.codes[0] if enc.kind == "float" else enc.to_hex()["image"]
 
 
-def _encodings_from_map(encoding_map: Mapping, m: Method) -> Encodings:
-    """An imagededup encoding map ({file: hex} or {file: vector}) → Encodings for method ``m``.
+def _encodings_from_map(encoding_map: Mapping | Encodings, m: Method) -> Encodings:
+    """An imagededup encoding map ({file: hex} or {file: vector}) → Encodings for method ``m``;
+    stored ``Encodings`` (``encode_images``, ``Encodings.load``) pass through as they are.
 
     Types are checked, not coerced: a hash must be a string of exactly the method's number of hex
     digits (an int such as 12345 is refused rather than read as the hex digits "12345").
     """
+    if isinstance(encoding_map, Encodings):
+        return _made_by(encoding_map, m)
     if not isinstance(encoding_map, Mapping):
         raise TypeError(
             f"encoding_map must be a dict {{file: code}}, got a {type(encoding_map).__name__}"
@@ -243,6 +246,18 @@ def _encodings_from_map(encoding_map: Mapping, m: Method) -> Encodings:
                 )
         codes = hex_to_words(values, m.size)
     return Encodings(ids, codes, m.kind, m.metric, m.size, m.name, m.params)
+
+
+def _made_by(enc: Encodings, m: Method) -> Encodings:
+    """``enc`` if ``m`` makes codes of its kind and size, so that ``m``'s threshold and search
+    apply to them; searching one method's codes with another's is refused."""
+    if (enc.method, enc.kind, enc.metric, enc.size) != (m.name, m.kind, m.metric, m.size):
+        raise UsageError(
+            f"these encodings are {enc.method or 'unnamed'} codes ({enc.kind}, size {enc.size}), "
+            f"not {m.name} codes ({m.kind}, size {m.size}): pass method={enc.method!r} with the "
+            f"parameters they record ({enc.params}), or its preset"
+        )
+    return enc
 
 
 def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> float:
@@ -286,7 +301,7 @@ def _search_for(m: Method, backend: str) -> tuple[str, dict[str, Any]]:
 
 def search_duplicates(
     image_dir: str | os.PathLike | None = None,
-    encoding_map: dict | None = None,
+    encoding_map: dict | Encodings | None = None,
     method: str | Method = "phash",
     *,
     max_distance_threshold: int | None = None,
@@ -299,6 +314,9 @@ def search_duplicates(
     **params: Any,
 ) -> DuplicateResult:
     """Encode (or take an encoding map), search, and return the array-form result with skips.
+
+    ``encoding_map``: imagededup's ``{file: hex}`` / ``{file: vector}``, or stored ``Encodings``
+    of ``method`` (searched as they are, their skipped files kept in the result).
 
     ``store``: keep and reuse ``image_dir``'s codes in this folder (see ``encode_images``).
 
@@ -379,7 +397,7 @@ def _search(
 
 def find_duplicates(
     image_dir: str | os.PathLike | None = None,
-    encoding_map: dict | None = None,
+    encoding_map: dict | Encodings | None = None,
     method: str | Method = "phash",
     max_distance_threshold: int | None = None,
     min_similarity_threshold: float | None = None,
@@ -420,7 +438,7 @@ def find_duplicates(
 
 def find_duplicates_to_remove(
     image_dir: str | os.PathLike | None = None,
-    encoding_map: dict | None = None,
+    encoding_map: dict | Encodings | None = None,
     method: str | Method = "phash",
     max_distance_threshold: int | None = None,
     min_similarity_threshold: float | None = None,

@@ -10,8 +10,10 @@ import pytest
 
 import dupbench
 from dupbench import api
+from dupbench.errors import UsageError
 from dupbench.images import ImageError
 from dupbench.methods import get_method
+from dupbench.records import Encodings
 
 
 def _pairs(dups: dict) -> set[tuple[str, str]]:
@@ -58,6 +60,21 @@ def test_encoding_map_input_equals_directory_input(planted_dir):
         planted_dir["dir"], method="phash", progress=False, num_enc_workers=1
     )
     assert {s.path.rsplit(os.sep, 1)[-1] for s in enc.skipped} == planted_dir["bad"]
+
+
+def test_stored_encodings_are_searched_as_they_are(planted_dir, tmp_path):
+    """encode → save → load → search: the same duplicates as the hex route, skips kept."""
+    enc = api.encode_images(planted_dir["dir"], "phash_16", progress=False, num_enc_workers=1)
+    stored = Encodings.load(enc.save(tmp_path / "codes.npz"))
+    via_hex = api.find_duplicates(encoding_map=enc.to_hex(), method="phash_16", scores=True)
+    assert api.find_duplicates(encoding_map=stored, method="phash_16", scores=True) == via_hex
+    assert dupbench.find_duplicates_to_remove(
+        encoding_map=stored, method="phash_16"
+    ) == api.find_duplicates_to_remove(encoding_map=enc.to_hex(), method="phash_16")
+    result = api.search_duplicates(encoding_map=stored, method="phash_16")
+    assert {s.path for s in result.skipped} == {s.path for s in enc.skipped}
+    with pytest.raises(UsageError, match=r"phash codes \(binary, size 256\).*method='phash'"):
+        api.find_duplicates(encoding_map=stored, method="phash")
 
 
 def test_workers_give_the_same_codes(planted_dir):
