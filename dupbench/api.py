@@ -129,6 +129,7 @@ def encode_images(
         return _encode_scan(
             images.scan_files(root, recursive), root, m, num_enc_workers, progress, cluster
         )
+    assert files is not None  # exactly one of image_dir and files, checked above
     paths = [os.fspath(f) for f in files]
     enc = _encode(m, paths, paths, num_enc_workers, progress, cluster)
     _log_skipped(enc)
@@ -193,10 +194,13 @@ def encode_image(
     **params: Any,
 ) -> str | np.ndarray:
     """One image's code: a hex string for hashes and digests, a float vector for embeddings."""
-    if (image_file is None) == (image_array is None):
+    if image_file is not None and image_array is None:
+        source: images.Source = os.fspath(image_file)
+    elif image_array is not None and image_file is None:
+        source = image_array
+    else:
         raise UsageError("give exactly one of image_file or image_array")
     m = _method(method, params)
-    source = image_array if image_array is not None else os.fspath(image_file)
     enc = m.encode([source], ["image"], workers=1)
     if enc.skipped:
         raise images.ImageError(f"{enc.skipped[0].path}: {enc.skipped[0].reason}")
@@ -352,6 +356,7 @@ def search_duplicates(
             search_method=search_method,
             progress=progress,
         )
+    assert encoding_map is not None  # exactly one of image_dir and encoding_map, checked above
     return _search(_encodings_from_map(encoding_map, m), None, m, threshold, backend, search_params)
 
 

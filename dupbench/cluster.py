@@ -88,7 +88,7 @@ class Cluster:
             ): n
             for n, k in enumerate(starts)
         }
-        parts: list[Encodings | None] = [None] * len(futures)
+        parts: dict[int, Encodings] = {}  # by chunk, filled as chunks finish
         with tqdm(
             total=len(names),
             unit="img",
@@ -99,7 +99,7 @@ class Cluster:
                 n = futures.pop(future)
                 parts[n] = _named_as_given(enc, names[starts[n] : starts[n] + size])
                 bar.update(len(enc) + len(enc.skipped))
-        return _concat(method, parts)
+        return _concat(method, [parts[n] for n in range(len(starts))])
 
     def close(self) -> None:
         self.client.close()

@@ -8,7 +8,7 @@ policy that is explicit and deterministic.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -35,20 +35,26 @@ class DuplicateResult:
     ids: list[str]
     candidates: GroupedCandidates | Candidates
     skipped: list[Skipped] = field(default_factory=list)
-    paths: list[str | None] | None = None
+    paths: Sequence[str | None] | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.candidates, Candidates):
-            if self.candidates.cross:
-                raise ValueError(
-                    "DuplicateResult needs undirected pairs within one collection "
-                    "(a range search), not directed query→reference pairs"
-                )
-            self.candidates = GroupedCandidates.from_candidates(self.candidates, len(self.ids))
+        self.candidates = self.grouped
         if len(self.candidates.classes) != len(self.ids):
             raise ValueError(
                 f"{len(self.ids)} ids but the pairs are among {len(self.candidates.classes)} images"
             )
+
+    @property
+    def grouped(self) -> GroupedCandidates:
+        """``candidates`` as groups (``__post_init__`` stores them so)."""
+        if isinstance(self.candidates, GroupedCandidates):
+            return self.candidates
+        if self.candidates.cross:
+            raise ValueError(
+                "DuplicateResult needs undirected pairs within one collection "
+                "(a range search), not directed query→reference pairs"
+            )
+        return GroupedCandidates.from_candidates(self.candidates, len(self.ids))
 
     def to_map(self, scores: bool = False) -> DuplicateMap:
         """imagededup's output: every id a key; duplicates best first (ties by name).
@@ -73,7 +79,7 @@ class DuplicateResult:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
-        g = self.candidates
+        g = self.grouped
         if not self.ids:
             return []
         n = g.n_classes
@@ -100,7 +106,7 @@ class DuplicateResult:
             )
         # A kept file marks the rest of its class and every member of the classes paired with
         # it, so marks are kept per class: O(files + class pairs), whatever the group sizes.
-        g = self.candidates
+        g = self.grouped
         bounds, paired_with, _ = g.adjacency()
         classes = g.classes.tolist()
         paired = np.flatnonzero(((g.sizes() > 1) | (np.diff(bounds) > 0))[g.classes])
@@ -120,9 +126,10 @@ class DuplicateResult:
         by_name = sorted(paired, key=lambda k: self.ids[k])
         if keep == "first":
             return by_name
-        if self.paths is None:
+        paths = self.paths
+        if paths is None:
             raise ValueError(f"keep={keep!r} needs files on disk (an image directory), not a map")
-        return sorted(by_name, key=lambda k: _keep_key(keep, self.paths[k]))
+        return sorted(by_name, key=lambda k: _keep_key(keep, paths[k]))
 
     def summary(self, groups: list[list[str]] | None = None) -> dict:
         """Counts for a report; pass ``groups`` when already computed."""
@@ -150,7 +157,7 @@ class DuplicateMap(Mapping):
         self.result = result
         ids = self._ids = result.ids
         self._index = {name: k for k, name in enumerate(ids)}
-        grouped = self._grouped = result.candidates
+        grouped = self._grouped = result.grouped
         self._scores = scores
         self._members, self._member_bounds = grouped.members()
         self._pair_bounds, self._paired, self._pair_scores = grouped.adjacency()
@@ -208,10 +215,15 @@ def split_entry(entry) -> tuple[str, float | None]:
     return (entry[0], entry[1]) if isinstance(entry, (tuple, list)) else (entry, None)
 
 
-def _keep_key(keep: KeepPolicy, path: str | None) -> float | tuple[float, float, float]:
+def _keep_key(keep: KeepPolicy, path: str | None) -> float | tuple[float, ...]:
     """Lower sorts first (is kept): larger area, larger file, older file. Unreadable: last."""
     if keep == "best":
-        return tuple(_keep_key(k, path) for k in ("largest_resolution", "largest_file", "oldest"))
+        return tuple(_keep_value(k, path) for k in ("largest_resolution", "largest_file", "oldest"))
+    return _keep_value(keep, path)
+
+
+def _keep_value(keep: KeepPolicy, path: str | None) -> float:
+    """``_keep_key`` of one policy (not ``best``)."""
     if path is None:
         return float("inf")
     if keep == "largest_resolution":

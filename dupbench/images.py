@@ -203,7 +203,7 @@ def _finish(
     name: str,
     mode: str,
     exif: bool,
-    alpha: str,
+    alpha: Literal["composite", "drop"],
     background: tuple[int, int, int],
 ) -> Image.Image:
     """A decoded frame as the caller asked for it: EXIF-oriented (files only), then RGB."""

@@ -54,8 +54,8 @@ def read_npz(
             missing = sorted(set(expected) - set(members))
             if missing:
                 raise DamagedFile(f"{path}: no array(s) {missing}; is it the right file?")
-            wanted = {name: expected.get(name, others) for name in members}
-            wanted = {name: spec for name, spec in wanted.items() if spec is not None}
+            specs = {name: expected.get(name, others) for name in members}
+            wanted = {name: spec for name, spec in specs.items() if spec is not None}
             cap = max_bytes if max_bytes is not None else max(NPZ_MIN_CAP, NPZ_MAX_RATIO * size)
             total = 0
             for name, (kinds, ndim) in wanted.items():

@@ -147,7 +147,7 @@ def clean_partial(parent: str | Path, name: str | None = None) -> list[Path]:
     ``parent`` (of the target ``name`` only, when given) whose owner process is dead on this
     host; a live build's folders and another host's are left alone."""
     parent = Path(parent)
-    removed = []
+    removed: list[Path] = []
     if not parent.is_dir():
         return removed
     here = socket.gethostname()

@@ -279,8 +279,10 @@ def safe_extract(
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tf:
             for member, path in _tar_members(tf, archive, keep, budget):
-                with tf.extractfile(member) as src, _create(dest, path, archive) as out:
-                    shutil.copyfileobj(src, out)
+                data = tf.extractfile(member)
+                assert data is not None  # _tar_members lists regular files only
+                with data, _create(dest, path, archive) as out:
+                    shutil.copyfileobj(data, out)
         return dest
     raise NotAnArchiveError(f"{archive}: not a zip or tar archive")
 

@@ -173,7 +173,7 @@ def _pixel_digest(data: bytes) -> str:
 
 def _copy_plan(source_id: str, config: SyntheticConfig) -> list[tuple[str, str, int | None]]:
     """(copy id, transform, severity) for each copy of one original."""
-    plan = []
+    plan: list[tuple[str, str, int | None]] = []
     names = [*config.transforms] + ["chain"] * config.chains
     counts: dict[str, int] = {}
     for name in names:
@@ -270,8 +270,8 @@ def _truth(records: list[dict], scene_of: dict[str, str | None]) -> GroundTruth:
     levels = ["exact" if records[i]["pixels"] == records[j]["pixels"] else "near" for i, j in pairs]
     by_scene: dict[str, list[str]] = {}
     for orig in groups:
-        if scene_of.get(orig):
-            by_scene.setdefault(scene_of[orig], []).append(orig)
+        if scene := scene_of.get(orig):
+            by_scene.setdefault(scene, []).append(orig)
     for origs in by_scene.values():
         for p, a in enumerate(origs):
             for b in origs[p + 1 :]:
@@ -407,7 +407,12 @@ def _split(config: SyntheticConfig, ident: str) -> str | None:
     return "query" if draw < config.query_fraction else "reference"
 
 
-def _run(jobs: list[tuple], out_dir: str, workers: int, progress: bool) -> list[dict]:
+def _run(
+    jobs: list[tuple[SourcePhoto, bool, SyntheticConfig]],
+    out_dir: str,
+    workers: int,
+    progress: bool,
+) -> list[dict]:
     bar = tqdm(total=len(jobs), desc="building", unit="photo", disable=not progress)
     try:
         if workers <= 1 or len(jobs) == 1:

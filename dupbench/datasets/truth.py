@@ -110,7 +110,7 @@ class GroundTruth:
         pairs = group_pairs(groups)
         if not pairs:
             return cls.empty()
-        return cls(np.array(pairs, dtype=np.int64), [level] * len(pairs))
+        return cls(np.array(pairs, dtype=np.int64), np.full(len(pairs), level, dtype=object))
 
     @classmethod
     def from_id_pairs(

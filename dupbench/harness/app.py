@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -71,7 +72,7 @@ def _task(cfg: DictConfig) -> float:
 
     hc = HydraConfig.get()
     typed = to_run_config(cfg)
-    config = OmegaConf.to_container(without_hydra(cfg), resolve=True)
+    config = cast(dict, OmegaConf.to_container(without_hydra(cfg), resolve=True))
     overrides = list(hc.overrides.task)
     label = run_label(typed, hc.runtime.choices.get("method"), overrides)
     run_dir = Path(hc.runtime.output_dir)

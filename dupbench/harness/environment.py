@@ -40,7 +40,7 @@ PACKAGES = (
 
 
 def package_versions(names=PACKAGES) -> dict[str, str | None]:
-    out = {}
+    out: dict[str, str | None] = {}
     for name in names:
         try:
             out[name] = metadata.version(name)

@@ -318,6 +318,7 @@ def score_histograms(runs: list[StoredRun], out: Path) -> list[Path]:
             )
             ax.set(xlabel="exact matches (one operating point)")
             continue
+        bins: int | np.ndarray
         if run.info["metric"] == "cosine":
             bins = 30
         else:
@@ -400,7 +401,7 @@ def _place_labels(fig, ax, xs, ys, texts: list[str], fontsize: float = 7) -> Non
     )
     scale = fig.dpi / 72
     for (x, y), text in zip(points, texts):
-        best = None
+        best: tuple | None = None  # (clashes, dx, dy, ha, box) of the best offset so far
         for dx, dy in offsets:
             ha = "left" if dx > 0 else "right" if dx < 0 else "center"
             note = ax.annotate(text, (0, 0), xycoords="axes pixels", fontsize=fontsize, ha=ha)
@@ -419,6 +420,7 @@ def _place_labels(fig, ax, xs, ys, texts: list[str], fontsize: float = 7) -> Non
                 best = (clashes, dx, dy, ha, box)
             if clashes == 0:
                 break
+        assert best is not None  # offsets is not empty
         _, dx, dy, ha, box = best
         far = abs(dx) > 8 or abs(dy) > 16
         ax.annotate(

@@ -155,10 +155,10 @@ def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
     """Keys of ``node`` that ``schema`` (a dataclass) and its nested dataclasses do not declare:
     a ``+key=value`` override slips past Hydra's struct check and would be dropped silently."""
     hints = typing.get_type_hints(schema)
-    out = []
+    out: list[str] = []
     for key in node:
         if key not in hints:
-            out.append(f"{prefix}{key}")
+            out.append(f"{prefix}{key!s}")
         elif dataclasses.is_dataclass(hints[key]) and isinstance(node[key], DictConfig):
             out += unknown_keys(node[key], hints[key], f"{prefix}{key}.")
     return out
@@ -166,7 +166,7 @@ def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
 
 def without_hydra(cfg: DictConfig) -> DictConfig:
     """A composed config without Hydra's own ``hydra`` node: what a run is configured by."""
-    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
@@ -184,7 +184,7 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
             f"set them on the command line, e.g. {missing[0]}=..."
         )
     typed = OmegaConf.merge(OmegaConf.structured(RunConfig), plain)
-    return validate(OmegaConf.to_object(typed))
+    return validate(typing.cast(RunConfig, OmegaConf.to_object(typed)))
 
 
 def register_schemas() -> None:

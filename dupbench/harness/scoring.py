@@ -6,7 +6,7 @@ Only calls ``dupbench.evaluation``; no metric is computed here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +57,7 @@ def score(
     threshold: float,
     k_values: Sequence[int],
     target_precision: float,
-    sweep: Sequence[float] = (),
+    sweep: Iterable[float] = (),
 ) -> Scores:
     """Metrics at ``threshold``, the PR curve, metrics at each ``sweep`` threshold, and recall per
     group label at ``threshold``."""

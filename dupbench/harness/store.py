@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,11 +85,15 @@ class StoredTruth:
     groups: dict[str, np.ndarray]
 
     def save(self, path: Path) -> None:
+        # Any: numpy's stubs would check these arrays against savez's allow_pickle: bool
+        arrays: dict[str, Any] = {
+            f"group_{k}": np.asarray(v, dtype=str) for k, v in self.groups.items()
+        }
         np.savez_compressed(
             path,
             pairs=np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2),
             n=np.int64(self.n),
-            **{f"group_{k}": np.asarray(v, dtype=str) for k, v in self.groups.items()},
+            **arrays,
         )
 
     @classmethod

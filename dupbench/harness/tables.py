@@ -110,10 +110,8 @@ def to_markdown(table: pd.DataFrame, columns=MAIN_COLUMNS, per_row: bool = False
     )
     lines = [head, rule]
     for r in range(len(table)):
-        cells = [
-            f"**{texts.iat[r, c]}**" if best.iat[r, c] else texts.iat[r, c]
-            for c in range(len(table.columns))
-        ]
+        cells = [str(texts.iat[r, c]) for c in range(len(table.columns))]
+        cells = [f"**{v}**" if best.iat[r, c] else v for c, v in enumerate(cells)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -151,7 +149,7 @@ def to_latex(
         r"\midrule",
     ]
     for r in range(len(table)):
-        cells = [_latex_escape(texts.iat[r, c]) for c in range(len(table.columns))]
+        cells = [_latex_escape(str(texts.iat[r, c])) for c in range(len(table.columns))]
         cells = [rf"\textbf{{{v}}}" if best.iat[r, c] else v for c, v in enumerate(cells)]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class AddResult:
 
 @dataclass(frozen=True)
 class _Candidate:
-    source: images.Source  # a path, or an upload's bytes
+    source: str | os.PathLike | bytes  # a path, or an upload's bytes
     name: str
     size: int
     mtime_ns: int
@@ -214,7 +214,7 @@ class Index:
 
     # -- reading ----------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return self._one("SELECT COUNT(*) FROM entries WHERE state = 'live'")[0]
+        return self._all("SELECT COUNT(*) FROM entries WHERE state = 'live'")[0][0]
 
     @property
     def default_threshold(self) -> float:
@@ -451,11 +451,14 @@ class Index:
         now = time.time()
         with self._transaction() as db:
             ids = [
-                db.execute(
-                    "INSERT INTO entries (name, size, mtime_ns, digest, added, state) "
-                    "VALUES (?, ?, ?, ?, ?, 'pending')",
-                    (*r, now),
-                ).lastrowid
+                cast(  # an INSERT sets lastrowid
+                    int,
+                    db.execute(
+                        "INSERT INTO entries (name, size, mtime_ns, digest, added, state) "
+                        "VALUES (?, ?, ?, ?, ?, 'pending')",
+                        (*r, now),
+                    ).lastrowid,
+                )
                 for r in rows
             ]
         self.backend.add(np.array(ids, np.int64), codes)
@@ -538,7 +541,7 @@ class Index:
         return out
 
 
-def _digest(source: images.Source) -> str:
+def _digest(source: str | os.PathLike | bytes) -> str:
     """Hex BLAKE2b-128 of a file's or an upload's bytes (the same digest ``file_digest`` uses)."""
     if isinstance(source, bytes):
         return hashlib.blake2b(source, digest_size=DIGEST_BYTES).hexdigest()

@@ -299,15 +299,16 @@ class LocalBackend:
         self, vector: np.ndarray, threshold: float, k: int | None
     ) -> list[tuple[int, float]]:
         with self._lock:  # FAISS indexes are not safe to search while another thread adds
-            n, ids, alive = self._n, self._ids, self._alive
+            n, ids, alive, index = self._n, self._ids, self._alive, self._faiss
             if n == 0:
                 return []
+            assert index is not None  # _reset makes one for the cosine metric
             q = vector.reshape(1, -1)
             if k is None:
-                lims, sims, rows = self._faiss.range_search(q, float(threshold))
+                lims, sims, rows = index.range_search(q, float(threshold))
                 sims, rows = sims[lims[0] : lims[1]], rows[lims[0] : lims[1]]
             else:
-                sims, rows = self._faiss.search(q, min(n, k + n - self._live))
+                sims, rows = index.search(q, min(n, k + n - self._live))
                 sims, rows = sims[0], rows[0]
         keep = (rows >= 0) & (sims >= threshold)
         rows, sims = rows[keep], sims[keep]

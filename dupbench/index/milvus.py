@@ -78,13 +78,11 @@ class MilvusBackend:
         self._metric_type = "HAMMING" if self._binary else "IP"
         self.path = Path(folder) / FOLDER
         uri = options.get("uri")
-        self._lite = None
+        self._lite: str | None = None
         if not uri:  # a milvus-lite file in the index folder (a server made nothing here yet)
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lite = str((self.path / DATABASE).resolve())
-        self._client = _connect(
-            uri or self._lite, options.get("token") or os.environ.get("MILVUS_TOKEN", "")
-        )
+            uri = self._lite = str((self.path / DATABASE).resolve())
+        self._client = _connect(uri, options.get("token") or os.environ.get("MILVUS_TOKEN", ""))
         if self._lite:
             with _lite_lock:
                 _lite_users[self._lite] = _lite_users.get(self._lite, 0) + 1
@@ -230,8 +228,8 @@ class MilvusBackend:
             hits = self._search(vector, threshold, k, "")
             if len(hits) == k:
                 # the k-th best may tie with rows Milvus left out: fetch all as good, rank here
-                scores = [h[1] for h in hits]
-                threshold = max(scores) if self._binary else min(scores)
+                best_first = [h[1] for h in hits]
+                threshold = max(best_first) if self._binary else min(best_first)
                 hits = self._search_all(vector, threshold)
         else:
             hits = self._search_all(vector, threshold)
@@ -248,6 +246,7 @@ class MilvusBackend:
         self, vector: Any, threshold: float, limit: int, where: str
     ) -> list[tuple[int, float]]:
         """One range search: (id, score) of at most ``limit`` rows within ``threshold``."""
+        params: dict[str, float]
         if self._binary:  # integer distances; Milvus keeps distance < radius
             params = {"radius": int(np.floor(threshold)) + 1, "range_filter": 0}
         else:  # Milvus keeps similarity > radius: ask a little lower, then keep >= threshold

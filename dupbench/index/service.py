@@ -117,7 +117,10 @@ def create_app(
         count("add")
         if done.added:
             return {"id": done.added[0][0], "name": name, "added": True}
-        return {"id": index.lookup(name)["id"], "name": name, "added": False}
+        entry = index.lookup(name)
+        if entry is None:  # removed by another request meanwhile
+            raise HTTPException(409, f"{name} was removed while it was being added")
+        return {"id": entry["id"], "name": name, "added": False}
 
     @app.get("/health", summary="Liveness")
     def health() -> dict:

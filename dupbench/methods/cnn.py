@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from dupbench.methods.cnn_pooling import POOLINGS
 from dupbench.methods.cnn_whitening import PCAWhitening
 from dupbench.methods.registry import METHODS
 from dupbench.records import Encodings, Skipped
+
+if TYPE_CHECKING:
+    from dupbench.methods.cnn_backbones import Backbone
 
 DTYPES = ("float32", "float16")
 
@@ -110,13 +113,13 @@ class CNN(Method):
             input_size=input_size,
         )
         self.whitening: PCAWhitening | None = whitening
-        self._custom = (model, transform) if model is not None else None
-        self._backbone = None
-        self._device = None
+        self._custom = (model, transform) if transform is not None else None
+        self._backbone: Backbone | None = None
+        self._device: Any = None  # a torch.device once built (torch is imported lazily)
         self._dim: int | None = None
 
     # -- the network, built on first use ----------------------------------------------------
-    def _ready(self):
+    def _ready(self) -> Backbone:
         if self._backbone is None:
             from dupbench.methods.cnn_backbones import Backbone, build_backbone, import_torch
             from dupbench.methods.cnn_data import pick_device
@@ -132,7 +135,7 @@ class CNN(Method):
             self._device = pick_device(p["device"])
             backbone.module.to(self._device)
             self._backbone = backbone
-            self._dim = self._probe_dim()
+            self._dim = self._probe_dim(backbone)
             if self.whitening is not None and self.whitening.input_dim != self._dim:
                 raise ValueError(
                     f"the whitening was fitted on {self.whitening.input_dim}-dim embeddings but "
@@ -140,12 +143,12 @@ class CNN(Method):
                 )
         return self._backbone
 
-    def _probe_dim(self) -> int:
+    def _probe_dim(self, backbone: Backbone) -> int:
         """The pooled feature dimension, from one forward pass over a blank image."""
         from PIL import Image
 
-        w, h = self._backbone.decode_size
-        blank = self._backbone.transform(Image.new("RGB", (w, h), (128, 128, 128)))
+        w, h = backbone.decode_size
+        blank = backbone.transform(Image.new("RGB", (w, h), (128, 128, 128)))
         return self._pooled(blank[None]).shape[1]
 
     def _pooled(self, batch):
@@ -154,7 +157,7 @@ class CNN(Method):
         from dupbench.methods.cnn_pooling import pool
 
         with torch.inference_mode():
-            features = self._backbone.module(batch.to(self._device, non_blocking=True))
+            features = self._ready().module(batch.to(self._device, non_blocking=True))
             vectors = pool(features, self._params["pooling"], self._params["gem_p"])
             return vectors.float().cpu().numpy()
 
@@ -163,6 +166,7 @@ class CNN(Method):
         if self.whitening is not None:
             return self.whitening.n_components
         self._ready()
+        assert self._dim is not None  # set by _ready
         return self._dim
 
     @property
@@ -177,9 +181,10 @@ class CNN(Method):
 
     @property
     def load_options(self) -> dict[str, Any]:
-        options = dict(self._ready().load_options)
+        backbone = self._ready()
+        options = dict(backbone.load_options)
         if self._params["draft"]:
-            options["draft"] = self._backbone.decode_size
+            options["draft"] = backbone.decode_size
         return options
 
     # -- encoding ----------------------------------------------------------------------------

@@ -66,9 +66,10 @@ class Backbone:
 
 def _feature_module(net, method: str):
     """Wrap ``net`` so that forward calls ``net.<method>`` (e.g. extract_features)."""
-    torch, _ = import_torch()
+    import_torch()
+    from torch import nn
 
-    class Features(torch.nn.Module):
+    class Features(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = net
@@ -100,6 +101,7 @@ def _load_state_file(module, path: str | os.PathLike, name: str) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file for {name} not found: {path}")
+    state: dict[str, Any]
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -241,8 +243,9 @@ def _vit_b_16(weights, input_size: int | None) -> Backbone:
             "vit_b_16 weights are for 384 px inputs; input_size may change only with weights=None"
         )
     net = _torchvision_model("vit_b_16", enum, weights, image_size=size).eval()
+    from torch import nn
 
-    class Tokens(torch.nn.Module):
+    class Tokens(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.vit = net

@@ -70,7 +70,8 @@ def make_loader(dataset: SourceDataset, batch_size: int, num_workers: int, pin_m
     from torch.utils.data import DataLoader
 
     return DataLoader(
-        dataset,
+        # a map-style dataset by duck typing: subclassing Dataset would import torch on import
+        dataset,  # type: ignore[arg-type]
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,

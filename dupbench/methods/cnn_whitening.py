@@ -14,6 +14,7 @@ the fit set is always passed explicitly.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ class PCAWhitening:
             raise ValueError(f"whitening expects (n, {self.input_dim}) embeddings, got {x.shape}")
         return ((x - self.mean) @ self.components.T) / np.sqrt(self.variances + self.eps)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | os.PathLike) -> Path:
         """Store as .npz (arrays plus a JSON header); ``load`` restores it exactly."""
         path = Path(path)
         if path.suffix != ".npz":
@@ -91,7 +92,7 @@ class PCAWhitening:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> PCAWhitening:
+    def load(cls, path: str | os.PathLike) -> PCAWhitening:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"whitening file not found: {path}")

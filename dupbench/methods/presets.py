@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -43,7 +43,7 @@ def presets() -> dict[str, Preset]:
 def _load(path: Path) -> dict:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return cast(dict, OmegaConf.to_container(OmegaConf.load(path), resolve=False))
 
 
 def _read(path: Path) -> Preset:

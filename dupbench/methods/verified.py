@@ -121,7 +121,7 @@ class RetrieveVerify(Method):
         self.max_side = int_param("max_side", max_side, 32)
         self.features = int_param("features", features, 8)
         super().__init__(max_side=self.max_side, features=self.features, **params)
-        self._sift = None
+        self._sift: Any = None  # a cv2.SIFT, made on first use
 
     @property
     def size(self) -> int:
@@ -134,7 +134,10 @@ class RetrieveVerify(Method):
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_sift": None}  # a cv2 object does not pickle to workers
 
-    def encode_image(self, image: Image.Image) -> tuple[np.ndarray, LocalFeatures]:
+    # a pair, unlike Method.encode_image's row: this method's encode() is its own
+    def encode_image(  # type: ignore[override]
+        self, image: Image.Image
+    ) -> tuple[np.ndarray, LocalFeatures]:
         """(thumbnail code row, local features) of one decoded image."""
         grey = image.convert("L")
         scale = self.max_side / max(grey.size)
@@ -149,7 +152,8 @@ class RetrieveVerify(Method):
 
         if self._sift is None:
             cv2.setNumThreads(1)
-            self._sift = cv2.SIFT_create(nfeatures=self.features)
+            # cv2's stubs omit SIFT_create; cv2.SIFT.create is missing from older releases
+            self._sift = cv2.SIFT_create(nfeatures=self.features)  # type: ignore[attr-defined]
         keypoints, descriptors = self._sift.detectAndCompute(pixels, None)
         points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
         if descriptors is None:

@@ -7,11 +7,11 @@ the index from the codes' metric and, with ``backend="auto"``, from the collecti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from dupbench.records import Candidates, Encodings, GroupedCandidates
+from dupbench.records import Candidates, Encodings, GroupedCandidates, Metric
 
 HAMMING_BACKENDS = ("brute", "bktree", "faiss", "mih")
 COSINE_BACKENDS = ("flat", "hnsw", "ivf")
@@ -72,9 +72,10 @@ def build_index(
         }[chosen]
         return cls(codes, **params)
     if metric == "cosine":
-        from dupbench.search.cosine import CosineIndex
+        from dupbench.search.cosine import Backend, CosineIndex
 
-        return CosineIndex(codes, backend=chosen, **params)
+        # chosen is one of COSINE_BACKENDS: pick_backend checked it
+        return CosineIndex(codes, backend=cast(Backend, chosen), **params)
     raise ValueError(f"unknown metric {metric!r}; expected hamming, equal or cosine")
 
 
@@ -128,7 +129,7 @@ def range_groups(
         return GroupedCandidates.from_candidates(pairs, len(codes))
     distinct, classes = unique_codes(codes)
     if metric == "equal" or threshold < 1:  # distinct codes differ by at least one bit
-        return GroupedCandidates(classes, Candidates.empty(metric))
+        return GroupedCandidates(classes, Candidates.empty(cast(Metric, metric)))
     index = build_index(distinct, metric, backend, **params)
     return GroupedCandidates(classes, index.range(threshold))
 

@@ -27,7 +27,7 @@ first then by reference index.
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -187,7 +187,7 @@ class CosineIndex:
         self.ref_block = int(ref_block)
         self.progress = progress
         self.tuning: dict[float, dict] = {}
-        self._index = None
+        self._index: Any = None  # the FAISS index of hnsw and ivf
         self._fixed_knob = ef_search if backend == "hnsw" else nprobe
         if backend == "hnsw":
             self._index = self._build_hnsw(M, ef_construction)

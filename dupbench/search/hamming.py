@@ -14,7 +14,7 @@ import heapq
 
 import numpy as np
 
-from dupbench.records import Candidates
+from dupbench.records import Candidates, Metric
 
 _DEFAULT_BLOCK_BYTES = 64 << 20
 
@@ -47,7 +47,7 @@ def _topk_rows(dist: np.ndarray, k: int, n_cols: int) -> tuple[np.ndarray, np.nd
     return best, np.take_along_axis(dist, best, 1)
 
 
-def _directed(rows: list, metric: str = "hamming") -> Candidates:
+def _directed(rows: list, metric: Metric = "hamming") -> Candidates:
     if not rows:
         return Candidates.empty(metric, cross=True)
     i, j, d = (np.concatenate(x) for x in zip(*rows))
@@ -151,7 +151,8 @@ class BKTree:
 
     def _within(self, value: int, radius: int) -> list[tuple[int, int]]:
         """(distance, id) of every stored code within ``radius`` of ``value``."""
-        found, stack = [], [self._root] if self._root is not None else []
+        found: list[tuple[int, int]] = []
+        stack = [self._root] if self._root is not None else []
         while stack:
             node = stack.pop()
             d = (value ^ node[0]).bit_count()
@@ -188,7 +189,7 @@ class BKTree:
         return [int.from_bytes(r.astype(">u8").tobytes(), "big") for r in _as_words(queries)]
 
     def range(self, radius: int, queries: np.ndarray | None = None) -> Candidates:
-        pairs = []
+        pairs: list[tuple[int, int, int]] = []
         if queries is None:
             for i, value in enumerate(self._values):
                 pairs.extend((i, j, d) for d, j in self._within(value, radius) if j > i)

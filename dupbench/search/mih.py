@@ -261,13 +261,13 @@ class HammingMultiIndex:
         self.seed = seed
         self._positions = varying_positions(self.codes)
         self._tables: dict[Substring, _Table] = {}
-        self._brute = None
+        self._brute: HammingFaiss | HammingBruteForce | None = None
 
     @property
     def words(self) -> int:
         return self.codes.shape[1]
 
-    def brute(self):
+    def brute(self) -> HammingFaiss | HammingBruteForce:
         """The exhaustive index used for top-k and for plans where brute force is cheaper."""
         if self._brute is None:
             self._brute = HammingFaiss(self.codes) if has_faiss() else HammingBruteForce(self.codes)
@@ -343,11 +343,11 @@ class HammingMultiIndex:
 
     def range(self, radius: int, queries: np.ndarray | None = None) -> Candidates:
         """All pairs at distance ≤ ``radius``; within the collection when ``queries`` is None."""
-        cross = queries is not None
-        q = _as_words(queries) if cross else None
-        if radius < 0 or len(self.codes) == 0 or (cross and len(q) == 0):
+        q = None if queries is None else _as_words(queries)
+        cross = q is not None
+        if radius < 0 or len(self.codes) == 0 or (q is not None and len(q) == 0):
             return Candidates.empty("hamming", cross)
-        if cross and q.shape[1] != self.words:
+        if q is not None and q.shape[1] != self.words:
             raise ValueError(f"queries have {q.shape[1]} words, the collection {self.words}")
         plan = self.plan(radius, q)
         if plan.brute:
@@ -355,7 +355,7 @@ class HammingMultiIndex:
         found = []
         for k, sub in enumerate(plan.substrings):
             table = self._table(sub)
-            src = _Table(q, sub, dense=False) if cross else table
+            src = table if q is None else _Table(q, sub, dense=False)
             masks = np.r_[np.zeros(1, np.uint64), flip_masks(sub.bits, sub.radius)]
             i, j, d = self._join(src, table, masks, not cross, radius)
             if not cross:

@@ -95,7 +95,7 @@ def load_public(
     An explicit ``root`` must be new, empty or an earlier dupbench build (``RefusedOutput``).
     """
     own_place = root is None
-    root = cache_dir() / spec.name if own_place else Path(root)
+    root = cache_dir() / spec.name if root is None else Path(root)
     stamp = spec.stamp(params)
     saved = None if rebuild else _saved(root, stamp)
     if saved is not None:

@@ -63,7 +63,9 @@ def parse(raw: Path, files: dict, agreement: float = 0.5, **params) -> Parsed:
         {"id": [p.relative_to(raw).as_posix() for p in photos], "path": [str(p) for p in photos]}
     )
     truth = (
-        GroundTruth(np.stack([i, j], axis=1), ["near"] * len(i)) if len(i) else GroundTruth.empty()
+        GroundTruth(np.stack([i, j], axis=1), np.full(len(i), "near", dtype=object))
+        if len(i)
+        else GroundTruth.empty()
     )
     return Parsed(
         images, truth, {"observers": [name for name, _ in matrices], "agreement": agreement}

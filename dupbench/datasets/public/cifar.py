@@ -59,7 +59,10 @@ def _batches(archive: Path, variant: str) -> tuple[dict, dict, list[str]]:
 
         def load(name):
             member = tf.getmember(f"{top}/{name}")
-            with tf.extractfile(member) as f:
+            f = tf.extractfile(member)
+            if f is None:
+                raise DatasetError(f"{archive.name}: {member.name} is not a file")
+            with f:
                 return read_batch(f)
 
         if variant == "cifar10":

@@ -16,7 +16,7 @@ _NAME = re.compile(r"ukbench(\d{5})\.jpg$", re.IGNORECASE)
 
 def parse(raw: Path, files: dict, **params) -> Parsed:
     """``full/ukbenchNNNNN.jpg``; images 4k..4k+3 show one object (thumbnails are ignored)."""
-    found = {}
+    found: dict[int, Path] = {}
     for path in sorted(raw.rglob("*")):
         match = _NAME.search(path.name)
         if match and path.is_file() and "thumb" not in path.as_posix().lower():
