@@ -7,13 +7,16 @@ A ``DistanceKind`` member is also the plain string stored in files and configs (
 (``kind.higher_is_closer``, ``kind.within(score, t)``, ``kind.threshold_name``) instead of
 comparing names.
 
+The stored name is ``kind.value`` (== ``str(kind)``); ``kind.name`` is the member's ("HAMMING").
+
 To add a kind (e.g. ``EUCLIDEAN = "euclidean", False, "distance", "L2", np.float32, 0.0, 0.5``,
-lower is closer), give the member its seven values below — name, higher_is_closer, score_name,
-symbol, dtype, closest (the score of identical codes) and the default widest threshold swept (for whole-number
-scores a fraction of the code size, else a score) — then teach the places that build an index for it:
-``search.build_index`` / ``pick_backend`` (its search), ``index/local.py`` (its query) and the
-methods that produce it (``metric = DistanceKind.EUCLIDEAN``). Direction, thresholds, sweeps,
-sorting and plots follow from the values.
+lower is closer), give the member its seven values, in the order of ``__new__``: the stored name,
+higher_is_closer, score_name, symbol, score dtype, closest (the score of identical codes) and
+the default widest threshold a benchmark sweeps (for whole-number scores a fraction of the code
+size, else a score). Direction, threshold names, sweeps, sorting and plots follow from them.
+Then teach the places that search it: ``search.build_index`` / ``pick_backend`` / ``BACKENDS``,
+``index/local.py`` (its query) and the threshold checks of ``api._threshold`` (range of a valid
+threshold), and set ``metric = DistanceKind.EUCLIDEAN`` on the methods that produce it.
 """
 
 from __future__ import annotations
