@@ -9,11 +9,10 @@ comparing names.
 
 The stored name is ``kind.value`` (== ``str(kind)``); ``kind.name`` is the member's ("HAMMING").
 
-To add a kind (e.g. ``EUCLIDEAN = "euclidean", False, "distance", "L2", np.float32, 0.0, 0.5``,
-lower is closer), give the member its seven values, in the order of ``__new__``: the stored name,
-higher_is_closer, score_name, symbol, score dtype, closest (the score of identical codes) and
-the default widest threshold a benchmark sweeps (for whole-number scores a fraction of the code
-size, else a score). Direction, threshold names, sweeps, sorting and plots follow from them.
+To add a kind (e.g. ``EUCLIDEAN = "euclidean"``, lower is closer), add the member and its
+``Traits`` in ``TRAITS`` (direction, what a score is, how a threshold reads, score dtype, the
+score of identical codes, whether a threshold grades pairs, the default widest threshold a
+benchmark sweeps). Direction, threshold names, sweeps, sorting and plots follow from them.
 Then teach the places that search it: ``search.build_index`` / ``pick_backend`` / ``BACKENDS``,
 ``index/local.py`` (its query) and the threshold checks of ``api._threshold`` (range of a valid
 threshold), and set ``metric = DistanceKind.EUCLIDEAN`` on the methods that produce it.
@@ -21,51 +20,49 @@ threshold), and set ``metric = DistanceKind.EUCLIDEAN`` on the methods that prod
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 
 
-class DistanceKind(str, Enum):
-    """A code comparison: its name (the member's string value), direction and score type."""
+@dataclass(frozen=True)
+class Traits:
+    """What a kind's scores mean; ``DistanceKind`` exposes each field as an attribute."""
 
-    #: bits that differ between binary codes; lower is closer, whole numbers
-    HAMMING = "hamming", False, "distance", "d", np.int32, 0, 1 / 4
-    #: cosine similarity of embeddings; higher is closer, in [-1, 1]
-    COSINE = "cosine", True, "similarity", "cos", np.float32, 1.0, 0.5
-    #: identical digests or nothing: every pair found scores 0 and no threshold changes that
-    EQUAL = "equal", False, "distance", "=", np.int32, 0, 0.0
-
+    #: True: a higher score is a closer pair (a similarity); False: a distance
     higher_is_closer: bool
+    #: what a score is ("distance", "similarity"), as labels and threshold names say it
     score_name: str
+    #: how a threshold reads: "d" in "d ≤ 10", "cos" in "cos ≥ 0.9"
     symbol: str
+    #: of ``Candidates.score``; an integer dtype makes the kind ``discrete``
     dtype: type[np.generic]
+    #: the score of two identical codes
     closest: float
-    _sweep_to: float
+    #: False: every pair found scores ``closest`` and a threshold changes nothing
+    graded: bool
+    #: the widest threshold a benchmark searches by default: for a discrete kind a fraction of
+    #: the code size, else a score
+    sweep_to: float
 
-    def __new__(
-        cls,
-        name: str,
-        higher_is_closer: bool,
-        score_name: str,
-        symbol: str,
-        dtype: type[np.generic],
-        closest: float,
-        sweep_to: float,
-    ) -> DistanceKind:
-        member = str.__new__(cls, name)
-        member._value_ = name
-        member.higher_is_closer = higher_is_closer
-        member.score_name = score_name  # what a score is: "distance" or "similarity"
-        member.symbol = symbol  # how a threshold reads: "d ≤ 10", "cos ≥ 0.9"
-        member.dtype = dtype  # of ``Candidates.score``
-        member.closest = closest
-        member._sweep_to = sweep_to
-        return member
+
+class DistanceKind(str, Enum):
+    """A code comparison: its stored name (the member's string value) and its ``Traits``."""
+
+    #: bits that differ between binary codes
+    HAMMING = "hamming"
+    #: cosine similarity of embeddings, in [-1, 1]
+    COSINE = "cosine"
+    #: identical digests or nothing
+    EQUAL = "equal"
 
     # the member is its name wherever a string is made of it (f-strings, str(), JSON)
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
     @classmethod
     def _missing_(cls, value: object) -> DistanceKind:
@@ -76,16 +73,28 @@ class DistanceKind(str, Enum):
         raise unknown_name("distance kind", str(value), [k.value for k in cls])
 
     @property
-    def threshold_name(self) -> str:
-        """The API keyword that sets its threshold (imagededup's names)."""
-        return f"{'min' if self.higher_is_closer else 'max'}_{self.score_name}_threshold"
+    def traits(self) -> Traits:
+        return TRAITS[self]
 
     @property
-    def threshold_form(self) -> str:
-        """How its threshold reads, a format for the value: "d ≤ {:g}" (EQUAL: "equal")."""
-        if not self.graded:
-            return "equal"
-        return f"{self.symbol} {'≥' if self.higher_is_closer else '≤'} {{:g}}"
+    def higher_is_closer(self) -> bool:
+        return self.traits.higher_is_closer
+
+    @property
+    def score_name(self) -> str:
+        return self.traits.score_name
+
+    @property
+    def dtype(self) -> type[np.generic]:
+        return self.traits.dtype
+
+    @property
+    def closest(self) -> float:
+        return self.traits.closest
+
+    @property
+    def graded(self) -> bool:
+        return self.traits.graded
 
     @property
     def discrete(self) -> bool:
@@ -93,9 +102,16 @@ class DistanceKind(str, Enum):
         return bool(np.issubdtype(self.dtype, np.integer))
 
     @property
-    def graded(self) -> bool:
-        """Scores vary with closeness; False for EQUAL, which has one operating point."""
-        return self is not DistanceKind.EQUAL
+    def threshold_name(self) -> str:
+        """The API keyword that sets its threshold (imagededup's names)."""
+        return f"{'min' if self.higher_is_closer else 'max'}_{self.score_name}_threshold"
+
+    @property
+    def threshold_form(self) -> str:
+        """How its threshold reads, a format for the value: "d ≤ {:g}" (ungraded: "equal")."""
+        if not self.graded:
+            return "equal"
+        return f"{self.traits.symbol} {'≥' if self.higher_is_closer else '≤'} {{:g}}"
 
     def within(self, score, threshold: float):
         """Where ``score`` is at least as close as ``threshold`` (≤ a distance, ≥ a similarity);
@@ -117,4 +133,12 @@ class DistanceKind(str, Enum):
     def default_sweep_to(self, size: int) -> float:
         """The widest threshold a benchmark searches when none is configured: a quarter of a
         binary code's bits, a similarity of 0.5, 0 for digests."""
-        return round(size * self._sweep_to) if self.discrete else self._sweep_to
+        fraction = self.traits.sweep_to
+        return round(size * fraction) if self.discrete else fraction
+
+
+TRAITS = {
+    DistanceKind.HAMMING: Traits(False, "distance", "d", np.int32, 0, True, 1 / 4),
+    DistanceKind.COSINE: Traits(True, "similarity", "cos", np.float32, 1.0, True, 0.5),
+    DistanceKind.EQUAL: Traits(False, "distance", "=", np.int32, 0, False, 0.0),
+}
