@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from dupbench import images
+from dupbench.distance import DistanceKind
 from dupbench.duplicates import DuplicateMap, DuplicateResult, KeepPolicy, split_entry
 from dupbench.errors import UsageError, check_parameters, unknown_name
 from dupbench.files import write_json
@@ -33,7 +34,7 @@ from dupbench.methods import Method, get_method, method_class
 from dupbench.methods.base import accepted_params
 from dupbench.methods.registry import SEARCH_FUNCTIONS, search_function
 from dupbench.records import Candidates, Encodings, hex_to_words
-from dupbench.search import COSINE_BACKENDS, HAMMING_BACKENDS, range_groups
+from dupbench.search import BACKENDS, range_groups
 
 log = logging.getLogger("dupbench")
 _HEX = re.compile("[0-9a-fA-F]+")
@@ -265,7 +266,7 @@ def _made_by(enc: Encodings, m: Method) -> Encodings:
 
 
 def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> float:
-    if m.metric == "cosine":
+    if m.metric.higher_is_closer:
         if max_distance_threshold is not None:
             raise UsageError(f"{m.name} scores similarity: use min_similarity_threshold")
         t = m.default_threshold if min_similarity_threshold is None else min_similarity_threshold
@@ -277,7 +278,7 @@ def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> f
         return float(t)
     if min_similarity_threshold is not None:
         raise UsageError(f"{m.name} scores Hamming distance: use max_distance_threshold")
-    if m.metric == "equal":
+    if not m.metric.graded:
         return 0
     t = m.default_threshold if max_distance_threshold is None else max_distance_threshold
     if not (float(t).is_integer() and 0 <= t <= m.size):
@@ -297,7 +298,7 @@ def _search_for(m: Method, backend: str) -> tuple[str, dict[str, Any]]:
         if backend not in (m.name, (m.preferred_search or ("",))[0]):
             raise UsageError(f"the {backend} search reads {backend} codes, not {m.name} codes")
         return backend, {}
-    valid = {"hamming": HAMMING_BACKENDS, "cosine": COSINE_BACKENDS}.get(m.metric, ())
+    valid = BACKENDS.get(m.metric, ())
     if backend not in valid:
         raise unknown_name(f"search backend for {m.name} ({m.metric})", backend, ["auto", *valid])
     return backend, {}
@@ -489,7 +490,7 @@ def duplicate_groups(duplicates: dict[str, list]) -> list[list[str]]:
     index = {k: n for n, k in enumerate(ids)}
     pairs = sorted({tuple(sorted((index[a], index[b]))) for a, b in edges})
     arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    cand = Candidates(arr[:, 0], arr[:, 1], np.zeros(len(arr), np.int32), "equal")
+    cand = Candidates(arr[:, 0], arr[:, 1], np.zeros(len(arr), np.int32), DistanceKind.EQUAL)
     return DuplicateResult(ids, cand).groups()
 
 

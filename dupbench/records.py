@@ -13,12 +13,13 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
+
 Kind = Literal["binary", "float", "exact"]
-Metric = Literal["hamming", "cosine", "equal"]
 #: a stored .npz may unpack to at most this many times its size, or NPZ_MIN_CAP bytes if more
 NPZ_MAX_RATIO = 64  # real candidate files unpack to ~15x
 NPZ_MIN_CAP = 64 << 20
@@ -164,13 +165,14 @@ class Encodings:
     ids: list[str]
     codes: np.ndarray
     kind: Kind
-    metric: Metric
+    metric: DistanceKind
     size: int
     method: str = ""
     params: dict = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.metric = DistanceKind(self.metric)
         if len(self.ids) != len(self.codes):
             raise ValueError(f"{len(self.ids)} ids but {len(self.codes)} code rows")
 
@@ -252,17 +254,19 @@ class Candidates:
     ``i < j`` and there are no self pairs. Directed pairs (``cross=True``) come from searching
     queries against references, and from top-k lists (where both (a, b) and (b, a) can appear):
     ``i`` indexes the queries and ``j`` the references.
-    ``score`` is a distance for hamming/equal (lower is closer) and a similarity for cosine.
+    ``score`` is a distance for hamming/equal (lower is closer) and a similarity for cosine
+    (``metric``, a ``DistanceKind``, says which; a name such as "hamming" is accepted).
     Pairs are ordered best score first, then by (i, j), so results are deterministic.
     """
 
     i: np.ndarray
     j: np.ndarray
     score: np.ndarray
-    metric: Metric
+    metric: DistanceKind
     cross: bool = False
 
     def __post_init__(self) -> None:
+        self.metric = DistanceKind(self.metric)
         self.i = np.asarray(self.i, dtype=np.int64)
         self.j = np.asarray(self.j, dtype=np.int64)
         self.score = np.asarray(self.score)
@@ -274,27 +278,27 @@ class Candidates:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric == "cosine"
+        return self.metric.higher_is_closer
 
     def within(self, threshold: float) -> Candidates:
         """Pairs at least as close as ``threshold`` (distance ≤ t, or similarity ≥ t)."""
-        keep = self.score >= threshold if self.higher_is_better else self.score <= threshold
+        keep = self.metric.within(self.score, threshold)
         return Candidates(self.i[keep], self.j[keep], self.score[keep], self.metric, self.cross)
 
     def sorted(self) -> Candidates:
         """Best first, ties broken by (i, j)."""
-        key = -self.score.astype(np.float64) if self.higher_is_better else self.score
-        order = np.lexsort((self.j, self.i, key))
+        order = np.lexsort((self.j, self.i, self.metric.order_key(self.score)))
         return Candidates(self.i[order], self.j[order], self.score[order], self.metric, self.cross)
 
     @classmethod
-    def empty(cls, metric: Metric, cross: bool = False) -> Candidates:
-        dtype = np.float32 if metric == "cosine" else np.int32
+    def empty(cls, metric: DistanceKind, cross: bool = False) -> Candidates:
         z = np.zeros(0, dtype=np.int64)
-        return cls(z, z.copy(), np.zeros(0, dtype=dtype), metric, cross)
+        return cls(z, z.copy(), np.zeros(0, dtype=DistanceKind(metric).dtype), metric, cross)
 
     @classmethod
-    def concat(cls, parts: list[Candidates], metric: Metric, cross: bool = False) -> Candidates:
+    def concat(
+        cls, parts: list[Candidates], metric: DistanceKind, cross: bool = False
+    ) -> Candidates:
         if not parts:
             return cls.empty(metric, cross)
         return cls(
@@ -331,7 +335,7 @@ class Candidates:
             metric, cross = meta["metric"], meta["cross"]
         except (ValueError, TypeError, KeyError) as e:
             raise DamagedFile(f"{path}: unreadable metadata ({e})") from None
-        if metric not in get_args(Metric) or not isinstance(cross, bool):
+        if metric not in list(DistanceKind) or not isinstance(cross, bool):
             raise DamagedFile(f"{path}: unknown metric {metric!r} or cross {cross!r}")
         i, j, score = arrays["i"], arrays["j"], arrays["score"]
         if not len(i) == len(j) == len(score):
@@ -386,7 +390,7 @@ class GroupedCandidates:
             raise ValueError("cosine pairs cannot be collapsed: every class needs one member")
 
     @property
-    def metric(self) -> Metric:
+    def metric(self) -> DistanceKind:
         return self.between.metric
 
     @property

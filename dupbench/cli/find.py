@@ -139,8 +139,7 @@ def _search(args: argparse.Namespace, dest: Path | None):
     method = get_method(args.method, **parse_params(args.param))
     bounds = {}
     if args.threshold is not None:
-        key = "min_similarity_threshold" if method.metric == "cosine" else "max_distance_threshold"
-        bounds[key] = args.threshold
+        bounds[method.metric.threshold_name] = args.threshold
     scan = scan_files(args.directory, args.recursive, exclude=[dest] if dest else ())
     result = search_scan(
         scan,

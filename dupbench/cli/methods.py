@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-#: how each metric's threshold reads (Hamming: at most; cosine: at least; digests: equal codes)
-_THRESHOLD_FORMS = {"hamming": "d ≤ {:g}", "cosine": "cos ≥ {:g}", "equal": "equal"}
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -36,7 +33,7 @@ def describe(name: str) -> dict:
     return {
         "name": name,
         "kind": cls.kind,
-        "threshold": (cls.threshold_form or _THRESHOLD_FORMS[cls.metric]).format(threshold),
+        "threshold": (cls.threshold_form or cls.metric.threshold_form).format(threshold),
         "extra": (f"[{cls.extra}]" + (" (missing)" if missing else "")) if cls.extra else "-",
         "robust_to": (found.robust_to if found and found.robust_to else cls.robust_to) or "-",
     }

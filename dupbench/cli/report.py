@@ -55,24 +55,8 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
-#: metrics printed by ``dupbench evaluate`` without --json
-SHOWN = (
-    "threshold",
-    "precision",
-    "recall",
-    "f1",
-    "map",
-    "ndcg",
-    "micro_ap",
-    "recall_at_precision",
-    "best_f1",
-    "best_f1_threshold",
-    "n_candidates",
-    "n_truth",
-)
-
-
 def evaluate(args: argparse.Namespace) -> int:
+    from dupbench.evaluation.catalogue import names
     from dupbench.harness.runner import reevaluate
     from dupbench.harness.store import write_json
 
@@ -85,7 +69,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics, indent=1, sort_keys=True))
     else:
-        for name in SHOWN:
+        for name in names("shown"):
             value = metrics[name]
             text = "nan" if math.isnan(value) else f"{value:.4f}".rstrip("0").rstrip(".")
             print(f"{name:22s} {text}")

@@ -11,14 +11,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
+from dupbench.evaluation.catalogue import specs
 from dupbench.evaluation.pairs import as_truth_pairs, in_pair_set
 from dupbench.evaluation.pairwise import pairwise_scores
 from dupbench.evaluation.ranking import RankedLists, ranking_scores
 from dupbench.records import Candidates
-
-METRICS = ("map", "ndcg", "jaccard", "classification", "all")
-#: imagededup's output name → the kernel's name for the same quantity
-RANKING_NAMES = {"map": "map", "ndcg": "ndcg_imagededup", "jaccard": "jaccard"}
 
 
 def check_maps(ground_truth_map: Mapping, retrieved_map: Mapping) -> None:
@@ -75,9 +73,11 @@ def evaluate(
     entries, where sklearn, and so imagededup, drops a class that neither map contains).
     "all" → both.
     """
+    ranking = {s.compat: s.name for s in specs("compat")}  # imagededup's name → the kernel's
+    choices = (*ranking, "classification", "all")
     metric = str(metric).lower()
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if metric not in choices:
+        raise ValueError(f"metric must be one of {choices}, got {metric!r}")
     check_maps(ground_truth_map, retrieved_map)
     index = {key: position for position, key in enumerate(ground_truth_map)}
     n = len(index)
@@ -93,10 +93,10 @@ def evaluate(
             n_queries=n,
         )
         scores = ranking_scores(lists, k_values=(), convention="imagededup")
-        wanted = RANKING_NAMES if metric == "all" else {metric: RANKING_NAMES[metric]}
+        wanted = ranking if metric == "all" else {metric: ranking[metric]}
         result.update({name: scores[kernel_name] for name, kernel_name in wanted.items()})
     if metric in ("classification", "all"):
-        retrieved = Candidates(query, doc, np.zeros(len(query), dtype=np.int32), "equal")
+        retrieved = Candidates(query, doc, np.zeros(len(query), dtype=np.int32), DistanceKind.EQUAL)
         counts = pairwise_scores(retrieved, truth, n)
         result.update(
             precision=np.array([counts["precision_neg"], counts["precision"]]),

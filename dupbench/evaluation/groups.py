@@ -44,7 +44,7 @@ def breakdown(
     if len(raw) == 0:
         return pd.DataFrame(columns=BREAKDOWN_COLUMNS)
     score = lookup_scores(raw[:, 0], raw[:, 1], labelled)  # each row's best candidate score
-    found = score >= threshold if labelled.higher_is_better else score <= threshold  # NaN: False
+    found = labelled.metric.within(score, threshold)  # NaN: False
     table = (
         pd.DataFrame({"group": labels, "found": found, "score": score})
         .groupby("group", sort=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
 from dupbench.records import Candidates, canonical_pairs
 
 #: ``n`` images within one collection, or ``(n_queries, n_references)`` across two collections
@@ -133,12 +134,6 @@ def in_pair_set(i: np.ndarray, j: np.ndarray, pairs: np.ndarray, cross: bool) ->
     return np.isin(pair_keys(i, j, width), pair_keys(pairs[:, 0], pairs[:, 1], width))
 
 
-def score_order_key(score: np.ndarray, higher_is_better: bool) -> np.ndarray:
-    """An ascending sort key that puts the best score first (distance up, similarity down)."""
-    score = np.asarray(score, dtype=np.float64)
-    return -score if higher_is_better else score
-
-
 @dataclass(frozen=True)
 class LabelledPairs:
     """Candidate pairs reduced to one entry per pair (its best score), each marked true or false.
@@ -151,7 +146,7 @@ class LabelledPairs:
     score: np.ndarray
     is_true: np.ndarray
     truth: np.ndarray
-    higher_is_better: bool
+    metric: DistanceKind
     cross: bool
     directed_self: bool = False
 
@@ -164,7 +159,7 @@ class LabelledPairs:
 
     def best_first(self, true_last_on_ties: bool = False) -> np.ndarray:
         """Indices ordering the pairs best score first; ties by (i, j), or non-matches first."""
-        key = score_order_key(self.score, self.higher_is_better)
+        key = self.metric.order_key(self.score)
         if true_last_on_ties:
             return np.lexsort((self.j, self.i, self.is_true, key))
         return np.lexsort((self.j, self.i, key))
@@ -194,7 +189,7 @@ def label_pairs(candidates: Candidates, truth_pairs, n: Size | None = None) -> L
     if len(i):
         width = int(j.max()) + 1
         keys = pair_keys(i, j, width)
-        order = np.lexsort((score_order_key(score, candidates.higher_is_better), keys))
+        order = np.lexsort((candidates.metric.order_key(score), keys))
         first = np.ones(len(order), dtype=bool)
         first[1:] = keys[order][1:] != keys[order][:-1]
         keep = order[first]
@@ -205,7 +200,7 @@ def label_pairs(candidates: Candidates, truth_pairs, n: Size | None = None) -> L
         score=score,
         is_true=in_pair_set(i, j, truth, truth_cross),
         truth=truth,
-        higher_is_better=candidates.higher_is_better,
+        metric=candidates.metric,
         cross=cross,
         directed_self=directed_self,
     )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from dupbench.evaluation.catalogue import computed
 from dupbench.evaluation.curves import micro_ap, operating_points, pr_curve, score_distributions
 from dupbench.evaluation.pairs import Size
 from dupbench.evaluation.pairwise import pairwise_scores
@@ -28,8 +29,8 @@ def scores_at(
 ) -> dict[str, float]:
     """The metrics of the candidates within ``threshold``: ``threshold``, the
     ``pairwise_scores`` keys, the ``retrieval_scores`` keys under imagededup's convention and
-    again with a ``trec_`` prefix under trec_eval's (one set of ranked lists for both), and
-    ``n_truth``."""
+    again with a ``trec_`` prefix under trec_eval's (one set of ranked lists for both), the
+    catalogue's metrics that bring their own ``compute``, and ``n_truth``."""
     at_threshold = candidates.within(threshold)
     row: dict[str, float] = {"threshold": float(threshold)}
     row.update(pairwise_scores(at_threshold, truth_pairs, n))
@@ -37,6 +38,7 @@ def scores_at(
     row.update(ranking_scores(lists, k_values, "imagededup"))
     trec = ranking_scores(lists, k_values, "trec")
     row.update({f"trec_{name}": value for name, value in trec.items()})
+    row.update({name: compute(at_threshold, truth_pairs, n) for name, compute in computed(False)})
     row["n_truth"] = row["support_pos"]
     return {name: float(value) for name, value in row.items()}
 
@@ -50,7 +52,8 @@ def threshold_free_scores(
 ) -> dict[str, float]:
     """The metrics that use *all* candidates (the sweep is only as wide as the search radius that
     produced them): ``micro_ap``, the ``operating_points`` keys, ``true_score_median`` /
-    ``false_score_median`` and ``n_candidates``. ``curve``: ``pr_curve(candidates, truth_pairs)``
+    ``false_score_median``, the catalogue's threshold-free metrics that bring their own
+    ``compute``, and ``n_candidates``. ``curve``: ``pr_curve(candidates, truth_pairs)``
     when the caller already has it. ``n``: the corpus size, needed to fold directed top-k pairs
     within one collection (see ``dupbench.evaluation.pairs``)."""
     if curve is None:
@@ -61,6 +64,7 @@ def threshold_free_scores(
     for name in ("true", "false"):
         scores = distributions[f"{name}_pairs"]
         row[f"{name}_score_median"] = float(np.median(scores)) if len(scores) else float("nan")
+    row.update({name: compute(candidates, truth_pairs, n) for name, compute in computed(True)})
     row["n_candidates"] = len(candidates)
     return {name: float(value) for name, value in row.items()}
 

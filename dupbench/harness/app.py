@@ -16,15 +16,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dupbench.errors import DupbenchError
+from dupbench.evaluation.catalogue import summary_line
 from dupbench.harness import environment, runner, store
 from dupbench.harness.schema import RunConfig, register_schemas, to_run_config, without_hydra
 from dupbench.locks import hold
 
 register_schemas()
-
-#: printed under every single run, and by the multirun callback
-SUMMARY = "{label}: precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  μAP {micro_ap:.3f}"
-
 
 #: overrides left out of labels: the method choice itself, the dataset (a column of its own),
 #: and where or how quietly a run happens
@@ -97,7 +94,7 @@ def _task(cfg: DictConfig) -> float:
             )
         else:
             metrics = runner.run(typed, run_dir, label, config, overrides, key)
-    print(SUMMARY.format(label=label, **metrics) + f"  -> {run_dir}", file=sys.stderr)
+    print(summary_line(label, metrics) + f"  -> {run_dir}", file=sys.stderr)  # after every run
     return metrics["f1"]
 
 

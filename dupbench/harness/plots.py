@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from dupbench import files
+from dupbench.distance import DistanceKind
+from dupbench.evaluation.catalogue import specs
 from dupbench.harness.store import CURVE_FILE, SWEEP_FILE, StoredRun
 from dupbench.harness.tables import breakdown_table
 
 FORMATS = ("png", "pdf")
-SWEEP_LINES = (("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("map", "MAP"))
 STAGES = ("load", "encode", "index", "search", "evaluate")
 #: styles of the drawn groups; the lengths are pairwise coprime, so (colour, dash) pairs repeat
 #: only after 13 × 5 = 65 groups and whole styles after 65 × 7
@@ -147,7 +148,7 @@ def group_label(group: list[StoredRun]) -> str:
 def _one_point(run: StoredRun) -> bool:
     """Exact digests (and any run whose sweep has a single threshold) have one operating point:
     a curve over the threshold would be meaningless."""
-    return run.info["metric"] == "equal" or len(run.table(SWEEP_FILE)) <= 1
+    return not DistanceKind(run.info["metric"]).graded or len(run.table(SWEEP_FILE)) <= 1
 
 
 def _threshold_marks(ax, group: list[StoredRun]) -> None:
@@ -235,8 +236,9 @@ def pr_curves(runs: list[StoredRun], out: Path) -> list[Path]:
 
 def _sweep_bars(ax, run: StoredRun) -> None:
     """The metrics of a one-point run as bars, in the colours of the sweep lines."""
-    names = [name for key, name in SWEEP_LINES]
-    values = [run.metrics.get(key, math.nan) for key, _ in SWEEP_LINES]
+    lines = specs("plotted")
+    names = [s.title for s in lines]
+    values = [run.metrics.get(s.name, math.nan) for s in lines]
     bars = ax.bar(names, values, color=[f"C{k}" for k in range(len(names))])
     ax.bar_label(bars, fmt="%.3f", fontsize=7)
     ax.set(xlabel="one operating point (exact match)", ylim=(0, 1.15))
@@ -246,6 +248,7 @@ def metrics_vs_threshold(runs: list[StoredRun], out: Path) -> list[Path]:
     """Precision, recall, F1 and MAP against the threshold, one panel per group of runs with the
     same sweep (ticks: the runs' thresholds); bars for one-point methods."""
     groups = group_runs(runs)
+    lines = specs("plotted")
     fig = _small_multiples_figure(len(groups), extra_height=0.3)
     for ax, group in zip(_grid(fig, len(groups)), groups):
         run = group[0]
@@ -256,29 +259,28 @@ def metrics_vs_threshold(runs: list[StoredRun], out: Path) -> list[Path]:
             _sweep_bars(ax, run)
             continue
         sweep = run.table(SWEEP_FILE)
-        for k, (key, name) in enumerate(SWEEP_LINES):
-            if key in sweep:
+        for k, line in enumerate(lines):
+            if line.name in sweep:
                 ax.plot(
                     sweep["threshold"],
-                    sweep[key],
+                    sweep[line.name],
                     marker=".",
                     ms=3,
                     lw=1,
-                    label=name,
+                    label=line.title,
                     color=f"C{k}",
                 )
         _threshold_marks(ax, group)
-        unit = "similarity" if run.info["metric"] == "cosine" else "distance"
-        ax.set(xlabel=f"threshold ({unit})")
+        ax.set(xlabel=f"threshold ({DistanceKind(run.info['metric']).score_name})")
     if groups:
         from matplotlib.lines import Line2D
 
-        handles = [Line2D([], [], color=f"C{k}", marker=".") for k in range(len(SWEEP_LINES))]
+        handles = [Line2D([], [], color=f"C{k}", marker=".") for k in range(len(lines))]
         fig.legend(
             handles,
-            [name for _, name in SWEEP_LINES],
+            [line.title for line in lines],
             loc="outside upper center",
-            ncol=len(SWEEP_LINES),
+            ncol=len(lines),
             fontsize=8,
             frameon=False,
         )
@@ -319,10 +321,10 @@ def score_histograms(runs: list[StoredRun], out: Path) -> list[Path]:
             ax.set(xlabel="exact matches (one operating point)")
             continue
         bins: int | np.ndarray
-        if run.info["metric"] == "cosine":
-            bins = 30
-        else:
+        if DistanceKind(run.info["metric"]).discrete:
             bins = np.arange(both.min() - 0.5, both.max() + 1.5)
+        else:
+            bins = 30
         ax.hist(false, bins=bins, alpha=0.6, color=colours["false"])
         ax.hist(true, bins=bins, alpha=0.6, color=colours["true"])
         _threshold_marks(ax, group)

@@ -91,7 +91,7 @@ def write_report(
     written = [_write_csv(runs_df, out / "runs.csv")]
     main = tables.main_table(runs_df)
     main_md, paths = _write_table(
-        main, tables.MAIN_COLUMNS, out, "main", "Duplicate detection per method. " + tables.NOTES
+        main, tables.main_columns(), out, "main", "Duplicate detection per method. " + tables.NOTES
     )
     written += paths
     count = plural(len(runs_df), "run") + " finished"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
 from dupbench.harness import environment, store
 from dupbench.harness.measure import MemorySampler, Stopwatch
 from dupbench.harness.schema import RunConfig
@@ -69,9 +70,9 @@ def thresholds(cfg: RunConfig, method) -> tuple[float, float]:
         threshold = method.default_threshold
     widest = cfg.benchmark.sweep_to if cfg.benchmark.sweep_to is not None else cfg.method.sweep_to
     if widest is None:
-        widest = {"hamming": round(method.size / 4), "cosine": 0.5}.get(method.metric, 0.0)
+        widest = method.metric.default_sweep_to(method.size)
     # the widest search must include the operating threshold
-    widest = min(widest, threshold) if method.metric == "cosine" else max(widest, threshold)
+    widest = method.metric.widest(widest, threshold)
     return float(threshold), float(widest)
 
 
@@ -286,8 +287,7 @@ def reevaluate(run_dir: str | Path, threshold: float | None = None) -> Scores:
     info = run.info
     t = info["threshold"] if threshold is None else float(threshold)
     widest = info["sweep_to"]
-    beyond = t < widest if info["metric"] == "cosine" else t > widest
-    if beyond:
+    if DistanceKind(info["metric"]).is_beyond(t, widest):
         raise ValueError(
             f"threshold {t} is beyond the widest threshold searched ({widest}); "
             "run again with a wider benchmark.sweep_to"

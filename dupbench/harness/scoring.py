@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dupbench.distance import DistanceKind
+from dupbench.evaluation.catalogue import names
 from dupbench.harness.store import StoredTruth
 from dupbench.records import Candidates
 
-#: metrics kept per threshold in the sweep table (the full set is stored at the run's threshold)
-SWEEP_METRICS = ("precision", "recall", "f1", "map", "ndcg", "trec_map", "trec_ndcg", "jaccard")
 #: breakdown label joining two columns, e.g. "jpeg/3" for transform "jpeg" at severity 3
 COMBINED = ("transform", "severity")
 
@@ -30,15 +30,18 @@ class Scores:
 
 
 def sweep_thresholds(metric: str, threshold: float, sweep_to: float, points: int) -> np.ndarray:
-    """Thresholds for the metrics-vs-threshold table: every integer distance from 0 to the widest
-    (Hamming), ``points`` similarities from the widest to 1 (cosine), and 0 alone (equality);
-    the run's own threshold is always included."""
-    if metric == "equal":
-        grid = np.array([0.0])
-    elif metric == "hamming":
-        grid = np.arange(0, int(max(threshold, sweep_to)) + 1, dtype=float)
+    """Thresholds for the metrics-vs-threshold table, from the closest score to the widest
+    threshold: every integer (Hamming distance), ``points`` values (cosine similarity), or the
+    closest alone (equality); the run's own threshold is always included."""
+    kind = DistanceKind(metric)
+    widest = kind.widest(threshold, sweep_to)
+    if not kind.graded:
+        grid = np.array([float(kind.closest)])
+    elif kind.discrete:
+        grid = np.arange(kind.closest, int(widest) + 1, dtype=float)
     else:
-        grid = np.round(np.linspace(min(threshold, sweep_to), 1.0, points), 6)
+        low, high = sorted((widest, kind.closest))
+        grid = np.round(np.linspace(low, high, points), 6)
     return np.unique(np.append(grid, float(threshold)))
 
 
@@ -64,6 +67,7 @@ def score(
     from dupbench.evaluation import breakdown, pr_curve, scores_at, threshold_free_scores
 
     k_values = list(k_values)
+    kept = names("sweep")  # per threshold (the full set is stored at the run's threshold)
     curve = pr_curve(candidates, truth.pairs, truth.n)
     # the threshold-free metrics once; per threshold only what the threshold changes
     # (together exactly ``evaluate_run``)
@@ -77,7 +81,7 @@ def score(
             if float(t) == float(threshold)
             else scores_at(candidates, truth.pairs, truth.n, float(t), k_values)
         )
-        rows.append({"threshold": float(t), **{m: at_t[m] for m in SWEEP_METRICS if m in at_t}})
+        rows.append({"threshold": float(t), **{m: at_t[m] for m in kept if m in at_t}})
     tables = []
     for column, labels in group_labels(truth.groups).items():
         if len(labels) and not all(v in ("", "None", "nan") for v in labels):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from dupbench.evaluation.catalogue import specs
 from dupbench.harness.store import BREAKDOWN_FILE, StoredRun
 from dupbench.text import natural_key
 
@@ -23,24 +24,24 @@ class Column:
     digits: int = 3
 
 
-#: the main table: quality at the run's threshold, threshold-free quality, then cost
-MAIN_COLUMNS = (
-    Column("label", "method", None),
-    Column("threshold", "threshold", None, 2),
-    Column("precision", "precision", True),
-    Column("recall", "recall", True),
-    Column("f1", "F1", True),
-    Column("map", "MAP", True),
-    Column("ndcg", "NDCG", True),
-    Column("micro_ap", "μAP", True),
-    Column("recall_at_precision", "R@P", True),
-    Column("best_f1", "best F1", True),
-    Column("best_f1_threshold", "best-F1 thr.", None, 2),
+#: the main table: the run, quality at its threshold and threshold-free (the ``main`` metrics of
+#: ``dupbench.evaluation.catalogue``), then cost
+_LABEL = Column("label", "method", None)
+_COST = (
     Column("encode_wall_s", "encode s", False, 2),
     Column("search_wall_s", "search s", False, 3),
     Column("images_per_s", "images/s", True, 1),
     Column("peak_rss_mb", "peak MB", False, 0),
 )
+
+
+def main_columns() -> tuple[Column, ...]:
+    """The columns of the main table, read from the metric catalogue when asked (a metric
+    registered later has its column)."""
+    quality = (Column(s.name, s.title, s.higher_is_better, s.digits) for s in specs("main"))
+    return (_LABEL, *quality, *_COST)
+
+
 NOTES = (
     "precision, recall, F1: pairwise, at the run's threshold. MAP and NDCG: per query, averaged "
     "over all images (imagededup's convention: an image with no duplicates that retrieves "
@@ -52,19 +53,20 @@ NOTES = (
 
 
 def main_table(runs_df: pd.DataFrame) -> pd.DataFrame:
-    """The columns of ``MAIN_COLUMNS`` from a ``store.runs_table``, one row per run."""
+    """The ``main_columns`` of a ``store.runs_table``, one row per run."""
     table = pd.DataFrame(
         {
             c.title: runs_df.get(c.key, pd.Series(math.nan, index=runs_df.index))
-            for c in MAIN_COLUMNS
+            for c in main_columns()
         }
     )
     return table.reset_index(drop=True)
 
 
-def best_mask(table: pd.DataFrame, columns=MAIN_COLUMNS, per_row: bool = False) -> pd.DataFrame:
+def best_mask(table: pd.DataFrame, columns=None, per_row: bool = False) -> pd.DataFrame:
     """True where a cell holds its column's best value, or with ``per_row`` the best of its row
-    among the ranked columns (ties all marked; NaN never)."""
+    among the ranked columns (ties all marked; NaN never). ``columns``: ``main_columns()``."""
+    columns = main_columns() if columns is None else columns
     mask = pd.DataFrame(False, index=table.index, columns=table.columns)
     ranked = {c.title: c.higher for c in columns}
     if per_row:
@@ -98,7 +100,8 @@ def _texts(table: pd.DataFrame, columns) -> pd.DataFrame:
     return pd.DataFrame({t: [_cell(v, digits.get(t, 3)) for v in table[t]] for t in table.columns})
 
 
-def to_markdown(table: pd.DataFrame, columns=MAIN_COLUMNS, per_row: bool = False) -> str:
+def to_markdown(table: pd.DataFrame, columns=None, per_row: bool = False) -> str:
+    columns = main_columns() if columns is None else columns
     texts, best = _texts(table, columns), best_mask(table, columns, per_row)
     head = "| " + " | ".join(table.columns) + " |"
     rule = (
@@ -134,10 +137,9 @@ def _latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
 
 
-def to_latex(
-    table: pd.DataFrame, columns=MAIN_COLUMNS, caption: str = "", per_row: bool = False
-) -> str:
+def to_latex(table: pd.DataFrame, columns=None, caption: str = "", per_row: bool = False) -> str:
     """A booktabs ``table`` environment; best values in ``\\textbf``."""
+    columns = main_columns() if columns is None else columns
     texts, best = _texts(table, columns), best_mask(table, columns, per_row)
     align = "".join("l" if pd.api.types.is_string_dtype(table[c]) else "r" for c in table.columns)
     lines = [

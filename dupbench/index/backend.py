@@ -21,8 +21,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
 from dupbench.errors import MissingExtraError, UnknownNameError, did_you_mean
-from dupbench.records import Kind, Metric
+from dupbench.records import Kind
 
 
 @runtime_checkable
@@ -77,7 +78,7 @@ def backend_class(name: str) -> type:
 
 
 def open_backend(
-    name: str, folder: str | Path, kind: Kind, metric: Metric, size: int, **options: Any
+    name: str, folder: str | Path, kind: Kind, metric: DistanceKind, size: int, **options: Any
 ) -> IndexBackend:
     """Create or reopen backend ``name`` for an index kept in ``folder``.
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from dupbench import images, locks
 from dupbench.cluster import Cluster, batch_encoder
+from dupbench.distance import DistanceKind
 from dupbench.encoding_store import describe_config, method_config
 from dupbench.errors import DupbenchError, UsageError
 from dupbench.filebytes import DIGEST_BYTES, content_digest
@@ -239,13 +240,13 @@ class Index:
     ) -> list[list[Match]]:
         """``query`` for precomputed codes (rows as ``method.encode`` gives them), per row."""
         t = self.default_threshold if threshold is None else float(threshold)
-        if self.method.metric == "cosine" and not -1.0 <= t <= 1.0:
+        if self.method.metric is DistanceKind.COSINE and not -1.0 <= t <= 1.0:
             raise UsageError(f"a cosine threshold is a similarity in [-1, 1], got {t}")
         if k is not None and k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
         found = self.backend.query(codes, t, k)
         names = self._names({i for row in found for i, _ in row})
-        score = float if self.method.metric == "cosine" else int  # distances are whole bits
+        score = int if self.method.metric.discrete else float  # distances are whole bits
         return [[Match(i, names[i], score(s)) for i, s in row if i in names] for row in found]
 
     def encode(self, image: images.Source, *, max_pixels: int | None = None) -> np.ndarray:

@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
 from dupbench.encoding_store import write_durably
 from dupbench.errors import MissingExtraError, UsageError, check_parameters
-from dupbench.records import Kind, Metric
+from dupbench.records import Kind
 from dupbench.search.cosine import unit_rows
 
 FOLDER = "local"
@@ -56,10 +57,10 @@ class LocalBackend:
     """``IndexBackend`` kept under ``folder/local``; see the module docstring."""
 
     def __init__(
-        self, folder: str | os.PathLike, kind: Kind, metric: Metric, size: int, **options: Any
+        self, folder: str | os.PathLike, kind: Kind, metric: DistanceKind, size: int, **options: Any
     ) -> None:
         check_parameters(options, (), "local index backend")
-        self.kind, self.metric, self.size = kind, metric, int(size)
+        self.kind, self.metric, self.size = kind, DistanceKind(metric), int(size)
         self.path = Path(folder) / FOLDER
         (self.path / SHARDS).mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
@@ -90,7 +91,7 @@ class LocalBackend:
         self._live = 0
         self._by_code: dict[bytes, list[int]] = {}  # equal metric: code bytes -> rows
         self._faiss = None
-        if self.metric == "cosine":
+        if self.metric is DistanceKind.COSINE:
             try:
                 import faiss
             except ImportError as e:
@@ -110,7 +111,7 @@ class LocalBackend:
         self._ids[n : n + m] = ids
         self._codes[n : n + m] = codes
         self._alive[n : n + m] = True
-        if self.metric == "equal":
+        if self.metric is DistanceKind.EQUAL:
             for row in range(n, n + m):
                 self._by_code.setdefault(self._codes[row].tobytes(), []).append(row)
         if self._faiss is not None:
@@ -206,7 +207,7 @@ class LocalBackend:
             raise ValueError(f"{len(ids)} ids but {len(codes)} codes")
         if len(ids) == 0:
             return
-        if self.metric == "cosine":
+        if self.metric is DistanceKind.COSINE:
             codes = unit_rows(codes)
         with self._write_lock:
             if not self._cleaned:
@@ -249,9 +250,9 @@ class LocalBackend:
         if k is not None and k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
         self._refresh()
-        if self.metric == "cosine":
+        if self.metric is DistanceKind.COSINE:
             return [self._query_cosine(row, threshold, k) for row in unit_rows(codes)]
-        if self.metric == "equal":
+        if self.metric is DistanceKind.EQUAL:
             return [self._query_equal(row, k) for row in codes]
         return [self._query_hamming(row, threshold, k) for row in codes]
 

@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
 from dupbench.errors import DupbenchError, MissingExtraError, UsageError, check_parameters
 from dupbench.files import write_json
-from dupbench.records import Kind, Metric
+from dupbench.records import Kind
 from dupbench.search.cosine import unit_rows
 
 FOLDER = "milvus"
@@ -68,10 +69,10 @@ class MilvusBackend:
     """``IndexBackend`` kept in a Milvus collection; see the module docstring."""
 
     def __init__(
-        self, folder: str | os.PathLike, kind: Kind, metric: Metric, size: int, **options: Any
+        self, folder: str | os.PathLike, kind: Kind, metric: DistanceKind, size: int, **options: Any
     ) -> None:
         check_parameters(options, _OPTIONS, "milvus index backend")
-        self.kind, self.metric, self.size = kind, metric, int(size)
+        self.kind, self.metric, self.size = kind, DistanceKind(metric), int(size)
         self._binary = kind != "float"
         self._width = max(1, -(-self.size // 64)) if self._binary else self.size
         self._dim = self._width * 64 if self._binary else self.size
@@ -179,7 +180,7 @@ class MilvusBackend:
         codes = self._checked(codes)
         if k is not None and k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
-        if self.metric == "equal":
+        if not self.metric.graded:
             threshold = 0
         if not self._binary:
             codes = unit_rows(codes)

@@ -21,8 +21,9 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
+from dupbench.distance import DistanceKind
 from dupbench.errors import MissingExtraError, UsageError, check_parameters
-from dupbench.records import Encodings, Kind, Metric, Skipped, pack_bits
+from dupbench.records import Encodings, Kind, Skipped, pack_bits
 from dupbench.workers import pool_initializer
 
 
@@ -38,7 +39,7 @@ class Method(ABC):
 
     name: ClassVar[str]
     kind: ClassVar[Kind]
-    metric: ClassVar[Metric]
+    metric: ClassVar[DistanceKind]
     #: default threshold for ``find_duplicates``: a Hamming distance, or a cosine similarity
     default_threshold: ClassVar[float] = 0
     #: the edits whose copies it still finds, in a few words (``dupbench methods``)
@@ -51,6 +52,11 @@ class Method(ABC):
     extra: ClassVar[str | None] = None
     #: (backend, params) of the search a preset pairs it with; None: the metric's usual search
     preferred_search: tuple[str, dict[str, Any]] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("metric"), str):  # a name such as "hamming" is accepted
+            cls.metric = DistanceKind(cls.metric)
 
     def __init__(self, **params: Any) -> None:
         if params:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dupbench import images
+from dupbench.distance import DistanceKind
 from dupbench.errors import UsageError
 from dupbench.methods.base import Method
 from dupbench.methods.cnn_pooling import POOLINGS
@@ -61,7 +62,7 @@ class CNN(Method):
     requires = ("torch", "torchvision")
     extra = "cnn"
     kind = "float"
-    metric = "cosine"
+    metric = DistanceKind.COSINE
     default_threshold = 0.9  # imagededup's min_similarity_threshold
 
     def __init__(

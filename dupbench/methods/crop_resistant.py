@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from dupbench.distance import DistanceKind
 from dupbench.errors import UsageError
 from dupbench.methods.base import int_param
 from dupbench.methods.hashing import DifferenceHash, HashMethod
@@ -172,10 +173,10 @@ def crop_resistant_search(
     if min_segments < 1:
         raise ValueError("min_segments must be at least 1")
     if n < 2:
-        return Candidates.empty("hamming")
+        return Candidates.empty(DistanceKind.HAMMING)
     flat = np.ascontiguousarray(slots.reshape(n * segments, words))
     first_equal = _first_equal_slot(slots)
-    regions = range_search(flat, threshold, "hamming", backend="brute")
+    regions = range_search(flat, threshold, DistanceKind.HAMMING, backend="brute")
     image_a, image_b = regions.i // segments, regions.j // segments
     keep = image_a != image_b
     image_a, image_b, dist = image_a[keep], image_b[keep], regions.score[keep]
@@ -191,7 +192,9 @@ def crop_resistant_search(
     best = np.full(len(pairs), np.iinfo(np.int32).max, dtype=np.int64)
     np.minimum.at(best, inverse, dist.astype(np.int64))
     ok = np.maximum(matched_lo, matched_hi) >= min_segments
-    return Candidates(pairs[ok] // n, pairs[ok] % n, best[ok].astype(np.int32), "hamming").sorted()
+    return Candidates(
+        pairs[ok] // n, pairs[ok] % n, best[ok].astype(np.int32), DistanceKind.HAMMING
+    ).sorted()
 
 
 def _first_equal_slot(slots: np.ndarray) -> np.ndarray:

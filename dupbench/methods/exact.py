@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
+from dupbench.distance import DistanceKind
 from dupbench.filebytes import DIGEST_BYTES, content_digest
 from dupbench.methods.base import Method, int_param
 from dupbench.methods.registry import METHODS
@@ -39,7 +40,7 @@ class DigestMethod(Method):
     """Shared declaration of the 128-bit exact digests."""
 
     kind = "exact"
-    metric = "equal"
+    metric = DistanceKind.EQUAL
     default_threshold: ClassVar[float] = 0
 
     @property

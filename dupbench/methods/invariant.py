@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
+from dupbench.distance import DistanceKind
 from dupbench.errors import UsageError
 from dupbench.methods.base import Method
 from dupbench.records import Candidates, Encodings
@@ -166,7 +167,7 @@ class InvariantHash(Method):
     """
 
     kind = "binary"
-    metric = "hamming"
+    metric = DistanceKind.HAMMING
     #: False where a code's layout means something that 8 variants side by side would break
     supports_dihedral: ClassVar[bool] = True
 
@@ -234,10 +235,12 @@ def dihedral_search(encodings: Encodings, threshold: int, backend: str = "auto")
     slots = variant_codes(encodings)
     n, variants, words = slots.shape
     if n < 2:
-        return Candidates.empty("hamming")
+        return Candidates.empty(DistanceKind.HAMMING)
     canonical = np.ascontiguousarray(slots[:, 0])
     queries = np.ascontiguousarray(slots.reshape(n * variants, words))
-    found = range_search(canonical, threshold, "hamming", queries=queries, backend=backend)
+    found = range_search(
+        canonical, threshold, DistanceKind.HAMMING, queries=queries, backend=backend
+    )
     a, b = found.i // variants, found.j
     keep = a != b
     a, b, dist = a[keep], b[keep], found.score[keep].astype(np.int64)
@@ -245,7 +248,7 @@ def dihedral_search(encodings: Encodings, threshold: int, backend: str = "auto")
     pairs, inverse = np.unique(pair, return_inverse=True)
     best = np.full(len(pairs), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(best, inverse, dist)
-    return Candidates(pairs // n, pairs % n, best.astype(np.int32), "hamming").sorted()
+    return Candidates(pairs // n, pairs % n, best.astype(np.int32), DistanceKind.HAMMING).sorted()
 
 
 __all__ = [

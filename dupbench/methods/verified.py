@@ -38,6 +38,7 @@ from PIL import Image
 
 from dupbench import images
 from dupbench.cpus import usable_cores
+from dupbench.distance import DistanceKind
 from dupbench.errors import UsageError
 from dupbench.methods.base import Method, _map_sources, int_param
 from dupbench.methods.registry import METHODS
@@ -107,7 +108,7 @@ class RetrieveVerify(Method):
 
     name = "verified"
     kind = "float"
-    metric = "cosine"
+    metric = DistanceKind.COSINE
     #: about the score at 99 % pair precision on the default dataset (0.077, 2026-12-01)
     default_threshold: ClassVar[float] = 0.08
     robust_to = "crops, 90° rotations, mirroring, padding, overlays, photometric edits"
@@ -497,7 +498,7 @@ def verified_search(
         score = verify(encodings.features, i, j, verifier, int(workers))
         score = np.maximum(score, thumbnail_scores(encodings.codes, i, j, thumbnail_floor))
     keep = score >= threshold
-    return Candidates(i[keep], j[keep], score[keep], "cosine").sorted()
+    return Candidates(i[keep], j[keep], score[keep], DistanceKind.COSINE).sorted()
 
 
 __all__ = [

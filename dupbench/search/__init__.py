@@ -11,10 +11,13 @@ from typing import Any, cast
 
 import numpy as np
 
-from dupbench.records import Candidates, Encodings, GroupedCandidates, Metric
+from dupbench.distance import DistanceKind
+from dupbench.records import Candidates, Encodings, GroupedCandidates
 
 HAMMING_BACKENDS = ("brute", "bktree", "faiss", "mih")
 COSINE_BACKENDS = ("flat", "hnsw", "ivf")
+#: the backends each kind can be searched with (EQUAL has one: grouping equal codes)
+BACKENDS = {DistanceKind.HAMMING: HAMMING_BACKENDS, DistanceKind.COSINE: COSINE_BACKENDS}
 #: from this many codes, "auto" uses multi-index hashing for Hamming search; it plans each search
 #: and runs brute force itself (FAISS when installed) where that is cheaper, e.g. at large radii
 MIH_HAMMING_MIN = 20_000
@@ -25,22 +28,25 @@ MIH_HAMMING_MIN = 20_000
 COSINE_APPROX_MIN = 200_000
 
 
-def _codes_and_metric(data: Encodings | np.ndarray, metric: str | None) -> tuple[np.ndarray, str]:
+def _codes_and_metric(
+    data: Encodings | np.ndarray, metric: str | None
+) -> tuple[np.ndarray, DistanceKind]:
     if isinstance(data, Encodings):
-        return data.codes, metric or data.metric
+        return data.codes, DistanceKind(metric or data.metric)
     codes = np.asarray(data)
     if metric is None:
-        metric = "cosine" if codes.dtype.kind == "f" else "hamming"
-    return codes, metric
+        return codes, DistanceKind.COSINE if codes.dtype.kind == "f" else DistanceKind.HAMMING
+    return codes, DistanceKind(metric)
 
 
 def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
     """The backend ``build_index`` uses: explicit names are checked, "auto" decides by size."""
-    if metric == "equal":
+    metric = DistanceKind(metric)
+    if metric is DistanceKind.EQUAL:
         return "equal"
-    valid = HAMMING_BACKENDS if metric == "hamming" else COSINE_BACKENDS
+    valid = BACKENDS[metric]
     if backend == "auto":
-        if metric == "cosine":
+        if metric is DistanceKind.COSINE:
             from dupbench.search.mih import has_faiss
 
             return "ivf" if n >= COSINE_APPROX_MIN and has_faiss() else "flat"
@@ -56,11 +62,11 @@ def build_index(
     """An index over ``data`` (Encodings or a code array) for its metric."""
     codes, metric = _codes_and_metric(data, metric)
     chosen = pick_backend(metric, len(codes), backend)
-    if metric == "equal":
+    if metric is DistanceKind.EQUAL:
         from dupbench.search.exact import EqualIndex
 
         return EqualIndex(codes)
-    if metric == "hamming":
+    if metric is DistanceKind.HAMMING:
         from dupbench.search import hamming
         from dupbench.search.mih import HammingMultiIndex
 
@@ -71,12 +77,12 @@ def build_index(
             "mih": HammingMultiIndex,
         }[chosen]
         return cls(codes, **params)
-    if metric == "cosine":
+    if metric is DistanceKind.COSINE:
         from dupbench.search.cosine import Backend, CosineIndex
 
-        # chosen is one of COSINE_BACKENDS: pick_backend checked it
+        # chosen is one of the cosine backends: pick_backend checked it
         return CosineIndex(codes, backend=cast(Backend, chosen), **params)
-    raise ValueError(f"unknown metric {metric!r}; expected hamming, equal or cosine")
+    raise NotImplementedError(f"no index searches {metric} codes")
 
 
 def _query_codes(queries: Encodings | np.ndarray | None) -> np.ndarray | None:
@@ -97,10 +103,10 @@ def range_search(
     Hamming search at radius 0 uses equality grouping, which is exact and O(N log N).
     """
     codes, metric = _codes_and_metric(data, metric)
-    if metric == "hamming" and threshold == 0 and backend == "auto":
+    if metric is DistanceKind.HAMMING and threshold == 0 and backend == "auto":
         from dupbench.search.exact import EqualIndex
 
-        return EqualIndex(codes, metric="hamming").range(0, _query_codes(queries))
+        return EqualIndex(codes, metric).range(0, _query_codes(queries))
     index = build_index(codes, metric, backend, **params)
     return index.range(threshold, queries=_query_codes(queries))
 
@@ -124,12 +130,12 @@ def range_groups(
 
     codes, metric = _codes_and_metric(data, metric)
     pick_backend(metric, len(codes), backend)  # an unknown backend fails whatever the threshold
-    if metric == "cosine" or threshold < 0:  # below 0, not even identical codes pair up
+    if metric.higher_is_closer or threshold < 0:  # below 0, not even identical codes pair up
         pairs = range_search(codes, threshold, metric, backend=backend, **params)
         return GroupedCandidates.from_candidates(pairs, len(codes))
     distinct, classes = unique_codes(codes)
-    if metric == "equal" or threshold < 1:  # distinct codes differ by at least one bit
-        return GroupedCandidates(classes, Candidates.empty(cast(Metric, metric)))
+    if not metric.graded or (metric.discrete and threshold < 1):  # distinct codes: ≥ 1 bit apart
+        return GroupedCandidates(classes, Candidates.empty(metric))
     index = build_index(distinct, metric, backend, **params)
     return GroupedCandidates(classes, index.range(threshold))
 

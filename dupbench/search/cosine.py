@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
 from dupbench.records import Candidates
 from dupbench.search import COSINE_BACKENDS
 
@@ -88,7 +89,9 @@ def unit_rows(vectors: np.ndarray, copy: bool = True, chunk: int = 8192) -> np.n
 def _ranked(qi: np.ndarray, j: np.ndarray, s: np.ndarray) -> Candidates:
     """Directed top-k pairs grouped by query, best first, ties by reference index."""
     order = np.lexsort((j, -s.astype(np.float64), qi))
-    return Candidates(qi[order], j[order], s[order].astype(np.float32), "cosine", cross=True)
+    return Candidates(
+        qi[order], j[order], s[order].astype(np.float32), DistanceKind.COSINE, cross=True
+    )
 
 
 def _undirected(i: np.ndarray, j: np.ndarray, s: np.ndarray) -> Candidates:
@@ -99,7 +102,7 @@ def _undirected(i: np.ndarray, j: np.ndarray, s: np.ndarray) -> Candidates:
     order = np.lexsort((b, a, -s.astype(np.float64)))  # best score of each pair first
     a, b, s = a[order], b[order], s[order]
     _, first = np.unique(a * (int(b.max(initial=0)) + 1) + b, return_index=True)
-    return Candidates(a[first], b[first], s[first].astype(np.float32), "cosine").sorted()
+    return Candidates(a[first], b[first], s[first].astype(np.float32), DistanceKind.COSINE).sorted()
 
 
 def _index_dtype(n: int):
@@ -298,13 +301,13 @@ class CosineIndex:
         cross = queries is not None
         q = self._queries(queries)
         if len(q) == 0 or len(self.vectors) == 0:
-            return Candidates.empty("cosine", cross)
+            return Candidates.empty(DistanceKind.COSINE, cross)
         if self.backend == "flat":
             return self._flat_range(t, q, cross)
         self._calibrate(t, q, cross)
         i, j, sim = self._faiss_pairs(t, q)
         if cross:
-            return Candidates(i, j, sim, "cosine", cross=True).sorted()
+            return Candidates(i, j, sim, DistanceKind.COSINE, cross=True).sorted()
         return _undirected(i.astype(np.int64), j.astype(np.int64), sim)
 
     def _faiss_pairs(self, t: float, q: np.ndarray, progress: bool | None = None):
@@ -344,11 +347,11 @@ class CosineIndex:
                 parts_i.append((rows + qs).astype(index_dtype))
                 parts_j.append((cols + rs).astype(index_dtype))
         if not parts_i:
-            return Candidates.empty("cosine", cross)
+            return Candidates.empty(DistanceKind.COSINE, cross)
         i, j, s = (np.concatenate(p) for p in (parts_i, parts_j, parts_s))
         del parts_i, parts_j, parts_s
         order = np.lexsort((j, i, -s))  # best first, ties by (i, j): Candidates.sorted's order
-        return Candidates(i[order], j[order], s[order], "cosine", cross)
+        return Candidates(i[order], j[order], s[order], DistanceKind.COSINE, cross)
 
     # -- top-k -------------------------------------------------------------------------------
     def topk(self, k: int, queries: np.ndarray | None = None) -> Candidates:
@@ -360,7 +363,7 @@ class CosineIndex:
         n = len(self.vectors)
         k = min(int(k), n if cross else n - 1)
         if len(q) == 0 or k < 1:
-            return Candidates.empty("cosine", cross=True)
+            return Candidates.empty(DistanceKind.COSINE, cross=True)
         search = self._flat_topk if self.backend == "flat" else self._faiss_topk
         parts = [search(q, qs, k, cross) for qs in self._blocks(len(q), f"cosine top-{k}")]
         qi, j, s = (np.concatenate(p) for p in zip(*parts))

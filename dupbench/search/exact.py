@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dupbench.records import Candidates, Metric
+from dupbench.distance import DistanceKind
+from dupbench.records import Candidates
 
 
 def unique_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +36,7 @@ def _members(labels: np.ndarray) -> list[np.ndarray]:
 class EqualIndex:
     """Pairs whose codes are identical; the score is a distance of 0 (metric "equal")."""
 
-    def __init__(self, codes: np.ndarray, metric: Metric = "equal") -> None:
+    def __init__(self, codes: np.ndarray, metric: DistanceKind = DistanceKind.EQUAL) -> None:
         self.codes = np.ascontiguousarray(np.atleast_2d(codes))
         self.metric = metric
 

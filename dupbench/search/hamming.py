@@ -14,7 +14,8 @@ import heapq
 
 import numpy as np
 
-from dupbench.records import Candidates, Metric
+from dupbench.distance import DistanceKind
+from dupbench.records import Candidates
 
 _DEFAULT_BLOCK_BYTES = 64 << 20
 
@@ -47,7 +48,7 @@ def _topk_rows(dist: np.ndarray, k: int, n_cols: int) -> tuple[np.ndarray, np.nd
     return best, np.take_along_axis(dist, best, 1)
 
 
-def _directed(rows: list, metric: Metric = "hamming") -> Candidates:
+def _directed(rows: list, metric: DistanceKind = DistanceKind.HAMMING) -> Candidates:
     if not rows:
         return Candidates.empty(metric, cross=True)
     i, j, d = (np.concatenate(x) for x in zip(*rows))
@@ -91,12 +92,12 @@ class HammingBruteForce:
                 parts_d.append(d[ii, jj])
             cross = True
         if not parts_i:
-            return Candidates.empty("hamming", cross)
+            return Candidates.empty(DistanceKind.HAMMING, cross)
         return Candidates(
             np.concatenate(parts_i),
             np.concatenate(parts_j),
             np.concatenate(parts_d).astype(np.int32),
-            "hamming",
+            DistanceKind.HAMMING,
             cross,
         ).sorted()
 
@@ -197,10 +198,10 @@ class BKTree:
             for i, value in enumerate(self._values_of(queries)):
                 pairs.extend((i, j, d) for d, j in self._within(value, radius))
         if not pairs:
-            return Candidates.empty("hamming", queries is not None)
+            return Candidates.empty(DistanceKind.HAMMING, queries is not None)
         a = np.array(pairs, dtype=np.int64)
         return Candidates(
-            a[:, 0], a[:, 1], a[:, 2].astype(np.int32), "hamming", queries is not None
+            a[:, 0], a[:, 1], a[:, 2].astype(np.int32), DistanceKind.HAMMING, queries is not None
         ).sorted()
 
     def topk(self, k: int, queries: np.ndarray | None = None) -> Candidates:
@@ -246,10 +247,14 @@ class HammingFaiss:
             keep = idx > qi if queries is None else np.ones(len(idx), bool)
             parts.append(
                 Candidates(
-                    qi[keep], idx[keep], dist[keep].astype(np.int32), "hamming", queries is not None
+                    qi[keep],
+                    idx[keep],
+                    dist[keep].astype(np.int32),
+                    DistanceKind.HAMMING,
+                    queries is not None,
                 )
             )
-        return Candidates.concat(parts, "hamming", queries is not None).sorted()
+        return Candidates.concat(parts, DistanceKind.HAMMING, queries is not None).sorted()
 
     def topk(self, k: int, queries: np.ndarray | None = None) -> Candidates:
         q = self.codes if queries is None else _as_words(queries)

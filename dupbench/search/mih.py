@@ -24,6 +24,7 @@ from itertools import combinations
 
 import numpy as np
 
+from dupbench.distance import DistanceKind
 from dupbench.records import Candidates
 from dupbench.search.hamming import HammingBruteForce, HammingFaiss, _as_words
 
@@ -346,7 +347,7 @@ class HammingMultiIndex:
         q = None if queries is None else _as_words(queries)
         cross = q is not None
         if radius < 0 or len(self.codes) == 0 or (q is not None and len(q) == 0):
-            return Candidates.empty("hamming", cross)
+            return Candidates.empty(DistanceKind.HAMMING, cross)
         if q is not None and q.shape[1] != self.words:
             raise ValueError(f"queries have {q.shape[1]} words, the collection {self.words}")
         plan = self.plan(radius, q)
@@ -362,7 +363,9 @@ class HammingMultiIndex:
                 i, j = np.minimum(i, j), np.maximum(i, j)
             found.append(self._first_finder_only(i, j, d, plan.substrings[:k], q))
         return Candidates.concat(
-            [Candidates(i, j, d, "hamming", cross) for i, j, d in found], "hamming", cross
+            [Candidates(i, j, d, DistanceKind.HAMMING, cross) for i, j, d in found],
+            DistanceKind.HAMMING,
+            cross,
         ).sorted()
 
     def _first_finder_only(self, i, j, d, earlier: tuple[Substring, ...], queries):
