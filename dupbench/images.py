@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from dupbench.errors import DupbenchError
-from dupbench.filebytes import file_kind
+from dupbench.filebytes import digest, file_kind
 from dupbench.records import Skipped
 
 Source = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -157,6 +157,14 @@ def to_gray(
     if img.mode == "L":
         return img
     return to_rgb(img, alpha=alpha, background=background).convert("L")
+
+
+def pixel_digest(img: Image.Image) -> bytes:
+    """BLAKE2b-128 of the RGB pixels, salted with the size so a transposed image differs: equal
+    for the same picture whatever the file. The ``pixel_digest`` method and the dataset
+    builder's exact-or-near label both use it, so they agree on what "identical pixels" means."""
+    rgb = to_rgb(img)
+    return digest(f"{rgb.width}x{rgb.height}:".encode(), rgb.tobytes())
 
 
 def load(

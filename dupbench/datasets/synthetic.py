@@ -167,8 +167,9 @@ def photos_from_folder(
 
 
 def _pixel_digest(data: bytes) -> str:
-    img = image_io.load(data)
-    return hashlib.sha256(f"{img.size}".encode() + img.tobytes()).hexdigest()
+    """``images.pixel_digest`` (as the ``pixel_digest`` method computes it) of an encoded file:
+    held in memory only, to label a copy exact or near, never stored, so its algorithm is free."""
+    return image_io.pixel_digest(image_io.load(data)).hex()
 
 
 def _copy_plan(source_id: str, config: SyntheticConfig) -> list[tuple[str, str, int | None]]:

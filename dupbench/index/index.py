@@ -17,7 +17,6 @@ Ids are AUTOINCREMENT: never reused, so a stale backend row can never alias a ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -35,7 +34,7 @@ from dupbench import images, locks
 from dupbench.cluster import Cluster, batch_encoder
 from dupbench.encoding_store import describe_config, method_config
 from dupbench.errors import DupbenchError, UsageError
-from dupbench.filebytes import DIGEST_BYTES, content_digest
+from dupbench.filebytes import content_digest, digest
 from dupbench.files import write_json
 from dupbench.index.backend import IndexBackend, backend_class, open_backend
 from dupbench.methods import Method, get_method
@@ -541,7 +540,7 @@ class Index:
 def _digest(source: images.Source) -> str:
     """Hex BLAKE2b-128 of a file's or an upload's bytes (the same digest ``file_digest`` uses)."""
     if isinstance(source, bytes):
-        return hashlib.blake2b(source, digest_size=DIGEST_BYTES).hexdigest()
+        return digest(source).hex()
     return content_digest(source)[0].hex()
 
 
