@@ -203,13 +203,13 @@ class CNN(Method):
         sources: Sequence[images.Source],
         ids: Sequence[str] | None = None,
         *,
-        workers: int = 1,
+        workers: int | None = 1,
         progress: bool = False,
     ) -> Encodings:
         """Encode in batches; unreadable images become ``Skipped`` records, never exceptions.
 
-        workers: DataLoader worker processes that decode and preprocess (1: in this process,
-        ≤ 0: one per CPU), unless the ``num_workers`` parameter is set.
+        workers: DataLoader worker processes that decode and preprocess (``cpus.worker_count``:
+        None: one per usable core, 1: in this process), unless the ``num_workers`` parameter is set.
         """
         from tqdm.auto import tqdm
 
@@ -251,7 +251,7 @@ class CNN(Method):
         sources: Sequence[images.Source],
         n_components: int | None = None,
         *,
-        workers: int = 1,
+        workers: int | None = 1,
         progress: bool = False,
     ) -> PCAWhitening:
         """Fit PCA whitening on a separate image set (not the one to deduplicate) and use it.
