@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from dupbench import files
-from dupbench.records import Candidates, DamagedFile, Skipped, read_npz
+from dupbench.records import Candidates, DamagedFile, Skipped, read_npz, write_npz
 from dupbench.text import natural_key
 
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
@@ -84,11 +84,13 @@ class StoredTruth:
     groups: dict[str, np.ndarray]
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(
+        write_npz(
             path,
-            pairs=np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2),
-            n=np.int64(self.n),
-            **{f"group_{k}": np.asarray(v, dtype=str) for k, v in self.groups.items()},
+            {
+                "pairs": np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2),
+                "n": np.int64(self.n),
+                **{f"group_{k}": np.asarray(v, dtype=str) for k, v in self.groups.items()},
+            },
         )
 
     @classmethod
