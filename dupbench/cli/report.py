@@ -73,8 +73,8 @@ SHOWN = (
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from dupbench.files import write_json
     from dupbench.harness.runner import reevaluate
-    from dupbench.harness.store import write_json
 
     try:
         metrics = reevaluate(args.run_dir, args.threshold).metrics

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dupbench import files
+from dupbench.files import write_json as write_json  # the run files' writer, as store.write_json
 from dupbench.records import Candidates, DamagedFile, Skipped, read_npz, write_npz
 from dupbench.text import natural_key
 
@@ -50,12 +50,6 @@ HYDRA_SUBDIR = ".hydra"
 METHOD_STAGES = ("encode", "index", "search")
 #: config keys that change how a run is shown or stored, not what it measures
 _NOT_IN_KEY = ("force", "report", "results_dir")
-
-
-def write_json(path: Path, data) -> Path:
-    """JSON through the shared atomic writer (``dupbench.files.write_json``); NaN stays NaN, so
-    stored metrics round-trip exactly."""
-    return files.write_json(path, data, indent=1, sort_keys=True)
 
 
 def read_json(path: Path):
