@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dupbench.errors import DupbenchError
 from dupbench.filebytes import digest, file_kind
@@ -324,32 +324,6 @@ def _apply_orientation(img: Image.Image, name: str) -> Image.Image:
     except Exception as e:
         warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
         return img
-
-
-def load_frames(
-    source: Source,
-    *,
-    mode: Literal["RGB", "L", "native"] = "RGB",
-    exif: bool = True,
-    alpha: Literal["composite", "drop"] = "composite",
-    background: tuple[int, int, int] = (255, 255, 255),
-    max_pixels: int | None = None,
-    formats: Iterable[str] | None = None,
-) -> list[Image.Image]:
-    """Every frame of an animated or multi-page image, converted as ``load`` would, in one pass."""
-    name = source_name(source)
-    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    img = _decode(source, name, limit, 0, None, formats)
-    frames = []
-    try:
-        for frame in ImageSequence.Iterator(img):
-            frames.append(_finish(frame.copy(), source, name, mode, exif, alpha, background))
-    except (OSError, ValueError, EOFError) as e:
-        raise _as_image_error(e, name) from None
-    finally:
-        if img is not source:
-            img.close()
-    return frames
 
 
 def _check_size(img: Image.Image, max_pixels: int | None) -> None:

@@ -169,12 +169,6 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
     return packed.view(">u8").astype(np.uint64)
 
 
-def unpack_bits(words: np.ndarray, nbits: int) -> np.ndarray:
-    """Inverse of ``pack_bits``: (n, nwords) uint64 → (n, nbits) bool."""
-    words = np.ascontiguousarray(np.atleast_2d(words).astype(">u8"))
-    return np.unpackbits(words.view(np.uint8), axis=1)[:, :nbits].astype(bool)
-
-
 def words_to_hex(words: np.ndarray, nbits: int) -> list[str]:
     """Hex strings, one per row, with ``ceil(nbits/4)`` digits (imagehash / imagededup format)."""
     digits = -(-nbits // 4)

@@ -166,11 +166,6 @@ class CNN(Method):
         return self._dim
 
     @property
-    def device(self):
-        self._ready()
-        return self._device
-
-    @property
     def transform(self) -> Callable:
         """PIL RGB image → the network's input tensor (C, H, W)."""
         return self._ready().transform
