@@ -36,7 +36,7 @@ from dupbench.encoding_store import describe_config, method_config
 from dupbench.errors import DupbenchError, UsageError
 from dupbench.filebytes import content_digest, digest
 from dupbench.files import write_json
-from dupbench.index.backend import IndexBackend, backend_class, open_backend
+from dupbench.index.backend import IndexBackend, backend_class, check_k, open_backend
 from dupbench.methods import Method, get_method
 from dupbench.records import Encodings, Skipped
 
@@ -240,8 +240,7 @@ class Index:
         t = self.default_threshold if threshold is None else float(threshold)
         if self.method.metric == "cosine" and not -1.0 <= t <= 1.0:
             raise UsageError(f"a cosine threshold is a similarity in [-1, 1], got {t}")
-        if k is not None and k < 1:
-            raise UsageError(f"k must be at least 1, got {k}")
+        check_k(k)
         found = self.backend.query(codes, t, k)
         names = self._names({i for row in found for i, _ in row})
         score = float if self.method.metric == "cosine" else int  # distances are whole bits

@@ -46,7 +46,8 @@ class CNN(Method):
     whitening:   None, a ``PCAWhitening``, or the path of one saved by ``PCAWhitening.save``;
                  fit one on a separate image set with ``fit_whitening``.
     dtype:       storage of the codes, "float32" or "float16" (half the memory).
-    batch_size, num_workers: DataLoader settings (num_workers None: from ``encode(workers=)``).
+    batch_size, num_workers: DataLoader settings (num_workers keeps torch's meaning, 0 = in this
+    process; None: from ``encode(workers=)``).
     device:      "auto" (cuda, then mps, then cpu) or a torch device string.
     draft:       let JPEGs decode at reduced size (1/2, 1/4, 1/8) when still larger than the
                  model's first resize: much faster on large photos, changes pixels slightly.
