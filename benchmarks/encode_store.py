@@ -244,7 +244,9 @@ def main() -> None:
     p.add_argument("--n", type=int, nargs="+", default=[100_000], help="image counts")
     p.add_argument("--size", type=int, default=64, help="image side in pixels")
     p.add_argument("--images", type=Path, help="keep generated images here (reused next time)")
-    p.add_argument("--workers", type=int, default=0, help="encode processes (0: one per CPU)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="encode processes (0: one per usable core)"
+    )
     p.add_argument("--batch-size", type=int, default=4096, help="files per shard")
     p.add_argument("--kills", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)

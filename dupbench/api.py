@@ -108,7 +108,8 @@ def encode_images(
     """Encode every file in ``image_dir`` (or the given ``files``); unreadable files are skipped.
 
     Ids are names relative to ``image_dir`` (as imagededup's keys), or the paths as given.
-    ``num_enc_workers``: processes for per-image methods (0: one per CPU; 1: in-process).
+    ``num_enc_workers``: processes for per-image methods (``cpus.worker_count``: 0 one per usable
+    core; 1: in this process).
     ``store``: a folder that keeps ``image_dir``'s codes on disk as they are made
     (``dupbench.encoding_store``): an interrupted encode resumes, and a later call encodes only
     new or changed files.

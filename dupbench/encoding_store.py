@@ -241,8 +241,9 @@ class EncodingStore:
         """Make the store mirror ``directory``: encode new and changed files (size or mtime
         differs), drop removed ones, keep the rest. Safe to kill at any point and run again.
 
-        ``workers`` is passed to ``Method.encode`` (0: one process per CPU). Each batch of
-        ``batch_size`` files is committed as one shard, so memory does not grow with the folder.
+        ``workers`` is passed to ``Method.encode`` (``cpus.worker_count``: 0 one per usable
+        core). Each batch of ``batch_size`` files is committed as one shard, so memory does not
+        grow with the folder.
         ``cluster``: encode each batch on a Dask cluster instead (``dupbench.cluster``: an
         address, ``"local:N"``, or an open ``Cluster``); ``workers`` is then unused.
         """

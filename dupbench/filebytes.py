@@ -2,8 +2,9 @@
 
 A FIFO, socket or device in a photo folder blocks or streams forever when opened like a file.
 Every byte-level reader (the ``file_digest`` method, the file actions) goes through
-``open_regular``, which opens without blocking and refuses anything but a regular file, and
-``content_digest`` is the one BLAKE2b-128 of a file's bytes that both compare.
+``open_regular``, which opens without blocking and refuses anything but a regular file.
+``digest`` (of bytes in memory) and ``content_digest`` (of a file) are the project's one content
+hash, BLAKE2b-128, that the exact methods, the index and the file actions all compare.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def digest(*parts: bytes) -> bytes:
+    """BLAKE2b-128 of the concatenated ``parts``: the same digest ``content_digest`` gives a file
+    holding those bytes."""
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    for part in parts:
+        h.update(part)
+    return h.digest()
 
 
 def content_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> tuple[bytes, int]:

@@ -51,30 +51,34 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_writer(path: str | os.PathLike) -> Iterator[TextIO]:
-    """A text file that replaces ``path`` only when the block ends without an error."""
-    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+def atomic_writer(path: str | os.PathLike, newline: str | None = None) -> Iterator[TextIO]:
+    """A UTF-8 text file that replaces ``path`` only when the block ends without an error
+    (``newline`` as for ``open``: "" writes line ends as given, as ``csv`` wants)."""
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline=newline) as f:
         yield f
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
+def write_text(path: str | os.PathLike, text: str, newline: str | None = None) -> Path:
     """Replace ``path`` with ``text`` atomically (temp file in the same folder, then rename)."""
-    with atomic_writer(path) as f:
+    with atomic_writer(path, newline) as f:
         f.write(text)
     return Path(path)
 
 
 def write_json(
-    path: str | os.PathLike, data: Any, *, indent: int = 2, sort_keys: bool = True
+    path: str | os.PathLike, data: Any, *, indent: int | None = 1, sort_keys: bool = True
 ) -> Path:
-    """Write ``data`` as JSON atomically; numpy values become plain numbers and lists.
+    """Write ``data`` as JSON atomically, ending in a newline; numpy values become plain numbers
+    and lists, NaN stays NaN (stored metrics round-trip exactly). Every JSON file the project
+    writes comes from here, so they share one layout (``indent`` 1, sorted keys).
 
     A mapping that is not a dict (one that computes its values on access, as a
     ``DuplicateMap``) is streamed by ``write_json_mapping`` instead of being built whole.
     """
     if isinstance(data, Mapping) and not isinstance(data, dict):
         return write_json_mapping(path, data)
-    return write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys, default=_plain))
+    text = json.dumps(data, indent=indent, sort_keys=sort_keys, default=_plain)
+    return write_text(path, text + "\n")
 
 
 def write_json_mapping(path: str | os.PathLike, mapping: Mapping[str, Any]) -> Path:

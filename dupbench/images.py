@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dupbench.errors import DupbenchError
-from dupbench.filebytes import file_kind
+from dupbench.filebytes import digest, file_kind
 from dupbench.records import Skipped
 
 Source = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -157,6 +157,14 @@ def to_gray(
     if img.mode == "L":
         return img
     return to_rgb(img, alpha=alpha, background=background).convert("L")
+
+
+def pixel_digest(img: Image.Image) -> bytes:
+    """BLAKE2b-128 of the RGB pixels, salted with the size so a transposed image differs: equal
+    for the same picture whatever the file. The ``pixel_digest`` method and the dataset
+    builder's exact-or-near label both use it, so they agree on what "identical pixels" means."""
+    rgb = to_rgb(img)
+    return digest(f"{rgb.width}x{rgb.height}:".encode(), rgb.tobytes())
 
 
 def load(
@@ -316,32 +324,6 @@ def _apply_orientation(img: Image.Image, name: str) -> Image.Image:
     except Exception as e:
         warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
         return img
-
-
-def load_frames(
-    source: Source,
-    *,
-    mode: Literal["RGB", "L", "native"] = "RGB",
-    exif: bool = True,
-    alpha: Literal["composite", "drop"] = "composite",
-    background: tuple[int, int, int] = (255, 255, 255),
-    max_pixels: int | None = None,
-    formats: Iterable[str] | None = None,
-) -> list[Image.Image]:
-    """Every frame of an animated or multi-page image, converted as ``load`` would, in one pass."""
-    name = source_name(source)
-    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    img = _decode(source, name, limit, 0, None, formats)
-    frames = []
-    try:
-        for frame in ImageSequence.Iterator(img):
-            frames.append(_finish(frame.copy(), source, name, mode, exif, alpha, background))
-    except (OSError, ValueError, EOFError) as e:
-        raise _as_image_error(e, name) from None
-    finally:
-        if img is not source:
-            img.close()
-    return frames
 
 
 def _check_size(img: Image.Image, max_pixels: int | None) -> None:

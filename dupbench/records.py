@@ -13,11 +13,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from dupbench.distance import DistanceKind
+from dupbench.files import replacing
 
 Kind = Literal["binary", "float", "exact"]
 #: a stored .npz may unpack to at most this many times its size, or NPZ_MIN_CAP bytes if more
@@ -76,6 +77,50 @@ def read_npz(
         raise DamagedFile(f"{path}: damaged or not an .npz file ({e})") from None
 
 
+def read_npz_header(
+    path: str | Path,
+    expected: dict[str, tuple[str, int]],
+    *,
+    header_key: str = "header",
+    others: tuple[str, int] | None = None,
+    max_bytes: int | None = None,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """``read_npz`` of a file ``write_npz`` wrote with a JSON ``header``: (arrays, header);
+    a header that is not a JSON object raises ``DamagedFile``."""
+    arrays = read_npz(path, {**expected, header_key: ("U", 0)}, others=others, max_bytes=max_bytes)
+    try:
+        header = json.loads(str(arrays.pop(header_key)))
+    except ValueError as e:
+        raise DamagedFile(f"{path}: unreadable {header_key} ({e})") from None
+    if not isinstance(header, dict):
+        raise DamagedFile(f"{path}: the {header_key} is not a JSON object")
+    return arrays, header
+
+
+def write_npz(
+    path: str | Path,
+    arrays: dict[str, np.ndarray],
+    header: dict | None = None,
+    *,
+    header_key: str = "header",
+    compressed: bool = True,
+) -> Path:
+    """Store ``arrays`` (and ``header`` as a JSON string under ``header_key``) in an .npz,
+    atomically, for ``read_npz`` / ``read_npz_header``; like numpy, ``.npz`` is appended to a
+    path without it. Returns the path written."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz")
+    if header is not None:
+        arrays = {**arrays, header_key: np.array(json.dumps(header))}
+    save = np.savez_compressed if compressed else np.savez
+    # Any: numpy's stubs would check the arrays against savez's allow_pickle: bool
+    named: dict[str, Any] = arrays
+    with replacing(path) as tmp:
+        save(tmp, **named)
+    return path
+
+
 def _checked_nbytes(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, kinds: str, ndim: int, path: Path
 ) -> int:
@@ -124,12 +169,6 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
     padded[:, :nbits] = bits
     packed = np.packbits(padded, axis=1)  # (n, nwords*8) uint8, big-endian bit order
     return packed.view(">u8").astype(np.uint64)
-
-
-def unpack_bits(words: np.ndarray, nbits: int) -> np.ndarray:
-    """Inverse of ``pack_bits``: (n, nwords) uint64 → (n, nbits) bool."""
-    words = np.ascontiguousarray(np.atleast_2d(words).astype(">u8"))
-    return np.unpackbits(words.view(np.uint8), axis=1)[:, :nbits].astype(bool)
 
 
 def words_to_hex(words: np.ndarray, nbits: int) -> list[str]:
@@ -196,21 +235,20 @@ class Encodings:
             "params": self.params,
             "skipped": [[s.path, s.reason] for s in self.skipped],
         }
-        np.savez_compressed(
+        return write_npz(
             path,
-            codes=self.codes,
-            ids=np.array(self.ids, dtype=object).astype(str),
-            header=np.array(json.dumps(header)),
+            {"codes": self.codes, "ids": np.array(self.ids, dtype=object).astype(str)},
+            header,
         )
-        return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
 
     @classmethod
     def load(cls, path: str | Path) -> Encodings:
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(str(z["header"]))
+        """Read what ``save`` wrote; a damaged file raises ``DamagedFile``."""
+        arrays, header = read_npz_header(path, {"codes": ("uif", 2), "ids": ("U", 1)})
+        try:
             return cls(
-                ids=[str(x) for x in z["ids"]],
-                codes=z["codes"],
+                ids=[str(x) for x in arrays["ids"]],
+                codes=arrays["codes"],
                 kind=header["kind"],
                 metric=header["metric"],
                 size=header["size"],
@@ -218,6 +256,8 @@ class Encodings:
                 params=header["params"],
                 skipped=[Skipped(p, r) for p, r in header["skipped"]],
             )
+        except (KeyError, TypeError, ValueError) as e:
+            raise DamagedFile(f"{path}: unreadable header ({e})") from None
 
 
 def canonical_pairs(
@@ -310,12 +350,11 @@ class Candidates:
         )
 
     def save(self, path: str | Path) -> None:
-        np.savez_compressed(
+        write_npz(
             path,
-            i=self.i,
-            j=self.j,
-            score=self.score,
-            meta=np.array(json.dumps({"metric": self.metric, "cross": self.cross})),
+            {"i": self.i, "j": self.j, "score": self.score},
+            {"metric": self.metric, "cross": self.cross},
+            header_key="meta",
         )
 
     @classmethod
@@ -325,15 +364,15 @@ class Candidates:
         """Read candidates saved by ``save``, refusing (``DamagedFile``) a damaged or hostile
         file before it costs memory: layout and size via ``read_npz``, and with the corpus
         size ``n``, indices in ``[0, n)`` and at most ``n * (n - 1)`` pairs (``n * n`` cross)."""
-        arrays = read_npz(
+        arrays, meta = read_npz_header(
             path,
-            {"i": ("iu", 1), "j": ("iu", 1), "score": ("iuf", 1), "meta": ("U", 0)},
+            {"i": ("iu", 1), "j": ("iu", 1), "score": ("iuf", 1)},
+            header_key="meta",
             max_bytes=max_bytes,
         )
         try:
-            meta = json.loads(str(arrays["meta"]))
             metric, cross = meta["metric"], meta["cross"]
-        except (ValueError, TypeError, KeyError) as e:
+        except KeyError as e:
             raise DamagedFile(f"{path}: unreadable metadata ({e})") from None
         if metric not in list(DistanceKind) or not isinstance(cross, bool):
             raise DamagedFile(f"{path}: unknown metric {metric!r} or cross {cross!r}")

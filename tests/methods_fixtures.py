@@ -112,3 +112,9 @@ def write_reference_files(root: Path) -> dict[str, Path]:
     files["rocket_exif.jpg"] = root / "rocket_exif.jpg"
     stored.save(files["rocket_exif.jpg"], quality=90, exif=exif)
     return files
+
+
+def unpack_bits(words: np.ndarray, nbits: int) -> np.ndarray:
+    """Inverse of ``records.pack_bits``: (n, nwords) uint64 → (n, nbits) bool, to look at bits."""
+    words = np.ascontiguousarray(np.atleast_2d(words).astype(">u8"))
+    return np.unpackbits(words.view(np.uint8), axis=1)[:, :nbits].astype(bool)

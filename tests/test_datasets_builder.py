@@ -259,13 +259,15 @@ def test_save_replaces_each_file_atomically_and_writes_info_last(tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["info.json", "manifest.csv", "truth.csv"]
     real_write_text, written = dataset_module.write_text, []
 
-    def crash_on_info(path, text):
-        if Path(path).name == "info.json":
-            raise OSError("disk full")
+    def record(path, text):
         written.append(Path(path).name)
         return real_write_text(path, text)
 
-    monkeypatch.setattr(dataset_module, "write_text", crash_on_info)
+    def crash_on_info(path, data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(dataset_module, "write_text", record)
+    monkeypatch.setattr(dataset_module, "write_json", crash_on_info)  # info.json is JSON, last
     second = dataset_module.Dataset("d", tmp_path, table, GroundTruth([[1, 2]], "near"))
     with pytest.raises(OSError, match="disk full"):
         second.save()

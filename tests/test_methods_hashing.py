@@ -14,6 +14,7 @@ from methods_fixtures import (
     jpeg_bytes,
     photo,
     rotated_with_exif,
+    unpack_bits,
     with_alpha,
 )
 from PIL import Image
@@ -21,7 +22,7 @@ from PIL import Image
 from dupbench import images
 from dupbench.methods import get_method
 from dupbench.methods.hashing import nibble_aligned, scaled_threshold
-from dupbench.records import Skipped, unpack_bits
+from dupbench.records import Skipped
 
 HASHES = [
     ("ahash", {}),

@@ -14,13 +14,13 @@ from methods_fixtures import (
     jpeg_bytes,
     photo,
     photo_array,
+    unpack_bits,
 )
 from PIL import Image
 
 from dupbench.methods import get_method
 from dupbench.methods import opencv_pixels as ops
 from dupbench.methods.img_hash import BlockMeanHash, MarrHildrethHash
-from dupbench.records import unpack_bits
 
 ALL_PHOTOS = COLOUR_PHOTOS + GRAY_PHOTOS
 

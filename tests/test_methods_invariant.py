@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from methods_fixtures import photo
+from methods_fixtures import photo, unpack_bits
 from PIL import Image, ImageOps
 
 from dupbench.errors import UsageError
@@ -20,7 +20,6 @@ from dupbench.methods.invariant import (
     trim_borders,
     variant_codes,
 )
-from dupbench.records import unpack_bits
 from dupbench.search.hamming import hamming_matrix
 
 #: every binary hash family, 64-bit presets (crop_resistant's code is region slots: no dihedral)

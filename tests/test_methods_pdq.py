@@ -8,11 +8,18 @@ import itertools
 
 import numpy as np
 import pytest
-from methods_fixtures import COLOUR_PHOTOS, GRAY_PHOTOS, SCENE_PHOTOS, half_size, jpeg_bytes, photo
+from methods_fixtures import (
+    COLOUR_PHOTOS,
+    GRAY_PHOTOS,
+    SCENE_PHOTOS,
+    half_size,
+    jpeg_bytes,
+    photo,
+    unpack_bits,
+)
 from PIL import Image
 
 from dupbench.methods.pdq import PDQHash, dct16, downsample, luma, pdq_hash
-from dupbench.records import unpack_bits
 
 
 def reference():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from methods_fixtures import unpack_bits
 
 from dupbench.records import (
     Candidates,
@@ -13,7 +14,6 @@ from dupbench.records import (
     Skipped,
     hex_to_words,
     pack_bits,
-    unpack_bits,
     words_to_hex,
 )
 

@@ -129,6 +129,7 @@ def _list(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from dupbench.datasets import SyntheticConfig, build_synthetic, load_dataset
     from dupbench.datasets.default import build_default
+    from dupbench.datasets.synthetic import default_workers
 
     progress = not args.no_progress
     if args.source:
@@ -151,7 +152,7 @@ def _build(args: argparse.Namespace) -> int:
             args.source,
             args.out,
             config,
-            workers=args.workers or 1,
+            workers=default_workers() if args.workers is None else args.workers,
             progress=progress,
             overwrite=args.rebuild,
         )

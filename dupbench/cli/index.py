@@ -43,7 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("path", type=Path)
     a.add_argument("sources", type=Path, nargs="+", metavar="DIR_OR_FILE")
     a.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
-    a.add_argument("--workers", type=int, default=0, help="encoding processes (0: one per CPU)")
+    a.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="encoding processes (0: one per usable core; 1: in this process)",
+    )
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     a.add_argument(
         "--cluster",

@@ -38,6 +38,9 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     parser.add_argument(
-        "--workers", type=int, default=0, help="encoding processes (0: one per CPU)"
+        "--workers",
+        type=int,
+        default=0,
+        help="encoding processes (0: one per usable core; 1: in this process)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dupbench.datasets.truth import DatasetError
 from dupbench.errors import UsageError
+from dupbench.files import write_json
 from dupbench.locks import hold, pid_alive
 
 MARKER = ".dupbench-build"
@@ -69,7 +70,7 @@ def write_marker(folder: Path, kind: str) -> None:
         "host": socket.gethostname(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (folder / MARKER).write_text(json.dumps(stamp) + "\n")
+    write_json(folder / MARKER, stamp)
 
 
 def build_lock(target: str | Path) -> AbstractContextManager[Path]:

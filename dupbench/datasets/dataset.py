@@ -27,7 +27,7 @@ import pandas as pd
 
 from dupbench.datasets.formats import format_pairs_csv, read_pairs_csv
 from dupbench.datasets.truth import DatasetError, GroundTruth, _preview, check_unique_ids
-from dupbench.files import write_text
+from dupbench.files import write_json, write_text
 
 #: every manifest column, in file order; ``Dataset.images`` has these plus the absolute ``path``
 COLUMNS = (
@@ -262,7 +262,7 @@ class Dataset:
         write_text(self.root / MANIFEST, self.manifest_text())
         write_text(self.root / TRUTH, self.truth_text())
         info = {**self.info, "name": self.name, "checksum": self.checksum()}
-        write_text(self.root / INFO, json.dumps(info, indent=1, sort_keys=True) + "\n")
+        write_json(self.root / INFO, info)
         return self.root
 
 

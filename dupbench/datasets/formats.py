@@ -26,6 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from dupbench.datasets.truth import LEVELS, GroundTruth, TruthError, _preview, group_pairs
+from dupbench.files import atomic_writer, write_json, write_text
 from dupbench.registry import Registry
 
 #: TREC relevance grade written for each level, and read back
@@ -128,9 +129,7 @@ def read_imagededup_json(path: str | Path, level: str = "near", symmetric: bool 
 def write_imagededup_json(
     truth: GroundTruth, ids: Sequence[str], path: str | Path, levels: Sequence[str] | None = None
 ) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(truth.to_map(ids, levels), indent=1) + "\n", encoding="utf-8")
-    return path
+    return write_json(path, truth.to_map(ids, levels), sort_keys=False)
 
 
 # ---------------------------------------------------------------- pairs CSV
@@ -180,9 +179,7 @@ def format_pairs_csv(truth: GroundTruth, ids: Sequence[str]) -> str:
 
 
 def write_pairs_csv(truth: GroundTruth, ids: Sequence[str], path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(format_pairs_csv(truth, ids), encoding="utf-8", newline="")
-    return path
+    return write_text(path, format_pairs_csv(truth, ids), newline="")
 
 
 # ---------------------------------------------------------------- TREC qrels
@@ -224,7 +221,7 @@ def write_qrels(truth: GroundTruth, ids: Sequence[str], path: str | Path) -> Pat
         rows.append((i, j, LEVEL_GRADES[level]))
         rows.append((j, i, LEVEL_GRADES[level]))
     rows.sort()
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_writer(path) as f:
         for q, d, grade in rows:
             f.write(f"{ids[q]} 0 {ids[d]} {grade}\n")
     return path
@@ -278,7 +275,7 @@ def write_groups_csv(
         )
     labels = truth.components(len(ids), levels)
     sizes = np.bincount(labels)
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_writer(path, newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["id", "group"])
         for ident, label in zip(ids, labels):

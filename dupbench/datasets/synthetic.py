@@ -18,18 +18,17 @@ end, so an interrupted build never leaves a half dataset.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from dupbench import images as image_io
 from dupbench.cpus import usable_cores
@@ -51,7 +50,7 @@ from dupbench.datasets.truth import (
     check_unique_ids,
     group_pairs,
 )
-from dupbench.workers import pool_initializer
+from dupbench.workers import parallel_map
 
 #: bump when a change to the builder changes its output for the same config and seed
 BUILDER_VERSION = 3  # 2: build folders carry the .dupbench-build marker; 3: windows, text_bar,
@@ -167,8 +166,9 @@ def photos_from_folder(
 
 
 def _pixel_digest(data: bytes) -> str:
-    img = image_io.load(data)
-    return hashlib.sha256(f"{img.size}".encode() + img.tobytes()).hexdigest()
+    """``images.pixel_digest`` (as the ``pixel_digest`` method computes it) of an encoded file:
+    held in memory only, to label a copy exact or near, never stored, so its algorithm is free."""
+    return image_io.pixel_digest(image_io.load(data)).hex()
 
 
 def _copy_plan(source_id: str, config: SyntheticConfig) -> list[tuple[str, str, int | None]]:
@@ -289,7 +289,7 @@ def build_synthetic(
     *,
     name: str | None = None,
     info: dict | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     progress: bool = True,
     overwrite: bool = False,
 ) -> Dataset:
@@ -298,6 +298,7 @@ def build_synthetic(
     ``sources`` is a folder of photos or a list of ``SourcePhoto``. Unreadable sources are
     skipped and listed in ``info["skipped"]``. ``out`` must not overlap the sources, and with
     ``overwrite`` only a previous dupbench build is replaced (``RefusedOutput`` otherwise).
+    ``workers`` as ``cpus.worker_count``; the files do not depend on it.
     """
     config = config or SyntheticConfig()
     out = Path(out)
@@ -407,29 +408,24 @@ def _split(config: SyntheticConfig, ident: str) -> str | None:
     return "query" if draw < config.query_fraction else "reference"
 
 
+def _build_job(out_dir: str, job: tuple[SourcePhoto, bool, SyntheticConfig]) -> dict:
+    return _build_source(*job, out_dir)
+
+
 def _run(
     jobs: list[tuple[SourcePhoto, bool, SyntheticConfig]],
     out_dir: str,
-    workers: int,
+    workers: int | None,
     progress: bool,
 ) -> list[dict]:
-    bar = tqdm(total=len(jobs), desc="building", unit="photo", disable=not progress)
-    try:
-        if workers <= 1 or len(jobs) == 1:
-            results = []
-            for job in jobs:
-                results.append(_build_source(*job, out_dir))
-                bar.update()
-            return results
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), **pool_initializer()) as pool:
-            futures = [pool.submit(_build_source, *job, out_dir) for job in jobs]
-            results = []
-            for future in futures:
-                results.append(future.result())
-                bar.update()
-            return results
-    finally:
-        bar.close()
+    return parallel_map(
+        functools.partial(_build_job, out_dir),
+        jobs,
+        workers,
+        desc="building",
+        unit="photo",
+        progress=progress,
+    )
 
 
 def _versions() -> dict[str, str]:

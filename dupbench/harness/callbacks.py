@@ -19,7 +19,8 @@ class AggregateRuns(Callback):
     tables otherwise)."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
-        from dupbench.harness.store import FAILED_FILE, write_json
+        from dupbench.files import write_json
+        from dupbench.harness.store import FAILED_FILE
 
         if job_return.status != JobStatus.FAILED:
             return

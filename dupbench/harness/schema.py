@@ -77,7 +77,7 @@ class BenchmarkConfig:
     warmup_images: int = 32
     #: timed passes; times are reported as the median, memory as the maximum
     repeats: int = 1
-    #: encoding processes (0: one per CPU)
+    #: encoding processes (``cpus.worker_count``: 0 one per usable core, 1 in this process)
     workers: int = 1
     #: passed to methods that take a ``device`` parameter (the CNNs)
     device: str = "auto"

@@ -32,13 +32,12 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dupbench import files
-from dupbench.records import Candidates, DamagedFile, Skipped, read_npz
+from dupbench.files import write_json as write_json  # the run files' writer, as store.write_json
+from dupbench.records import Candidates, DamagedFile, Skipped, read_npz, write_npz
 from dupbench.text import natural_key
 
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
@@ -51,12 +50,6 @@ HYDRA_SUBDIR = ".hydra"
 METHOD_STAGES = ("encode", "index", "search")
 #: config keys that change how a run is shown or stored, not what it measures
 _NOT_IN_KEY = ("force", "report", "results_dir")
-
-
-def write_json(path: Path, data) -> Path:
-    """JSON through the shared atomic writer (``dupbench.files.write_json``); NaN stays NaN, so
-    stored metrics round-trip exactly."""
-    return files.write_json(path, data, indent=1, sort_keys=True)
 
 
 def read_json(path: Path):
@@ -85,15 +78,13 @@ class StoredTruth:
     groups: dict[str, np.ndarray]
 
     def save(self, path: Path) -> None:
-        # Any: numpy's stubs would check these arrays against savez's allow_pickle: bool
-        arrays: dict[str, Any] = {
-            f"group_{k}": np.asarray(v, dtype=str) for k, v in self.groups.items()
-        }
-        np.savez_compressed(
+        write_npz(
             path,
-            pairs=np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2),
-            n=np.int64(self.n),
-            **arrays,
+            {
+                "pairs": np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2),
+                "n": np.int64(self.n),
+                **{f"group_{k}": np.asarray(v, dtype=str) for k, v in self.groups.items()},
+            },
         )
 
     @classmethod

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from dupbench.distance import DistanceKind
-from dupbench.errors import MissingExtraError, UnknownNameError, did_you_mean
+from dupbench.errors import MissingExtraError, UnknownNameError, UsageError, did_you_mean
 from dupbench.records import Kind
 
 
@@ -48,6 +48,26 @@ class IndexBackend(Protocol):
 
     def close(self) -> None:
         """Release files, connections and memory; the backend is unusable afterwards."""
+
+
+def fitted_codes(codes: np.ndarray, width: int, dtype: Any) -> np.ndarray:
+    """``codes`` as contiguous (n, ``width``) rows of ``dtype`` (a single flat row is accepted),
+    or a ``UsageError``: what every backend checks before it stores or searches."""
+    codes = np.asarray(codes)
+    if codes.ndim == 1:
+        codes = codes.reshape(1, -1)
+    if codes.ndim != 2 or codes.shape[1] != width:
+        raise UsageError(
+            f"codes of shape {codes.shape} do not fit this index "
+            f"({width} {np.dtype(dtype)} per row)"
+        )
+    return np.ascontiguousarray(codes, dtype)
+
+
+def check_k(k: int | None) -> None:
+    """A query's ``k``: None (all matches) or at least 1."""
+    if k is not None and k < 1:
+        raise UsageError(f"k must be at least 1, got {k}")
 
 
 #: backend name -> class, or "module:Class" imported on first use

@@ -17,7 +17,6 @@ Ids are AUTOINCREMENT: never reused, so a stale backend row can never alias a ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -36,9 +35,9 @@ from dupbench.cluster import Cluster, batch_encoder
 from dupbench.distance import DistanceKind
 from dupbench.encoding_store import describe_config, method_config
 from dupbench.errors import DupbenchError, UsageError
-from dupbench.filebytes import DIGEST_BYTES, content_digest
+from dupbench.filebytes import content_digest, digest
 from dupbench.files import write_json
-from dupbench.index.backend import IndexBackend, backend_class, open_backend
+from dupbench.index.backend import IndexBackend, backend_class, check_k, open_backend
 from dupbench.methods import Method, get_method
 from dupbench.records import Encodings, Skipped
 
@@ -242,8 +241,7 @@ class Index:
         t = self.default_threshold if threshold is None else float(threshold)
         if self.method.metric is DistanceKind.COSINE and not -1.0 <= t <= 1.0:
             raise UsageError(f"a cosine threshold is a similarity in [-1, 1], got {t}")
-        if k is not None and k < 1:
-            raise UsageError(f"k must be at least 1, got {k}")
+        check_k(k)
         found = self.backend.query(codes, t, k)
         names = self._names({i for row in found for i, _ in row})
         score = int if self.method.metric.discrete else float  # distances are whole bits
@@ -545,7 +543,7 @@ class Index:
 def _digest(source: str | os.PathLike | bytes) -> str:
     """Hex BLAKE2b-128 of a file's or an upload's bytes (the same digest ``file_digest`` uses)."""
     if isinstance(source, bytes):
-        return hashlib.blake2b(source, digest_size=DIGEST_BYTES).hexdigest()
+        return digest(source).hex()
     return content_digest(source)[0].hex()
 
 

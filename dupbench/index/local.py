@@ -32,7 +32,8 @@ import numpy as np
 
 from dupbench.distance import DistanceKind
 from dupbench.encoding_store import write_durably
-from dupbench.errors import MissingExtraError, UsageError, check_parameters
+from dupbench.errors import MissingExtraError, check_parameters
+from dupbench.index.backend import check_k, fitted_codes
 from dupbench.records import Kind
 from dupbench.search.cosine import unit_rows
 
@@ -247,8 +248,7 @@ class LocalBackend:
         self, codes: np.ndarray, threshold: float, k: int | None
     ) -> list[list[tuple[int, float]]]:
         codes = self._checked(codes)
-        if k is not None and k < 1:
-            raise UsageError(f"k must be at least 1, got {k}")
+        check_k(k)
         self._refresh()
         if self.metric is DistanceKind.COSINE:
             return [self._query_cosine(row, threshold, k) for row in unit_rows(codes)]
@@ -317,15 +317,7 @@ class LocalBackend:
         return _ranked(ids[rows[keep]], sims[keep], k, descending=True)
 
     def _checked(self, codes: np.ndarray) -> np.ndarray:
-        codes = np.asarray(codes)
-        if codes.ndim == 1:
-            codes = codes.reshape(1, -1)
-        if codes.ndim != 2 or codes.shape[1] != self._width:
-            raise UsageError(
-                f"codes of shape {codes.shape} do not fit this index "
-                f"({self._width} {self._dtype} per row)"
-            )
-        return np.ascontiguousarray(codes, self._dtype)
+        return fitted_codes(codes, self._width, self._dtype)
 
     def _delete_orphans(self) -> None:
         """Shards no log row names: a writer killed between writing one and committing it."""

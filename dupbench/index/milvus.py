@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from dupbench.distance import DistanceKind
-from dupbench.errors import DupbenchError, MissingExtraError, UsageError, check_parameters
+from dupbench.errors import DupbenchError, MissingExtraError, check_parameters
 from dupbench.files import write_json
+from dupbench.index.backend import check_k, fitted_codes
 from dupbench.records import Kind
 from dupbench.search.cosine import unit_rows
 
@@ -178,8 +179,7 @@ class MilvusBackend:
         self, codes: np.ndarray, threshold: float, k: int | None
     ) -> list[list[tuple[int, float]]]:
         codes = self._checked(codes)
-        if k is not None and k < 1:
-            raise UsageError(f"k must be at least 1, got {k}")
+        check_k(k)
         if not self.metric.graded:
             threshold = 0
         if not self._binary:
@@ -266,16 +266,7 @@ class MilvusBackend:
 
     # -- conversions ------------------------------------------------------------------------------
     def _checked(self, codes: np.ndarray) -> np.ndarray:
-        codes = np.asarray(codes)
-        if codes.ndim == 1:
-            codes = codes.reshape(1, -1)
-        dtype = np.uint64 if self._binary else np.float32
-        if codes.ndim != 2 or codes.shape[1] != self._width:
-            raise UsageError(
-                f"codes of shape {codes.shape} do not fit this index "
-                f"({self._width} {np.dtype(dtype)} per row)"
-            )
-        return np.ascontiguousarray(codes, dtype)
+        return fitted_codes(codes, self._width, np.uint64 if self._binary else np.float32)
 
     def _vectors(self, codes: np.ndarray) -> list:
         """Rows as Milvus takes them: bytes (big-endian words) or lists of floats."""

@@ -11,20 +11,19 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
-import os
 from abc import ABC
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from dupbench import images
+from dupbench.cpus import worker_count
 from dupbench.distance import DistanceKind
 from dupbench.errors import MissingExtraError, UsageError, check_parameters
 from dupbench.records import Encodings, Kind, Skipped, pack_bits
-from dupbench.workers import pool_initializer
+from dupbench.workers import parallel_map
 
 
 class Method(ABC):
@@ -94,10 +93,11 @@ class Method(ABC):
         sources: Sequence[images.Source],
         ids: Sequence[str] | None = None,
         *,
-        workers: int = 1,
+        workers: int | None = 1,
         progress: bool = False,
     ) -> Encodings:
-        """Encode many images; unreadable ones become ``Skipped`` records, never exceptions."""
+        """Encode many images; unreadable ones become ``Skipped`` records, never exceptions.
+        ``workers``: processes, as ``cpus.worker_count`` (None: every usable core; 1: here)."""
         ids = self._ids_for(sources, ids)
         results = _map_sources(self, list(sources), workers, progress)
         kept_ids, rows, skipped = [], [], []
@@ -190,30 +190,17 @@ def _encode_one(method: Method, source: images.Source) -> np.ndarray | Skipped:
         return Skipped(images.source_name(source), str(e))
 
 
-def _encode_chunk(method: Method, chunk: list) -> list:
-    return [_encode_one(method, s) for s in chunk]
-
-
-def _map_sources(method: Method, sources: list, workers: int, progress: bool) -> list:
-    """Encode in order, optionally over ``workers`` processes (0 or less: one per CPU)."""
-    from tqdm.auto import tqdm
-
-    workers = (os.cpu_count() or 1) if workers <= 0 else workers
-    bar = tqdm(total=len(sources), desc=f"encode {method.name}", unit="img", disable=not progress)
-    try:
-        if workers == 1 or len(sources) < 64:
-            out = []
-            for s in sources:
-                out.append(_encode_one(method, s))
-                bar.update()
-            return out
-        size = max(16, min(256, len(sources) // (workers * 8)))
-        chunks = [sources[k : k + size] for k in range(0, len(sources), size)]
-        out = []
-        with ProcessPoolExecutor(workers, **pool_initializer()) as pool:
-            for part in pool.map(_encode_chunk, [method] * len(chunks), chunks):
-                out.extend(part)
-                bar.update(len(part))
-        return out
-    finally:
-        bar.close()
+def _map_sources(method: Method, sources: list, workers: int | None, progress: bool) -> list:
+    """Encode in order, over ``workers`` processes (``cpus.worker_count``); chunks of 16 to 256
+    sources, about 8 per worker, so the method is pickled rarely and the bar still moves."""
+    size = max(16, min(256, len(sources) // (worker_count(workers) * 8)))
+    return parallel_map(
+        functools.partial(_encode_one, method),
+        sources,
+        workers,
+        desc=f"encode {method.name}",
+        unit="img",
+        progress=progress,
+        chunk_size=size,
+        serial_below=64,
+    )

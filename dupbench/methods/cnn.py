@@ -50,7 +50,8 @@ class CNN(Method):
     whitening:   None, a ``PCAWhitening``, or the path of one saved by ``PCAWhitening.save``;
                  fit one on a separate image set with ``fit_whitening``.
     dtype:       storage of the codes, "float32" or "float16" (half the memory).
-    batch_size, num_workers: DataLoader settings (num_workers None: from ``encode(workers=)``).
+    batch_size, num_workers: DataLoader settings (num_workers keeps torch's meaning, 0 = in this
+    process; None: from ``encode(workers=)``).
     device:      "auto" (cuda, then mps, then cpu) or a torch device string.
     draft:       let JPEGs decode at reduced size (1/2, 1/4, 1/8) when still larger than the
                  model's first resize: much faster on large photos, changes pixels slightly.
@@ -171,11 +172,6 @@ class CNN(Method):
         return self._dim
 
     @property
-    def device(self):
-        self._ready()
-        return self._device
-
-    @property
     def transform(self) -> Callable:
         """PIL RGB image → the network's input tensor (C, H, W)."""
         return self._ready().transform
@@ -209,13 +205,13 @@ class CNN(Method):
         sources: Sequence[images.Source],
         ids: Sequence[str] | None = None,
         *,
-        workers: int = 1,
+        workers: int | None = 1,
         progress: bool = False,
     ) -> Encodings:
         """Encode in batches; unreadable images become ``Skipped`` records, never exceptions.
 
-        workers: DataLoader worker processes that decode and preprocess (1: in this process,
-        ≤ 0: one per CPU), unless the ``num_workers`` parameter is set.
+        workers: DataLoader worker processes that decode and preprocess (``cpus.worker_count``:
+        None: one per usable core, 1: in this process), unless the ``num_workers`` parameter is set.
         """
         from tqdm.auto import tqdm
 
@@ -257,7 +253,7 @@ class CNN(Method):
         sources: Sequence[images.Source],
         n_components: int | None = None,
         *,
-        workers: int = 1,
+        workers: int | None = 1,
         progress: bool = False,
     ) -> PCAWhitening:
         """Fit PCA whitening on a separate image set (not the one to deduplicate) and use it.

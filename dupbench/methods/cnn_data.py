@@ -7,10 +7,10 @@ string that the method records as a ``Skipped`` instead of stopping the batch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 from dupbench import images
+from dupbench.cpus import worker_count
 from dupbench.workers import loader_worker_init
 
 
@@ -59,11 +59,11 @@ def collate(items: list) -> tuple[list[int], object, list[tuple[int, str]]]:
     return [k for k, _ in good], batch, failed
 
 
-def loader_workers(workers: int) -> int:
-    """``Method.encode``'s ``workers`` (1: in process, ≤ 0: one per CPU) → DataLoader workers."""
-    if workers <= 0:
-        return os.cpu_count() or 1
-    return 0 if workers == 1 else workers
+def loader_workers(workers: int | None) -> int:
+    """``Method.encode``'s ``workers`` (``cpus.worker_count``) → DataLoader workers (0: in
+    process)."""
+    n = worker_count(workers)
+    return 0 if n == 1 else n
 
 
 def make_loader(dataset: SourceDataset, batch_size: int, num_workers: int, pin_memory: bool):

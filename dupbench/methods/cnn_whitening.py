@@ -13,11 +13,12 @@ the fit set is always passed explicitly.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
+
+from dupbench.records import DamagedFile, read_npz_header, write_npz
 
 
 class PCAWhitening:
@@ -76,28 +77,26 @@ class PCAWhitening:
             raise ValueError(f"whitening expects (n, {self.input_dim}) embeddings, got {x.shape}")
         return ((x - self.mean) @ self.components.T) / np.sqrt(self.variances + self.eps)
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | Path) -> Path:
         """Store as .npz (arrays plus a JSON header); ``load`` restores it exactly."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz")
-        header = {"eps": self.eps, "fitted_on": self.fitted_on}
-        np.savez(
+        return write_npz(
             path,
-            mean=self.mean,
-            components=self.components,
-            variances=self.variances,
-            header=np.array(json.dumps(header)),
+            {"mean": self.mean, "components": self.components, "variances": self.variances},
+            {"eps": self.eps, "fitted_on": self.fitted_on},
+            compressed=False,
         )
-        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PCAWhitening:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"whitening file not found: {path}")
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(str(z["header"]))
+        z, header = read_npz_header(
+            path, {"mean": ("f", 1), "components": ("f", 2), "variances": ("f", 1)}
+        )
+        try:
             return cls(
                 z["mean"], z["components"], z["variances"], header["eps"], header["fitted_on"]
             )
+        except KeyError as e:
+            raise DamagedFile(f"{path}: unreadable header ({e})") from None

@@ -119,7 +119,7 @@ class CropResistantHash(HashMethod):
         return self.segments * self.hash_size**2
 
     @property
-    def work_size(self) -> int:
+    def work_side(self) -> int:
         return self.segmentation_image_size
 
     def region_boxes(self, image: Image.Image) -> list[tuple[float, float, float, float]]:

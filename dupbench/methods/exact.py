@@ -7,7 +7,6 @@ reach for any real collection (birthday bound ≈ 2⁶⁴ files) at half the sto
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -17,7 +16,7 @@ from PIL import Image
 
 from dupbench import images
 from dupbench.distance import DistanceKind
-from dupbench.filebytes import DIGEST_BYTES, content_digest
+from dupbench.filebytes import DIGEST_BYTES, content_digest, digest
 from dupbench.methods.base import Method, int_param
 from dupbench.methods.registry import METHODS
 
@@ -28,12 +27,8 @@ def digest_words(digest: bytes) -> np.ndarray:
 
 
 def pixel_digest_words(image: Image.Image) -> np.ndarray:
-    """BLAKE2b-128 of the RGB pixels, salted with the size so a transposed image differs."""
-    rgb = images.to_rgb(image)
-    h = hashlib.blake2b(digest_size=DIGEST_BYTES)
-    h.update(f"{rgb.width}x{rgb.height}:".encode())
-    h.update(rgb.tobytes())
-    return digest_words(h.digest())
+    """``images.pixel_digest`` as two words."""
+    return digest_words(images.pixel_digest(image))
 
 
 class DigestMethod(Method):
@@ -69,7 +64,7 @@ class FileDigest(DigestMethod):
         if isinstance(source, bytes):
             if not source:
                 raise images.ImageError("empty data (0 bytes)")
-            return digest_words(hashlib.blake2b(source, digest_size=DIGEST_BYTES).digest())
+            return digest_words(digest(source))
         if isinstance(source, (str, os.PathLike)):
             return self._file_words(Path(source))
         return pixel_digest_words(images.load(source))

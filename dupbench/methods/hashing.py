@@ -124,7 +124,7 @@ class HashMethod(InvariantHash):
         return self.bits + (-self.bits % 4)
 
     @property
-    def work_size(self) -> int:
+    def work_side(self) -> int:
         """Largest side the hash resamples to (``draft_side`` is derived from it)."""
         raise NotImplementedError
 
@@ -147,7 +147,7 @@ class HashMethod(InvariantHash):
         """Smallest side a reduced JPEG decode may have: 4× the working size, and at least
         ``MIN_DRAFT_SIDE`` so that the hash's own Lanczos resize, not the decoder's block
         averaging, does most of the shrinking for the tiny thumbnails (aHash, dHash)."""
-        return max(4 * self.work_size, MIN_DRAFT_SIDE)
+        return max(4 * self.work_side, MIN_DRAFT_SIDE)
 
     def prepared(self, image: Image.Image) -> Image.Image:
         """The image the hash maths sees (imagededup: RGB; otherwise as loaded)."""
@@ -194,7 +194,7 @@ class AverageHash(SquareHash):
     robust_to = "resizing, recompression, mild blur"
 
     @property
-    def work_size(self) -> int:
+    def work_side(self) -> int:
         return self.hash_size
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
@@ -211,7 +211,7 @@ class DifferenceHash(SquareHash):
     robust_to = "resizing, recompression, brightness changes"
 
     @property
-    def work_size(self) -> int:
+    def work_side(self) -> int:
         return self.hash_size + 1
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
@@ -250,13 +250,13 @@ class PerceptualHash(SquareHash):
         super().__init__(hash_size=hash_size, highfreq_factor=self.highfreq_factor, **params)
 
     @property
-    def work_size(self) -> int:
+    def work_side(self) -> int:
         return self.hash_size * self.highfreq_factor
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
         import scipy.fft
 
-        side = self.work_size
+        side = self.work_side
         pixels = self.gray_pixels(image, side, side).astype(np.float64)
         coefficients = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)
         low = coefficients[: self.hash_size, : self.hash_size]
@@ -283,7 +283,7 @@ class SimplePerceptualHash(PerceptualHash):
     def hash_bits(self, image: Image.Image) -> np.ndarray:
         import scipy.fft
 
-        side = self.work_size
+        side = self.work_side
         pixels = self.gray_pixels(image, side, side).astype(np.float64)
         if self.profile == "default":
             low = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)[
@@ -370,7 +370,7 @@ class WaveletHash(SquareHash):
         return self.band_side(self.scale_for(None)) ** 2
 
     @property
-    def work_size(self) -> int:
+    def work_side(self) -> int:
         return self.scale_for(None)
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:
@@ -422,7 +422,7 @@ class ColorHash(HashMethod):
         return self._BINS * self.binbits
 
     @property
-    def work_size(self) -> int:
+    def work_side(self) -> int:
         return 128  # no resize: fractions of a 1/8-scale decode are close enough when opted in
 
     def hash_bits(self, image: Image.Image) -> np.ndarray:

@@ -26,9 +26,7 @@ encoding map, carry no local features, and the search says so).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -37,13 +35,13 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
-from dupbench.cpus import usable_cores
+from dupbench.cpus import worker_count
 from dupbench.distance import DistanceKind
 from dupbench.errors import UsageError
 from dupbench.methods.base import Method, _map_sources, int_param
 from dupbench.methods.registry import METHODS
 from dupbench.records import Candidates, Encodings, Skipped
-from dupbench.workers import die_with_parent
+from dupbench.workers import parallel_map
 
 #: side of the grey thumbnail that is the code row (stage 1's photometric candidates)
 THUMB = 16
@@ -167,7 +165,7 @@ class RetrieveVerify(Method):
         sources: Sequence[images.Source],
         ids: Sequence[str] | None = None,
         *,
-        workers: int = 1,
+        workers: int | None = 1,
         progress: bool = False,
     ) -> VerifiedEncodings:
         """Per image, its thumbnail row and its local features; unreadable files are skipped."""
@@ -405,10 +403,9 @@ def _hull_share(points: np.ndarray, image: LocalFeatures) -> float:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_start(owner: int, features: list[LocalFeatures], verifier: Verifier) -> None:
+def _worker_start(features: list[LocalFeatures], verifier: Verifier) -> None:
     """Pool initializer: one thread per worker process (the matrices per pair are small, and
     BLAS or OpenCV threads on top of the processes slow verification down many times)."""
-    die_with_parent(owner)
     import cv2
     from threadpoolctl import threadpool_limits
 
@@ -417,11 +414,9 @@ def _worker_start(owner: int, features: list[LocalFeatures], verifier: Verifier)
     _WORKER.update(features=features, verifier=verifier)
 
 
-def _verify_chunk(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+def _score_pair(pair: tuple[int, int]) -> float:
     features, verifier = _WORKER["features"], _WORKER["verifier"]
-    return np.array(
-        [verifier.score(features[a], features[b]) for a, b in zip(i, j)], dtype=np.float32
-    )
+    return verifier.score(features[pair[0]], features[pair[1]])
 
 
 def verify(
@@ -429,29 +424,30 @@ def verify(
     i: np.ndarray,
     j: np.ndarray,
     verifier: Verifier,
-    workers: int = 0,
+    workers: int | None = None,
 ) -> np.ndarray:
-    """Stage 2: the score of every candidate pair, over ``workers`` processes (0: one per
-    usable core)."""
-    workers = usable_cores() if workers <= 0 else workers
-    if workers == 1 or len(i) < 256:
+    """Stage 2: the score of every candidate pair, over ``workers`` processes
+    (``cpus.worker_count``; fewer than 256 pairs are scored here)."""
+    pairs = list(zip(np.asarray(i).tolist(), np.asarray(j).tolist()))
+    workers = worker_count(workers)
+    if workers == 1 or len(pairs) < 256:
         from threadpoolctl import threadpool_limits
 
         _WORKER.update(features=features, verifier=verifier)
         try:
             with threadpool_limits(1):
-                return _verify_chunk(i, j)
+                return np.array([_score_pair(p) for p in pairs], dtype=np.float32)
         finally:
             _WORKER.clear()
-    size = max(64, min(1024, len(i) // (workers * 8)))
-    starts = range(0, len(i), size)
-    with ProcessPoolExecutor(
-        workers, initializer=_worker_start, initargs=(os.getpid(), features, verifier)
-    ) as pool:
-        parts = pool.map(
-            _verify_chunk, [i[s : s + size] for s in starts], [j[s : s + size] for s in starts]
-        )
-        return np.concatenate(list(parts)) if len(i) else np.zeros(0, np.float32)
+    scores = parallel_map(
+        _score_pair,
+        pairs,
+        workers,
+        chunk_size=max(64, min(1024, len(pairs) // (workers * 8))),
+        initializer=_worker_start,
+        initargs=(features, verifier),
+    )
+    return np.array(scores, dtype=np.float32)
 
 
 def verified_search(
@@ -495,7 +491,7 @@ def verified_search(
     with timed("search.retrieve", len(encodings)):
         i, j = retrieve(encodings, int(k), int(thumbnail_k), int(vocabulary), int(seed))
     with timed("search.verify", len(i)):
-        score = verify(encodings.features, i, j, verifier, int(workers))
+        score = verify(encodings.features, i, j, verifier, worker_count(workers))
         score = np.maximum(score, thumbnail_scores(encodings.codes, i, j, thumbnail_floor))
     keep = score >= threshold
     return Candidates(i[keep], j[keep], score[keep], DistanceKind.COSINE).sorted()

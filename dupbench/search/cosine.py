@@ -293,11 +293,11 @@ class CosineIndex:
         return tqdm(starts, desc=desc, unit="block", disable=not show)
 
     # -- range -------------------------------------------------------------------------------
-    def range(self, min_similarity: float, queries: np.ndarray | None = None) -> Candidates:
-        """Every pair with cosine similarity ≥ ``min_similarity`` (self pairs excluded)."""
-        t = float(min_similarity)
+    def range(self, threshold: float, queries: np.ndarray | None = None) -> Candidates:
+        """Every pair with cosine similarity ≥ ``threshold`` (self pairs excluded)."""
+        t = float(threshold)
         if not -1.0 <= t <= 1.0:
-            raise ValueError(f"min_similarity must be in [-1, 1], got {min_similarity}")
+            raise ValueError(f"a cosine threshold must be in [-1, 1], got {threshold}")
         cross = queries is not None
         q = self._queries(queries)
         if len(q) == 0 or len(self.vectors) == 0:

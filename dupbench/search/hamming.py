@@ -225,7 +225,6 @@ class HammingFaiss:
             raise ImportError(
                 "the 'faiss' Hamming backend needs faiss: pip install 'dupbench[faiss]'"
             ) from e
-        self._faiss = faiss
         self.codes = _as_words(codes)
         self.block_rows = block_rows
         self.index = faiss.IndexBinaryFlat(self.codes.shape[1] * 64)
