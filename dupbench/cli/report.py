@@ -73,7 +73,7 @@ SHOWN = (
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from dupbench.harness.runner import reevaluate
+    from dupbench.harness.execute import reevaluate
     from dupbench.harness.store import write_json
 
     try:

@@ -107,8 +107,8 @@ def group_runs(runs: list[StoredRun]) -> list[list[StoredRun]]:
     groups: dict[tuple, list[StoredRun]] = {}
     for run in runs:
         key = (
-            run.info["dataset"]["checksum"],
-            run.info["metric"],
+            run.record.dataset.checksum,
+            run.record.metric,
             _file_digest(run, CURVE_FILE),
             _file_digest(run, SWEEP_FILE),
         )
@@ -140,20 +140,20 @@ def group_label(group: list[StoredRun]) -> str:
         base = _THRESHOLD_TWEAK.sub("", run.label).replace("(, ", "(").replace(", )", ")")
         bases.append(base.replace(" ()", "").strip())
     base = " / ".join(dict.fromkeys(bases))
-    thresholds = _span([run.info["threshold"] for run in group])
+    thresholds = _span([run.record.threshold for run in group])
     return f"{base} ({len(group)} runs, thresholds {thresholds})"
 
 
 def _one_point(run: StoredRun) -> bool:
     """Exact digests (and any run whose sweep has a single threshold) have one operating point:
     a curve over the threshold would be meaningless."""
-    return run.info["metric"] == "equal" or len(run.table(SWEEP_FILE)) <= 1
+    return run.record.metric == "equal" or len(run.table(SWEEP_FILE)) <= 1
 
 
 def _threshold_marks(ax, group: list[StoredRun]) -> None:
     """The run thresholds of a panel: a dashed line for one run, ticks along the bottom for
     many (so that a sweep does not paint the panel grey)."""
-    thresholds = sorted({run.info["threshold"] for run in group})
+    thresholds = sorted({run.record.threshold for run in group})
     if len(thresholds) <= 2:
         for t in thresholds:
             ax.axvline(t, color="grey", ls="--", lw=0.8)
@@ -268,7 +268,7 @@ def metrics_vs_threshold(runs: list[StoredRun], out: Path) -> list[Path]:
                     color=f"C{k}",
                 )
         _threshold_marks(ax, group)
-        unit = "similarity" if run.info["metric"] == "cosine" else "distance"
+        unit = "similarity" if run.record.metric == "cosine" else "distance"
         ax.set(xlabel=f"threshold ({unit})")
     if groups:
         from matplotlib.lines import Line2D
@@ -318,14 +318,14 @@ def score_histograms(runs: list[StoredRun], out: Path) -> list[Path]:
             )
             ax.set(xlabel="exact matches (one operating point)")
             continue
-        if run.info["metric"] == "cosine":
+        if run.record.metric == "cosine":
             bins = 30
         else:
             bins = np.arange(both.min() - 0.5, both.max() + 1.5)
         ax.hist(false, bins=bins, alpha=0.6, color=colours["false"])
         ax.hist(true, bins=bins, alpha=0.6, color=colours["true"])
         _threshold_marks(ax, group)
-        ax.set(xlabel=run.info["metric"], yscale="log")
+        ax.set(xlabel=run.record.metric, yscale="log")
     if groups:
         from matplotlib.patches import Patch
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dupbench.harness.store import StoredTruth
+from dupbench.harness.store import NO_LABEL, StoredTruth
 from dupbench.records import Candidates
 
 #: metrics kept per threshold in the sweep table (the full set is stored at the run's threshold)
@@ -80,7 +80,7 @@ def score(
         rows.append({"threshold": float(t), **{m: at_t[m] for m in SWEEP_METRICS if m in at_t}})
     tables = []
     for column, labels in group_labels(truth.groups).items():
-        if len(labels) and not all(v in ("", "None", "nan") for v in labels):
+        if len(labels) and not np.isin(labels, ("", NO_LABEL)).all():
             table = breakdown(candidates, truth.pairs, labels, threshold, truth.n)
             tables.append(table.assign(column=column))
     per_group = (

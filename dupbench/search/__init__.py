@@ -2,7 +2,8 @@
 
 Every index answers ``range(threshold)`` (all pairs at least that close) and ``topk(k)`` with a
 ``Candidates`` value: no self pairs, deterministic order, scores returned. ``build_index`` picks
-the index from the codes' metric and, with ``backend="auto"``, from the collection size.
+the index from the codes' metric and, with ``backend="auto"``, from the collection size. Every
+index, and every search that reads whole encodings, is registered by name in ``registry``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from dupbench.records import Candidates, Encodings, GroupedCandidates
+from dupbench.search.registry import SEARCHES, IndexBackend, index_backends
 
-HAMMING_BACKENDS = ("brute", "bktree", "faiss", "mih")
-COSINE_BACKENDS = ("flat", "hnsw", "ivf")
 #: from this many codes, "auto" uses multi-index hashing for Hamming search; it plans each search
 #: and runs brute force itself (FAISS when installed) where that is cheaper, e.g. at large radii
 MIH_HAMMING_MIN = 20_000
@@ -38,7 +38,7 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
     """The backend ``build_index`` uses: explicit names are checked, "auto" decides by size."""
     if metric == "equal":
         return "equal"
-    valid = HAMMING_BACKENDS if metric == "hamming" else COSINE_BACKENDS
+    valid = index_backends("hamming" if metric == "hamming" else "cosine")
     if backend == "auto":
         if metric == "cosine":
             from dupbench.search.mih import has_faiss
@@ -55,27 +55,10 @@ def build_index(
 ):
     """An index over ``data`` (Encodings or a code array) for its metric."""
     codes, metric = _codes_and_metric(data, metric)
-    chosen = pick_backend(metric, len(codes), backend)
-    if metric == "equal":
-        from dupbench.search.exact import EqualIndex
-
-        return EqualIndex(codes)
-    if metric == "hamming":
-        from dupbench.search import hamming
-        from dupbench.search.mih import HammingMultiIndex
-
-        cls = {
-            "brute": hamming.HammingBruteForce,
-            "bktree": hamming.BKTree,
-            "faiss": hamming.HammingFaiss,
-            "mih": HammingMultiIndex,
-        }[chosen]
-        return cls(codes, **params)
-    if metric == "cosine":
-        from dupbench.search.cosine import CosineIndex
-
-        return CosineIndex(codes, backend=chosen, **params)
-    raise ValueError(f"unknown metric {metric!r}; expected hamming, equal or cosine")
+    entry = SEARCHES.get(pick_backend(metric, len(codes), backend))
+    if not isinstance(entry, IndexBackend) or entry.metric != metric:
+        raise ValueError(f"unknown metric {metric!r}; expected hamming, equal or cosine")
+    return entry.build(codes, **params)
 
 
 def _query_codes(queries: Encodings | np.ndarray | None) -> np.ndarray | None:

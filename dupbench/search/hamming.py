@@ -15,6 +15,7 @@ import heapq
 import numpy as np
 
 from dupbench.records import Candidates
+from dupbench.search.registry import index_backend
 
 _DEFAULT_BLOCK_BYTES = 64 << 20
 
@@ -54,6 +55,7 @@ def _directed(rows: list, metric: str = "hamming") -> Candidates:
     return Candidates(i, j, d.astype(np.int32), metric, cross=True)
 
 
+@index_backend("brute", "hamming")
 class HammingBruteForce:
     """Exact search by blocked XOR/popcount. Work is O(N·M·words); memory O(block_bytes)."""
 
@@ -118,6 +120,7 @@ class HammingBruteForce:
         return _directed(rows)
 
 
+@index_backend("bktree", "hamming")
 class BKTree:
     """Burkhard-Keller tree over codes (as Python ints); identical codes share one node.
 
@@ -213,6 +216,7 @@ class BKTree:
         return _directed(rows)
 
 
+@index_backend("faiss", "hamming")
 class HammingFaiss:
     """FAISS ``IndexBinaryFlat``: exact, SIMD popcount, blocked so result memory stays bounded."""
 
