@@ -31,7 +31,7 @@ from dupbench.errors import UsageError, check_parameters, unknown_name
 from dupbench.files import write_json
 from dupbench.methods import Method, get_method, method_class
 from dupbench.methods.base import accepted_params
-from dupbench.records import Candidates, Encodings, hex_to_words
+from dupbench.records import Candidates, Encodings, GroupedCandidates, hex_to_words
 from dupbench.search import range_groups
 from dupbench.search.registry import find_whole_search, index_backends
 
@@ -370,6 +370,7 @@ def _search(
 ) -> DuplicateResult:
     """The configured search (a preset's own search function, or an index) over ``enc``."""
     whole = find_whole_search(backend)
+    pairs: Candidates | GroupedCandidates
     if whole is not None:
         pairs = whole.search(enc, threshold, **search_params)
     else:

@@ -235,9 +235,8 @@ def _concat(method: Method, parts: list[Encodings], starts: list[int]) -> Encodi
     ``starts``: each batch's first position among the sources."""
     empty = method.encode([], [])
     codes = [p.codes for p in parts if len(p)]
-    rows = None
-    if all(p.rows is not None for p in parts):
-        rows = np.concatenate([np.zeros(0, np.int64), *(p.rows + s for p, s in zip(parts, starts))])
+    shifted = [p.rows + s for p, s in zip(parts, starts) if p.rows is not None]
+    rows = np.concatenate([np.zeros(0, np.int64), *shifted]) if len(shifted) == len(parts) else None
     return Encodings(
         ids=[i for p in parts for i in p.ids],
         codes=np.concatenate(codes) if codes else empty.codes,

@@ -41,6 +41,7 @@ def assert_same(enc: Encodings, ref: Encodings) -> None:
         ref.params,
     )
     assert enc.skipped == ref.skipped
+    np.testing.assert_array_equal(enc.rows, ref.rows)
 
 
 def test_the_cluster_encodes_exactly_what_a_local_run_encodes(planted_dir, dask_cluster):

@@ -115,7 +115,11 @@ class Method(ABC):
         return ids
 
     def _encodings(
-        self, kept: Sequence[int], ids: list[str], codes: np.ndarray, skipped: list[Skipped]
+        self,
+        kept: Sequence[int] | np.ndarray,
+        ids: list[str],
+        codes: np.ndarray,
+        skipped: list[Skipped],
     ) -> Encodings:
         """Wrap the codes of the sources at positions ``kept`` (of ``ids``, one per source) with
         this method's self-description."""
