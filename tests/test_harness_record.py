@@ -39,3 +39,16 @@ def test_every_reference_run_loads_and_writes_back_the_same_keys(path):
     stored = json.loads(path.read_text())
     record = StoredRun(path.parent).record
     assert record.to_json() == stored
+
+
+def test_missing_group_labels_are_stored_as_one_marker(tmp_path):
+    import numpy as np
+
+    from dupbench.harness.store import NO_LABEL, StoredTruth, label_strings
+
+    labels = label_strings(["jpeg", None, float("nan"), 3])
+    assert labels.tolist() == ["jpeg", NO_LABEL, NO_LABEL, "3"]
+    # a run stored before NO_LABEL wrote a missing float as "nan"
+    old = StoredTruth(np.array([[0, 1], [1, 2]]), 3, {"severity": np.array(["2", "nan"])})
+    old.save(tmp_path / "truth.npz")
+    assert StoredTruth.load(tmp_path / "truth.npz").groups["severity"].tolist() == ["2", NO_LABEL]
