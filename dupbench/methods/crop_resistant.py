@@ -11,11 +11,11 @@ largest regions fill ``segments`` slots of ``hash_size²`` bits each (largest fi
 imagehash's order). An image with fewer regions repeats its hashes cyclically to fill the slots,
 so the code still holds exactly the image's set of hashes. Two ways to match:
 
-- ``dupbench.search.regions.crop_resistant_search`` (the crop-resistant rule): a pair matches when at least
-  ``min_segments`` distinct region hashes of one image lie within ``threshold`` bits of some
-  region hash of the other (imagehash's ``matches`` with its 25 % bit-error default, taken in
-  the direction that matches more, so the result is symmetric). Its score is the smallest
-  region-to-region Hamming distance.
+- ``crop_resistant_search`` in ``dupbench.search.regions`` (the crop-resistant rule): a pair
+  matches when at least ``min_segments`` distinct region hashes of one image lie within
+  ``threshold`` bits of some region hash of the other (imagehash's ``matches`` with its 25 %
+  bit-error default, taken in the direction that matches more, so the result is symmetric).
+  Its score is the smallest region-to-region Hamming distance.
 - Plain Hamming distance over the whole code (what ``find_duplicates`` does with any binary
   method): fine for resized or recompressed copies, whose regions come out in the same order,
   but not crop-resistant, because a crop reorders the regions.
