@@ -99,19 +99,19 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
     runs = [] if error else find_runs(results_dir / name)
     if not runs:
         return row | {"status": f"failed: {error or 'no finished run'}"}
-    run = max(runs, key=lambda r: r.info["finished"])
-    info, metrics = run.info, run.metrics
+    run = max(runs, key=lambda r: r.record.finished)
+    record, metrics = run.record, run.metrics
     threshold = metrics["recall_at_precision_threshold"]
     row.update(
-        metric=info["metric"],
-        default_threshold=info["threshold"],
-        sweep_to=info["sweep_to"],
-        target_precision=info["target_precision"],
-        dataset=info["dataset"]["name"],
-        dataset_checksum=info["dataset"]["checksum"],
-        images=info["dataset"]["images"],
-        truth_pairs=info["dataset"]["truth_pairs"],
-        code_bits=info["method"]["size"],
+        metric=record.metric,
+        default_threshold=record.threshold,
+        sweep_to=record.sweep_to,
+        target_precision=record.target_precision,
+        dataset=record.dataset.name,
+        dataset_checksum=record.dataset.checksum,
+        images=record.dataset.images,
+        truth_pairs=record.dataset.truth_pairs,
+        code_bits=record.method.size,
     )
     if threshold is None or math.isnan(threshold):
         return row | {"status": "target precision not reached at any threshold"}
@@ -120,7 +120,7 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
     row_index = int((curve["threshold"] - threshold).abs().argmin())
     point = curve.iloc[row_index]
     return row | {
-        "threshold": strictest_rounding(float(point["threshold"]), info["metric"]),
+        "threshold": strictest_rounding(float(point["threshold"]), record.metric),
         "precision": round(float(point["precision"]), 4),
         "recall": round(float(point["recall"]), 4),
         "at_sweep_edge": row_index == len(curve) - 1,

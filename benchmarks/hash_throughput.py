@@ -211,14 +211,14 @@ QUALITY_KEYS = ("precision", "recall", "f1", "recall_at_precision", "micro_ap")
 def detection_quality(dataset, method_name: str, draft: bool, workers: int) -> dict[str, float]:
     """Pairwise scores at the method's default threshold (searching to a quarter of its bits)."""
     from dupbench.evaluation import evaluate_run
-    from dupbench.harness.runner import to_dataset_indices
+    from dupbench.harness.pipeline import to_source_rows
     from dupbench.methods import get_method
     from dupbench.search import range_search
 
     method = get_method(method_name, draft=draft)
     enc = method.encode(dataset.paths, dataset.ids, workers=workers)
     found = range_search(enc, max(method.default_threshold, round(method.size / 4)))
-    candidates = to_dataset_indices(found, enc, dataset.ids)
+    candidates = to_source_rows(found, enc)
     row = evaluate_run(candidates, dataset.truth_pairs(), len(dataset), method.default_threshold)
     return {k: row[k] for k in QUALITY_KEYS}
 

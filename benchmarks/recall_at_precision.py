@@ -16,7 +16,7 @@ import argparse
 import pandas as pd
 
 from dupbench.evaluation import breakdown
-from dupbench.evaluation.run import threshold_free_scores
+from dupbench.evaluation.all_metrics import threshold_free_scores
 from dupbench.harness.store import find_runs
 
 

@@ -4,7 +4,7 @@ Why: the harness's breakdown is taken at each method's operating threshold, whic
 different precision for each method; comparing what an option (trim, dihedral) buys per edit
 needs one precision for all. For each run, the threshold is the run's own
 ``recall_at_precision_threshold`` (the curve's highest recall with precision ≥ the target), and
-the run's stored candidates are scored again there (``runner.reevaluate``): no encoding.
+the run's stored candidates are scored again there (``harness.execute.reevaluate``): no encoding.
 
 Usage:
     dupbench run experiment=invariance results_dir=/tmp/inv
@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from dupbench.files import write_text
-from dupbench.harness.runner import reevaluate
+from dupbench.harness.execute import reevaluate
 from dupbench.harness.store import find_runs
 
 
@@ -38,7 +38,7 @@ def recall_at_target(run, column: str) -> tuple[pd.Series, float]:
 def method_label(run) -> str:
     """The method's preset label (or class name), without the run's benchmark overrides: runs of
     one preset searched to different widths are one column (the newest)."""
-    method = run.info["config"]["method"]
+    method = run.record.config["method"]
     return method.get("label") or method["name"]
 
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     columns, thresholds = {}, {}
     runs = [run for folder in args.results_dirs for run in find_runs(folder)]
-    for run in sorted(runs, key=lambda r: r.info["finished"]):  # a method's newest run wins
+    for run in sorted(runs, key=lambda r: r.record.finished):  # a method's newest run wins
         name = method_label(run)
         per_group, overall = recall_at_target(run, args.column)
         columns[name] = pd.concat([per_group, pd.Series({"(all pairs)": overall})])

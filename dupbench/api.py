@@ -32,9 +32,9 @@ from dupbench.errors import UsageError, check_parameters, unknown_name
 from dupbench.files import write_json
 from dupbench.methods import Method, get_method, method_class
 from dupbench.methods.base import accepted_params
-from dupbench.methods.registry import SEARCH_FUNCTIONS, search_function
-from dupbench.records import Candidates, Encodings, hex_to_words
-from dupbench.search import BACKENDS, range_groups
+from dupbench.records import Candidates, Encodings, GroupedCandidates, hex_to_words
+from dupbench.search import range_groups
+from dupbench.search.registry import find_whole_search, index_backends
 
 log = logging.getLogger("dupbench")
 _HEX = re.compile("[0-9a-fA-F]+")
@@ -295,11 +295,11 @@ def _search_for(m: Method, backend: str) -> tuple[str, dict[str, Any]]:
     checked before any encoding is done."""
     if backend == "auto":
         return m.preferred_search or ("auto", {})
-    if backend in SEARCH_FUNCTIONS:
+    if find_whole_search(backend) is not None:
         if backend not in (m.name, (m.preferred_search or ("",))[0]):
             raise UsageError(f"the {backend} search reads {backend} codes, not {m.name} codes")
         return backend, {}
-    valid = BACKENDS.get(m.metric, ())
+    valid = index_backends(m.metric)
     if backend not in valid:
         raise unknown_name(f"search backend for {m.name} ({m.metric})", backend, ["auto", *valid])
     return backend, {}
@@ -394,9 +394,10 @@ def _search(
     search_params: dict[str, Any],
 ) -> DuplicateResult:
     """The configured search (a preset's own search function, or an index) over ``enc``."""
-    search = search_function(backend)
-    if search is not None:
-        pairs = search(enc, threshold, **search_params)
+    whole = find_whole_search(backend)
+    pairs: Candidates | GroupedCandidates
+    if whole is not None:
+        pairs = whole.search(enc, threshold, **search_params)
     else:
         pairs = range_groups(enc, threshold, backend=backend, **search_params)
     return DuplicateResult(enc.ids, pairs, enc.skipped, paths)

@@ -99,7 +99,7 @@ class Cluster:
                 n = futures.pop(future)
                 parts[n] = _named_as_given(enc, names[starts[n] : starts[n] + size])
                 bar.update(len(enc) + len(enc.skipped))
-        return _concat(method, [parts[n] for n in range(len(starts))])
+        return _concat(method, [parts[n] for n in range(len(starts))], list(starts))
 
     def close(self) -> None:
         self.client.close()
@@ -230,10 +230,13 @@ def _named_as_given(enc: Encodings, names: list[str]) -> Encodings:
     return enc
 
 
-def _concat(method: Method, parts: list[Encodings]) -> Encodings:
-    """One ``Encodings`` from the batches, in order (the method's empty layout when none)."""
+def _concat(method: Method, parts: list[Encodings], starts: list[int]) -> Encodings:
+    """One ``Encodings`` from the batches, in order (the method's empty layout when none);
+    ``starts``: each batch's first position among the sources."""
     empty = method.encode([], [])
     codes = [p.codes for p in parts if len(p)]
+    shifted = [p.rows + s for p, s in zip(parts, starts) if p.rows is not None]
+    rows = np.concatenate([np.zeros(0, np.int64), *shifted]) if len(shifted) == len(parts) else None
     return Encodings(
         ids=[i for p in parts for i in p.ids],
         codes=np.concatenate(codes) if codes else empty.codes,
@@ -243,4 +246,5 @@ def _concat(method: Method, parts: list[Encodings]) -> Encodings:
         method=empty.method,
         params=empty.params,
         skipped=[s for p in parts for s in p.skipped],
+        rows=rows,
     )

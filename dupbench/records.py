@@ -199,6 +199,9 @@ class Encodings:
 
     ``codes`` is (n, words) uint64 for ``kind`` binary/exact and (n, dim) float32 for float.
     ``size`` is the number of meaningful bits (binary/exact) or the dimension (float).
+    ``rows``: the position of each encoded item in the sources given to ``encode`` (skipped ones
+    left out), so that a caller maps results back to its own rows without going through ids;
+    None where there was no source list (codes read back from a file, a store or a map).
     """
 
     ids: list[str]
@@ -209,11 +212,14 @@ class Encodings:
     method: str = ""
     params: dict = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+    rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.metric = DistanceKind(self.metric)
         if len(self.ids) != len(self.codes):
             raise ValueError(f"{len(self.ids)} ids but {len(self.codes)} code rows")
+        if self.rows is not None and len(self.rows) != len(self.codes):
+            raise ValueError(f"{len(self.rows)} source rows but {len(self.codes)} code rows")
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
+
+from dupbench.harness.record import (
+    DatasetRecord,
+    MethodRecord,
+    RunRecord,
+    SearchRecord,
+    StageSummary,
+    StageTiming,
+)
 
 #: photos that get edited copies, and one that stays alone (a distractor)
 TINY_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -56,3 +66,32 @@ def tiny_overrides(dataset_dir: Path, *extra: str) -> list[str]:
 def run_dirs(results: Path) -> list[Path]:
     """Run directories (with a run.json) below ``results``, oldest first."""
     return sorted((p.parent for p in results.rglob("run.json")), key=lambda p: str(p))
+
+
+def a_record(**changes) -> RunRecord:
+    """A complete run record; ``changes`` replace its fields."""
+    timing = StageTiming(wall_s=1.5, cpu_s=1.25, peak_rss_mb=100.0, added_rss_mb=2.0, items=3)
+    record = RunRecord(
+        key="k" * 64,
+        status="done",
+        label="phash (threshold=4)",
+        method=MethodRecord("phash", {"hash_size": 8}, "binary", 64),
+        metric="hamming",
+        threshold=4.0,
+        sweep_to=16.0,
+        k_values=[1, 5, 10],
+        target_precision=0.99,
+        dataset=DatasetRecord("default", "/data", "c" * 64, 3, 2, ["exact", "near"]),
+        search=SearchRecord("brute", {}),
+        encoded=3,
+        skipped=0,
+        candidates=2,
+        stages={"encode": StageSummary(1.5, 1.25, 100.0, 2.0, None, 3, 2.0, [timing])},
+        seeds={"python": 0, "numpy": 0},
+        config={"method": {"name": "phash"}},
+        overrides=["method=phash"],
+        environment={"python": "3.11"},
+        started="2026-01-01T00:00:00+00:00",
+        finished="2026-01-01T00:01:00+00:00",
+    )
+    return dataclasses.replace(record, **changes)

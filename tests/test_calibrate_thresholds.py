@@ -96,11 +96,11 @@ def test_calibration_reads_the_runs_threshold_at_the_target_precision(
     for name in ("phash", "phash_dihedral"):
         row = table.loc[name]
         assert row.status == "ok", row.status
-        run = max(find_runs(tmp_path / "runs" / name), key=lambda r: r.info["finished"])
+        run = max(find_runs(tmp_path / "runs" / name), key=lambda r: r.record.finished)
         truth = run.truth()
         curve = pr_curve(run.candidates(), truth.pairs, truth.n)
         at = curve[curve.threshold == row.threshold].iloc[0]
         assert at.precision >= 0.99 and at.recall == pytest.approx(row.recall, abs=1e-4)
         looser = curve[(curve.threshold > row.threshold) & (curve.recall > at.recall)]
         assert (looser.precision < 0.99).all()
-        assert row.dataset_checksum == run.info["dataset"]["checksum"]
+        assert row.dataset_checksum == run.record.dataset.checksum

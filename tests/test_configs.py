@@ -50,7 +50,8 @@ def test_primary_config_defaults_validate(compose_run):
 
 @pytest.mark.parametrize("name", options("method"))
 def test_every_method_config_instantiates_its_method(compose_run, name):
-    from dupbench.harness.runner import build_method, thresholds
+    from dupbench.harness.components import build_method
+    from dupbench.harness.thresholds import thresholds
 
     cfg = to_run_config(compose_run([f"method={name}"]))
     method = build_method(cfg)
@@ -84,15 +85,15 @@ def test_every_search_config_builds_an_index(compose_run, name):
     """Each backend is built with its configured parameters on real codes of its metric."""
     import numpy as np
 
-    from dupbench.methods.registry import SEARCH_FUNCTIONS
-    from dupbench.search import HAMMING_BACKENDS, build_index
+    from dupbench.search import build_index
+    from dupbench.search.registry import find_whole_search, index_backends
 
     cfg = to_run_config(compose_run([f"search={name}"]))
     rng = np.random.default_rng(0)
     backend = cfg.search.backend
-    if backend in SEARCH_FUNCTIONS:
+    if find_whole_search(backend) is not None:
         pytest.skip(f"{backend} searches one method's codes; run in test_harness_experiments")
-    if backend == "auto" or backend in HAMMING_BACKENDS:
+    if backend == "auto" or backend in index_backends("hamming"):
         codes, metric = rng.integers(0, 2**63, size=(50, 1), dtype=np.uint64), "hamming"
     else:
         codes, metric = rng.standard_normal((50, 16)).astype(np.float32), "cosine"
@@ -173,7 +174,7 @@ def test_unknown_method_parameter_is_refused_with_the_closest_name(compose_run):
 
 def test_unknown_dataset_name_lists_the_valid_ones(compose_run):
     from dupbench.datasets import DatasetError
-    from dupbench.harness.runner import load_dataset
+    from dupbench.harness.components import load_dataset
 
     cfg = to_run_config(compose_run(["dataset.name=nope"]))
     with pytest.raises(DatasetError, match="default"):

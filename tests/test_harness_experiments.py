@@ -145,7 +145,7 @@ def test_user_config_dir_adds_a_method_preset(tmp_path, tiny):
 
 
 def test_cli_run_passes_overrides_to_hydra_and_defaults_to_the_default_experiment():
-    from dupbench.cli import run as run_cli
+    from dupbench.cli import benchmark as run_cli
 
     parser = argparse.ArgumentParser(prog="dupbench")
     run_cli.add_parser(parser.add_subparsers(dest="command"))
@@ -174,7 +174,7 @@ def test_default_experiment_leaves_out_methods_whose_package_is_missing(monkeypa
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from dupbench.cli import run as run_cli
+    from dupbench.cli import benchmark as run_cli
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

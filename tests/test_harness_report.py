@@ -36,11 +36,11 @@ def report(results, tmp_path_factory):
 def sweep(tmp_path_factory, photos):
     """One multirun: aHash at thresholds 10, 2 and 1, and a dHash job that fails (its method
     cannot be built), as a missing optional package would make it."""
-    from dupbench.harness import runner
+    from dupbench.harness import execute
 
     root = tmp_path_factory.mktemp("sweep")
     tiny = build_tiny_dataset(root, photos)
-    build = runner.build_method
+    build = execute.build_method
 
     def failing_dhash(cfg):
         if cfg.method.name == "dhash":
@@ -48,7 +48,7 @@ def sweep(tmp_path_factory, photos):
         return build(cfg)
 
     with working_dir(root), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "build_method", failing_dhash)
+        patch.setattr(execute, "build_method", failing_dhash)
         with pytest.raises((ImportError, SystemExit)):  # Hydra raises after every job ran
             run_hydra(
                 [

@@ -14,7 +14,7 @@ from harness_fixtures import build_tiny_dataset, run_dirs, tiny_overrides, worki
 
 from dupbench.harness import store
 from dupbench.harness.app import run_hydra
-from dupbench.harness.runner import reevaluate
+from dupbench.harness.execute import reevaluate
 from dupbench.records import Candidates
 
 RUN_FILES = (
@@ -136,11 +136,11 @@ def test_identical_config_is_reused_unless_forced(tmp_path, tiny, capsys):
         run_hydra([*overrides, "force=true"])
     first, second, third = (store.StoredRun(d) for d in run_dirs(tmp_path / "results"))
     assert "reused" in capsys.readouterr().err
-    assert first.info["status"] == "done" and third.info["status"] == "done"
-    assert second.info["status"] == "reused"
-    assert second.info["reused_from"] == str(first.dir.resolve())
+    assert first.record.status == "done" and third.record.status == "done"
+    assert second.record.status == "reused"
+    assert second.record.reused_from == str(first.dir.resolve())
     assert same(second.metrics, first.metrics)
-    assert first.info["key"] == second.info["key"] == third.info["key"]  # force is not measured
+    assert first.record.key == second.record.key == third.record.key  # force is not measured
     # a report shows the configuration once: the latest finished original
     (shown,) = store.find_runs(tmp_path / "results")
     assert shown.dir == third.dir
@@ -162,15 +162,16 @@ def test_two_runs_with_the_same_seed_give_the_same_metrics(tmp_path, tiny):
         time.sleep(1.1)
         run_hydra(overrides)
     a, b = (store.StoredRun(d) for d in run_dirs(tmp_path / "results"))
-    assert a.info["status"] == b.info["status"] == "done"
+    assert a.record.status == b.record.status == "done"
     assert same(a.metrics, b.metrics)
     np.testing.assert_array_equal(a.candidates().score, b.candidates().score)
-    assert a.info["metric"] == "cosine" and a.info["threshold"] == 0.9 and a.info["sweep_to"] == 0.5
-    assert a.info["seeds"]["torch"] == 0
+    assert a.record.metric == "cosine" and a.record.threshold == 0.9 and a.record.sweep_to == 0.5
+    assert a.record.seeds["torch"] == 0
 
 
 _STOPWATCH_SCENARIO = """
 import json, time
+from dataclasses import asdict
 import numpy as np
 from dupbench.harness.measure import MemorySampler, Stopwatch
 
@@ -186,7 +187,7 @@ with MemorySampler(interval=0.002) as sampler:
         while time.process_time() < deadline:
             pass
         spin.items = 20
-print(json.dumps(watch.summary()))
+print(json.dumps({k: asdict(v) for k, v in watch.summary().items()}))
 """
 
 
@@ -261,14 +262,14 @@ def test_a_finished_run_is_not_reused_when_code_or_data_changed(
         run_hydra(overrides)
         assert "the dataset changed" in capsys.readouterr().err
         second = [d for d in run_dirs(tmp_path / "results") if d != first]
-        assert len(second) == 1 and store.StoredRun(second[0]).info["status"] == "done"
+        assert len(second) == 1 and store.StoredRun(second[0]).record.status == "done"
         # other code: another key, so nothing to reuse
         state = environment.code_state()
         monkeypatch.setattr(environment, "code_state", lambda: {**state, "source": "edited"})
         run_hydra(overrides)
     runs = [store.StoredRun(d) for d in run_dirs(tmp_path / "results")]
-    assert [r.info["status"] for r in runs] == ["done", "done", "done"]
-    assert runs[1].info["key"] == runs[0].info["key"] != runs[2].info["key"]
+    assert [r.record.status for r in runs] == ["done", "done", "done"]
+    assert runs[1].record.key == runs[0].record.key != runs[2].record.key
     assert "reused" not in capsys.readouterr().err
 
 
@@ -278,22 +279,22 @@ def test_runs_in_the_same_second_get_their_own_directories(tmp_path, tiny):
         run_hydra(overrides)
         run_hydra(overrides)
     dirs = run_dirs(tmp_path / "results")
-    assert len(dirs) == 2 and all(store.StoredRun(d).info["status"] == "done" for d in dirs)
+    assert len(dirs) == 2 and all(store.StoredRun(d).record.status == "done" for d in dirs)
 
 
 def test_a_failed_run_leaves_no_finished_marker(tmp_path, tiny, monkeypatch):
-    from dupbench.harness import runner
+    from dupbench.harness import execute
 
     run_dir = tmp_path / "again"
     overrides = ["method=ahash", "force=true", f"hydra.run.dir={run_dir}", *tiny_overrides(tiny)]
     with working_dir(tmp_path):
         run_hydra(overrides)
-        assert store.StoredRun(run_dir).info["status"] == "done"
+        assert store.StoredRun(run_dir).record.status == "done"
 
         def broken(cfg):
             raise RuntimeError("encoder crashed")
 
-        monkeypatch.setattr(runner, "build_method", broken)
+        monkeypatch.setattr(execute, "build_method", broken)
         with pytest.raises((RuntimeError, SystemExit)):
             run_hydra(overrides)
     assert not (run_dir / "run.json").exists()
@@ -331,13 +332,13 @@ def test_stored_metrics_are_evaluate_run_of_the_stored_pairs(phash_run):
     from dupbench.evaluation import evaluate_run
 
     run = store.StoredRun(phash_run)
-    info, truth = run.info, run.truth()
+    record, truth = run.record, run.truth()
     again = evaluate_run(
         run.candidates(),
         truth.pairs,
         truth.n,
-        info["threshold"],
-        info["k_values"],
-        info["target_precision"],
+        record.threshold,
+        record.k_values,
+        record.target_precision,
     )
     assert same(run.metrics, again)

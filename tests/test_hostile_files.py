@@ -3,6 +3,7 @@ lead dupbench out of a dataset folder (issue 9)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from harness_fixtures import a_record
 
 from dupbench.datasets import DatasetError, GroundTruth, load_dataset, read_dataset_dir
 from dupbench.datasets.dataset import Dataset
@@ -173,7 +175,9 @@ def test_a_crafted_file_unpacking_to_800mb_is_refused_quickly_in_bounded_memory(
 def test_a_stored_run_checks_its_files_against_its_image_count(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    write_json(run / "run.json", {"dataset": {"images": 3}})
+    record = a_record()
+    record = a_record(dataset=dataclasses.replace(record.dataset, images=3))
+    write_json(run / "run.json", record.to_json())
     write_json(run / "metrics.json", {})
     _real_candidates(run / "candidates.npz")  # index 3 among 3 images
     StoredTruth(np.array([[0, 1]]), 3, {"transform": np.array(["jpeg"])}).save(run / "truth.npz")

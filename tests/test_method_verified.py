@@ -120,7 +120,7 @@ with MemorySampler() as sampler:
         sampler.sample()  # seen while it lives, whatever the sampler thread's timing
         with watch.stage("search.retrieve"):
             del block
-print(json.dumps({k: v["added_rss_mb"] for k, v in watch.summary().items()}))
+print(json.dumps({k: v.added_rss_mb for k, v in watch.summary().items()}))
 """
 
 

@@ -9,14 +9,10 @@ import pytest
 from methods_fixtures import SCENE_PHOTOS, half_size, jpeg_bytes, photo
 from PIL import Image
 
-from dupbench.methods.crop_resistant import (
-    CropResistantHash,
-    crop_resistant_search,
-    find_segments,
-    region_codes,
-)
+from dupbench.methods.crop_resistant import CropResistantHash, find_segments
 from dupbench.methods.hashing import DifferenceHash
 from dupbench.records import words_to_hex
+from dupbench.search.regions import crop_resistant_search, region_codes
 
 SEGMENTS = 8
 

@@ -12,14 +12,8 @@ from PIL import Image, ImageOps
 
 from dupbench.errors import UsageError
 from dupbench.methods import get_method
-from dupbench.methods.invariant import (
-    DIHEDRAL,
-    border_box,
-    dihedral_search,
-    dihedral_variants,
-    trim_borders,
-    variant_codes,
-)
+from dupbench.methods.invariant import DIHEDRAL, border_box, dihedral_variants, trim_borders
+from dupbench.search.dihedral import dihedral_search, variant_codes
 from dupbench.search.hamming import hamming_matrix
 
 #: every binary hash family, 64-bit presets (crop_resistant's code is region slots: no dihedral)

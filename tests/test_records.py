@@ -76,3 +76,18 @@ def test_candidates_filter_sort_and_store(tmp_path):
     c.save(tmp_path / "c.npz")
     back = Candidates.load(tmp_path / "c.npz")
     assert np.array_equal(back.i, c.i) and back.metric == "hamming" and not back.cross
+
+
+def test_encodings_carry_the_source_row_of_each_code(tmp_path):
+    """Encoded rows map back to the sources given, skipped ones left out, without ids."""
+    from dupbench.methods import get_method
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    sources = [image, str(tmp_path / "missing.png"), image[::-1].copy()]
+    for name in ("phash", "verified"):
+        enc = get_method(name).encode(sources, ["a", "b", "c"])
+        assert enc.ids == ["a", "c"] and len(enc.skipped) == 1
+        np.testing.assert_array_equal(enc.rows, [0, 2])
+    with pytest.raises(ValueError, match="source rows"):
+        Encodings(["a"], np.zeros((1, 1), np.uint64), "binary", "hamming", 64, rows=np.arange(2))

@@ -31,7 +31,7 @@ COMMAND_MODULES = (
     "serve",
     "methods",
     "datasets",
-    "run",
+    "benchmark",
     "report",
 )
 

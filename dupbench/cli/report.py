@@ -58,7 +58,7 @@ def report(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from dupbench.evaluation.catalogue import names
     from dupbench.files import write_json
-    from dupbench.harness.runner import reevaluate
+    from dupbench.harness.execute import reevaluate
 
     try:
         metrics = reevaluate(args.run_dir, args.threshold).metrics

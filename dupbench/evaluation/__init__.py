@@ -5,12 +5,12 @@ array of duplicate pairs. No metric enumerates the n(n-1)/2 possible pairs. The 
 each kernel's docstring; ``evaluate`` is imagededup's map-based entry point.
 """
 
+from dupbench.evaluation.all_metrics import evaluate_run, scores_at, threshold_free_scores
 from dupbench.evaluation.compat import evaluate
 from dupbench.evaluation.curves import micro_ap, operating_points, pr_curve, score_distributions
 from dupbench.evaluation.groups import breakdown
 from dupbench.evaluation.pairwise import pairwise_scores
 from dupbench.evaluation.ranking import RankedLists, ranked_lists, ranking_scores, retrieval_scores
-from dupbench.evaluation.run import evaluate_run, scores_at, threshold_free_scores
 
 __all__ = [
     "RankedLists",

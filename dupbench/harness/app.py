@@ -10,15 +10,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import cast
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from dupbench.errors import DupbenchError
 from dupbench.evaluation.catalogue import summary_line
-from dupbench.harness import environment, runner, store
-from dupbench.harness.schema import RunConfig, register_schemas, to_run_config, without_hydra
+from dupbench.harness import store
+from dupbench.harness.components import load_dataset
+from dupbench.harness.execute import execute_run, reuse_run, run_key
+from dupbench.harness.overrides import parse_overrides
+from dupbench.harness.schema import RunConfig, register_schemas, to_run_config
 from dupbench.locks import hold
 
 register_schemas()
@@ -35,12 +37,12 @@ def run_label(cfg: RunConfig, choice: str | None, task_overrides: list[str]) -> 
     runs of a sweep stay apart."""
     base = cfg.method.label or choice or cfg.method.name
     tweaks = []
-    for override in task_overrides:
-        key, _, value = override.lstrip("+~").partition("=")
+    for override in parse_overrides(task_overrides):
+        key = override.key
         if key in _UNLABELLED_KEYS or key.split(".")[0].split("/")[0] in _UNLABELLED_ROOTS:
             continue
         short = key.removeprefix("method.params.").removeprefix("method.")
-        tweaks.append(f"{short.removeprefix('benchmark.')}={value}")
+        tweaks.append(f"{short.removeprefix('benchmark.')}={override.value or ''}")
     return f"{base} ({', '.join(tweaks)})" if tweaks else base
 
 
@@ -65,21 +67,18 @@ def task(cfg: DictConfig) -> float:
 def _task(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    import dupbench
-
     hc = HydraConfig.get()
     typed = to_run_config(cfg)
-    config = cast(dict, OmegaConf.to_container(without_hydra(cfg), resolve=True))
     overrides = list(hc.overrides.task)
     label = run_label(typed, hc.runtime.choices.get("method"), overrides)
     run_dir = Path(hc.runtime.output_dir)
-    key = store.run_key(config, dupbench.__version__, environment.code_state())
+    key = run_key(typed)
     # one run of a key at a time: an identical run started meanwhile finishes, then is reused
     with hold(Path(typed.results_dir) / f".run-{key[:16]}.lock", what=label, timeout=None):
         earlier = None if typed.force else store.find_finished(typed.results_dir, key)
         if earlier is not None:
-            checksum = runner.load_dataset(typed).checksum()
-            if earlier.info["dataset"]["checksum"] != checksum:
+            checksum = load_dataset(typed).checksum()
+            if earlier.record.dataset.checksum != checksum:
                 print(
                     f"{label}: the dataset changed since the finished run {earlier.dir}; "
                     "running again",
@@ -87,13 +86,13 @@ def _task(cfg: DictConfig) -> float:
                 )
                 earlier = None
         if earlier is not None:
-            metrics = runner.reuse(earlier, run_dir, overrides)
+            metrics = reuse_run(earlier, run_dir, overrides)
             print(
                 f"{label}: identical to the finished run {earlier.dir} (reused; force=true reruns)",
                 file=sys.stderr,
             )
         else:
-            metrics = runner.run(typed, run_dir, label, config, overrides, key)
+            metrics = execute_run(typed, run_dir, label, overrides, key)
     print(summary_line(label, metrics) + f"  -> {run_dir}", file=sys.stderr)  # after every run
     return metrics["f1"]
 

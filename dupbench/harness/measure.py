@@ -13,9 +13,11 @@ import resource
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
+
+from dupbench.harness.record import StageSummary, StageTiming
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _MB = 1024 * 1024
@@ -110,20 +112,6 @@ def _cuda():
     return None
 
 
-@dataclass
-class StageTiming:
-    """One pass of one stage. ``cpu_s`` counts this process and the worker processes it reaped;
-    ``added_rss_mb`` is the peak minus the RSS at the stage's start (what the stage itself needed,
-    whatever earlier work left resident)."""
-
-    wall_s: float
-    cpu_s: float
-    peak_rss_mb: float
-    added_rss_mb: float
-    items: int
-    cuda_peak_mb: float | None = None
-
-
 def _cpu_seconds() -> float:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
@@ -142,22 +130,22 @@ class Stopwatch:
     def stage(self, name: str, items: int = 0) -> _StageContext:
         return _StageContext(self, name, items)
 
-    def summary(self) -> dict[str, dict]:
+    def summary(self) -> dict[str, StageSummary]:
         """Per stage: median wall and CPU time over the passes, the maximum memory, throughput."""
         out = {}
         for name, passes in self.passes.items():
             wall = median(p.wall_s for p in passes)
             cuda = [p.cuda_peak_mb for p in passes if p.cuda_peak_mb is not None]
-            out[name] = {
-                "wall_s": wall,
-                "cpu_s": median(p.cpu_s for p in passes),
-                "peak_rss_mb": max(p.peak_rss_mb for p in passes),
-                "added_rss_mb": max(p.added_rss_mb for p in passes),
-                "cuda_peak_mb": max(cuda) if cuda else None,
-                "items": passes[-1].items,
-                "items_per_s": passes[-1].items / wall if wall > 0 else float("nan"),
-                "passes": [{**asdict(p)} for p in passes],
-            }
+            out[name] = StageSummary(
+                wall_s=wall,
+                cpu_s=median(p.cpu_s for p in passes),
+                peak_rss_mb=max(p.peak_rss_mb for p in passes),
+                added_rss_mb=max(p.added_rss_mb for p in passes),
+                cuda_peak_mb=max(cuda) if cuda else None,
+                items=passes[-1].items,
+                items_per_s=passes[-1].items / wall if wall > 0 else float("nan"),
+                passes=list(passes),
+            )
         return out
 
 

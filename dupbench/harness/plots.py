@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from dupbench import files
-from dupbench.distance import DistanceKind
 from dupbench.evaluation.catalogue import specs
 from dupbench.harness.store import CURVE_FILE, SWEEP_FILE, StoredRun
 from dupbench.harness.tables import breakdown_table
@@ -108,8 +107,8 @@ def group_runs(runs: list[StoredRun]) -> list[list[StoredRun]]:
     groups: dict[tuple, list[StoredRun]] = {}
     for run in runs:
         key = (
-            run.info["dataset"]["checksum"],
-            run.info["metric"],
+            run.record.dataset.checksum,
+            run.record.metric,
             _file_digest(run, CURVE_FILE),
             _file_digest(run, SWEEP_FILE),
         )
@@ -141,20 +140,20 @@ def group_label(group: list[StoredRun]) -> str:
         base = _THRESHOLD_TWEAK.sub("", run.label).replace("(, ", "(").replace(", )", ")")
         bases.append(base.replace(" ()", "").strip())
     base = " / ".join(dict.fromkeys(bases))
-    thresholds = _span([run.info["threshold"] for run in group])
+    thresholds = _span([run.record.threshold for run in group])
     return f"{base} ({len(group)} runs, thresholds {thresholds})"
 
 
 def _one_point(run: StoredRun) -> bool:
     """Exact digests (and any run whose sweep has a single threshold) have one operating point:
     a curve over the threshold would be meaningless."""
-    return not DistanceKind(run.info["metric"]).graded or len(run.table(SWEEP_FILE)) <= 1
+    return not run.record.metric.graded or len(run.table(SWEEP_FILE)) <= 1
 
 
 def _threshold_marks(ax, group: list[StoredRun]) -> None:
     """The run thresholds of a panel: a dashed line for one run, ticks along the bottom for
     many (so that a sweep does not paint the panel grey)."""
-    thresholds = sorted({run.info["threshold"] for run in group})
+    thresholds = sorted({run.record.threshold for run in group})
     if len(thresholds) <= 2:
         for t in thresholds:
             ax.axvline(t, color="grey", ls="--", lw=0.8)
@@ -271,7 +270,7 @@ def metrics_vs_threshold(runs: list[StoredRun], out: Path) -> list[Path]:
                     color=f"C{k}",
                 )
         _threshold_marks(ax, group)
-        ax.set(xlabel=f"threshold ({DistanceKind(run.info['metric']).score_name})")
+        ax.set(xlabel=f"threshold ({run.record.metric.score_name})")
     if groups:
         from matplotlib.lines import Line2D
 
@@ -320,15 +319,12 @@ def score_histograms(runs: list[StoredRun], out: Path) -> list[Path]:
             )
             ax.set(xlabel="exact matches (one operating point)")
             continue
-        bins: int | np.ndarray
-        if DistanceKind(run.info["metric"]).discrete:
-            bins = np.arange(both.min() - 0.5, both.max() + 1.5)
-        else:
-            bins = 30
+        discrete = run.record.metric.discrete
+        bins: int | np.ndarray = np.arange(both.min() - 0.5, both.max() + 1.5) if discrete else 30
         ax.hist(false, bins=bins, alpha=0.6, color=colours["false"])
         ax.hist(true, bins=bins, alpha=0.6, color=colours["true"])
         _threshold_marks(ax, group)
-        ax.set(xlabel=run.info["metric"], yscale="log")
+        ax.set(xlabel=str(run.record.metric), yscale="log")
     if groups:
         from matplotlib.patches import Patch
 

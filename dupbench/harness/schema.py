@@ -187,6 +187,11 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     return validate(typing.cast(RunConfig, OmegaConf.to_object(typed)))
 
 
+def as_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The config as plain JSON values: what a run records, and computes its key from."""
+    return dataclasses.asdict(cfg)
+
+
 def register_schemas() -> None:
     """Make ``run_schema`` available to the primary config's defaults list."""
     from hydra.core.config_store import ConfigStore

@@ -14,7 +14,7 @@ import pandas as pd
 
 from dupbench.distance import DistanceKind
 from dupbench.evaluation.catalogue import names
-from dupbench.harness.store import StoredTruth
+from dupbench.harness.store import NO_LABEL, StoredTruth
 from dupbench.records import Candidates
 
 #: breakdown label joining two columns, e.g. "jpeg/3" for transform "jpeg" at severity 3
@@ -84,7 +84,7 @@ def score(
         rows.append({"threshold": float(t), **{m: at_t[m] for m in kept if m in at_t}})
     tables = []
     for column, labels in group_labels(truth.groups).items():
-        if len(labels) and not all(v in ("", "None", "nan") for v in labels):
+        if len(labels) and not np.isin(labels, ("", NO_LABEL)).all():
             table = breakdown(candidates, truth.pairs, labels, threshold, truth.n)
             tables.append(table.assign(column=column))
     per_group = (

@@ -32,13 +32,18 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from dupbench.files import write_json as write_json  # the run files' writer, as store.write_json
-from dupbench.records import Candidates, DamagedFile, Skipped, read_npz, write_npz
+from dupbench.harness.record import RunRecord
+from dupbench.records import Candidates, DamagedFile, Encodings, Skipped, read_npz, write_npz
 from dupbench.text import natural_key
+
+if TYPE_CHECKING:
+    from dupbench.harness.scoring import Scores
 
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
 CANDIDATES_FILE, TRUTH_FILE, SKIPPED_FILE = "candidates.npz", "truth.npz", "skipped.csv"
@@ -50,6 +55,8 @@ HYDRA_SUBDIR = ".hydra"
 METHOD_STAGES = ("encode", "index", "search")
 #: config keys that change how a run is shown or stored, not what it measures
 _NOT_IN_KEY = ("force", "report", "results_dir")
+#: the stored label of a truth pair whose image has no value in a breakdown column
+NO_LABEL = "None"
 
 
 def read_json(path: Path):
@@ -66,6 +73,11 @@ def run_key(config: dict, version: str, code: dict | None = None) -> str:
         {**measured, "benchmark": bench, "version": version, "code": code}, sort_keys=True
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def label_strings(values) -> np.ndarray:
+    """Group labels as stored: each value's text, ``NO_LABEL`` for a missing one (None, NaN)."""
+    return np.asarray([NO_LABEL if pd.isna(v) else str(v) for v in values], dtype=str)
 
 
 @dataclass
@@ -93,7 +105,12 @@ class StoredTruth:
         and size (``read_npz``), pairs within ``n`` images (the run's count, when given)."""
         z = read_npz(path, {"pairs": ("iu", 2), "n": ("iu", 0)}, others=("U", 1))
         pairs, stored_n = z["pairs"], int(z["n"])
-        groups = {k[len("group_") :]: v for k, v in z.items() if k.startswith("group_")}
+        groups = {
+            # runs stored before NO_LABEL wrote a missing float as "nan"
+            k[len("group_") :]: np.where(v == "nan", NO_LABEL, v)
+            for k, v in z.items()
+            if k.startswith("group_")
+        }
         if (
             (n is not None and stored_n != n)
             or pairs.shape[1] != 2
@@ -113,6 +130,31 @@ def save_skipped(skipped: list[Skipped], path: Path) -> None:
     )
 
 
+def save_outputs(
+    run_dir: Path,
+    candidates: Candidates,
+    truth: StoredTruth,
+    encodings: Encodings,
+    scores: Scores,
+    keep_encodings: bool,
+) -> None:
+    """A run's raw outputs (every file but ``run.json``, which marks it finished)."""
+    candidates.save(run_dir / CANDIDATES_FILE)
+    truth.save(run_dir / TRUTH_FILE)
+    if keep_encodings:
+        encodings.save(run_dir / ENCODINGS_FILE)
+    save_skipped(encodings.skipped, run_dir / SKIPPED_FILE)
+    write_json(run_dir / METRICS_FILE, scores.metrics)
+    scores.curve.to_csv(run_dir / CURVE_FILE, index=False)
+    scores.sweep.to_csv(run_dir / SWEEP_FILE, index=False)
+    scores.breakdown.to_csv(run_dir / BREAKDOWN_FILE, index=False)
+
+
+def write_record(run_dir: Path, record: RunRecord) -> None:
+    """Write ``run.json``: last, so that it marks a finished run."""
+    write_json(run_dir / RUN_FILE, record.to_json())
+
+
 @dataclass
 class StoredRun:
     """A finished run directory, read lazily. ``shown_as`` replaces the stored label where
@@ -122,17 +164,18 @@ class StoredRun:
     shown_as: str | None = None
 
     @cached_property
-    def info(self) -> dict:
-        return read_json(self.dir / RUN_FILE)
+    def record(self) -> RunRecord:
+        """Its ``run.json`` (``KeyError`` / ``TypeError`` / ``ValueError`` when damaged)."""
+        return RunRecord.from_json(read_json(self.dir / RUN_FILE))
 
     @property
     def data_dir(self) -> Path:
         """Where the raw outputs are: this directory, or the original of a reused run."""
-        return Path(self.info.get("reused_from") or self.dir)
+        return Path(self.record.reused_from or self.dir)
 
     @property
     def label(self) -> str:
-        return self.shown_as or self.info["label"]
+        return self.shown_as or self.record.label
 
     def missing_data(self) -> str | None:
         """Why this run's outputs cannot be read (its data directory or a file is gone, empty or
@@ -161,10 +204,10 @@ class StoredRun:
         return read_json(self.data_dir / METRICS_FILE)
 
     def candidates(self) -> Candidates:
-        return Candidates.load(self.data_dir / CANDIDATES_FILE, n=self.info["dataset"]["images"])
+        return Candidates.load(self.data_dir / CANDIDATES_FILE, n=self.record.dataset.images)
 
     def truth(self) -> StoredTruth:
-        return StoredTruth.load(self.data_dir / TRUTH_FILE, n=self.info["dataset"]["images"])
+        return StoredTruth.load(self.data_dir / TRUTH_FILE, n=self.record.dataset.images)
 
     def table(self, filename: str) -> pd.DataFrame:
         path = self.data_dir / filename
@@ -217,28 +260,32 @@ def survey_runs(root: str | Path) -> tuple[list[StoredRun], list[BrokenRun]]:
             broken.append(_not_finished(run_dir))
             continue
         try:
-            info = run.info
-            status, key = info.get("status"), info["key"]
-        except (OSError, ValueError, KeyError, AttributeError) as e:
+            record = run.record
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             broken.append(BrokenRun(run_dir, "damaged", f"{RUN_FILE} is unreadable ({e})"))
             continue
-        if status not in ("done", "reused"):
-            broken.append(BrokenRun(run_dir, "unfinished", f"status {status!r}"))
+        if record.status not in ("done", "reused"):
+            broken.append(BrokenRun(run_dir, "unfinished", f"status {record.status!r}"))
             continue
         missing = run.missing_data()
         if missing:
             broken.append(BrokenRun(run_dir, "damaged", missing))
             continue
-        rank = (status == "done", info.get("finished", ""))
-        held = best.get(key)
-        if held is None or rank > (held.info["status"] == "done", held.info.get("finished", "")):
-            best[key] = run
+        held = best.get(record.key)
+        if held is None or _rank(record) > _rank(held.record):
+            best[record.key] = run
     runs = sorted(best.values(), key=lambda r: (natural_key(r.label), str(r.dir)))
     counts = Counter(r.label for r in runs)
     for run in runs:
         if counts[run.label] > 1:
-            run.shown_as = f"{run.label} [{run.info['dataset']['name']}, {run.dir.name}]"
+            run.shown_as = f"{run.label} [{run.record.dataset.name}, {run.dir.name}]"
     return runs, broken
+
+
+def _rank(record: RunRecord) -> tuple[bool, str]:
+    """Which of two runs of one key ``survey_runs`` keeps: the original over reuses, then the
+    latest."""
+    return record.status == "done", record.finished
 
 
 def find_runs(root: str | Path) -> list[StoredRun]:
@@ -269,7 +316,7 @@ def find_finished(root: str | Path, key: str) -> StoredRun | None:
         warnings.simplefilter("ignore")  # a broken unrelated run is the report's business
         runs = find_runs(root)
     for run in runs:
-        if run.info["key"] == key and run.info["status"] == "done":
+        if run.record.key == key and run.record.status == "done":
             return run
     return None
 
@@ -283,32 +330,32 @@ def runs_table(runs: list[StoredRun]) -> pd.DataFrame:
         if missing:
             warnings.warn(f"leaving the run in {run.dir} out of the table: {missing}", stacklevel=2)
             continue
-        info = run.info
+        record = run.record
         row = {
-            "label": info["label"],
-            "method": info["method"]["name"],
-            "params": json.dumps(info["method"]["params"], sort_keys=True),
-            "dataset": info["dataset"]["name"],
-            "dataset_checksum": info["dataset"]["checksum"],
-            "metric": info["metric"],
-            "images": info["dataset"]["images"],
-            "encoded": info["encoded"],
-            "skipped": info["skipped"],
-            "search_backend": info["search"]["backend"],
-            "sweep_to": info["sweep_to"],
+            "label": record.label,
+            "method": record.method.name,
+            "params": json.dumps(record.method.params, sort_keys=True),
+            "dataset": record.dataset.name,
+            "dataset_checksum": record.dataset.checksum,
+            "metric": record.metric,
+            "images": record.dataset.images,
+            "encoded": record.encoded,
+            "skipped": record.skipped,
+            "search_backend": record.search.backend,
+            "sweep_to": record.sweep_to,
         }
         row.update(run.metrics)
         peaks = []
-        for stage, t in sorted(info["stages"].items()):
-            row[f"{stage}_wall_s"] = t["wall_s"]
-            row[f"{stage}_cpu_s"] = t["cpu_s"]
-            row[f"{stage}_peak_rss_mb"] = t["peak_rss_mb"]
-            if t.get("cuda_peak_mb") is not None:
-                row[f"{stage}_cuda_peak_mb"] = t["cuda_peak_mb"]
+        for stage, t in sorted(record.stages.items()):
+            row[f"{stage}_wall_s"] = t.wall_s
+            row[f"{stage}_cpu_s"] = t.cpu_s
+            row[f"{stage}_peak_rss_mb"] = t.peak_rss_mb
+            if t.cuda_peak_mb is not None:
+                row[f"{stage}_cuda_peak_mb"] = t.cuda_peak_mb
             if stage in METHOD_STAGES:
-                peaks.append(t["peak_rss_mb"])
-        encode = info["stages"].get("encode", {})
-        row["images_per_s"] = encode.get("items_per_s", math.nan)
+                peaks.append(t.peak_rss_mb)
+        encode = record.stages.get("encode")
+        row["images_per_s"] = encode.items_per_s if encode else math.nan
         row["peak_rss_mb"] = max(peaks) if peaks else math.nan  # the method's, not the harness's
         row["run_dir"] = str(run.dir)
         rows.append(row)

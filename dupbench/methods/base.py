@@ -49,6 +49,9 @@ class Method(ABC):
     #: optional packages it imports (module names) and the ``dupbench[extra]`` that installs them
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
+    #: it takes a ``device`` parameter (a torch device), which the harness sets from
+    #: ``benchmark.device`` unless the method's own config does
+    takes_device: ClassVar[bool] = False
     #: (backend, params) of the search a preset pairs it with; None: the metric's usual search
     preferred_search: tuple[str, dict[str, Any]] | None = None
 
@@ -100,14 +103,14 @@ class Method(ABC):
         ``workers``: processes, as ``cpus.worker_count`` (None: every usable core; 1: here)."""
         ids = self._ids_for(sources, ids)
         results = _map_sources(self, list(sources), workers, progress)
-        kept_ids, rows, skipped = [], [], []
-        for ident, src, result in zip(ids, sources, results):
+        kept, codes, skipped = [], [], []
+        for k, (src, result) in enumerate(zip(sources, results)):
             if isinstance(result, Skipped):
                 skipped.append(Skipped(images.source_name(src), result.reason))
             else:
-                kept_ids.append(ident)
-                rows.append(result)
-        return self._encodings(kept_ids, self._stack(rows), skipped)
+                kept.append(k)
+                codes.append(result)
+        return self._encodings(kept, ids, self._stack(codes), skipped)
 
     @staticmethod
     def _ids_for(sources: Sequence[images.Source], ids: Sequence[str] | None) -> list[str]:
@@ -117,10 +120,17 @@ class Method(ABC):
             raise ValueError(f"{len(sources)} sources but {len(ids)} ids")
         return ids
 
-    def _encodings(self, ids: list[str], codes: np.ndarray, skipped: list[Skipped]) -> Encodings:
-        """Wrap codes with this method's self-description."""
+    def _encodings(
+        self,
+        kept: Sequence[int] | np.ndarray,
+        ids: list[str],
+        codes: np.ndarray,
+        skipped: list[Skipped],
+    ) -> Encodings:
+        """Wrap the codes of the sources at positions ``kept`` (of ``ids``, one per source) with
+        this method's self-description."""
         return Encodings(
-            ids=ids,
+            ids=[ids[k] for k in kept],
             codes=codes,
             kind=self.kind,
             metric=self.metric,
@@ -128,6 +138,7 @@ class Method(ABC):
             method=self.name,
             params=self.params,
             skipped=skipped,
+            rows=np.asarray(kept, dtype=np.int64),
         )
 
     def _stack(self, rows: list[np.ndarray]) -> np.ndarray:

@@ -62,6 +62,7 @@ class CNN(Method):
     robust_to = "resizing, recompression, colour edits, small crops"
     requires = ("torch", "torchvision")
     extra = "cnn"
+    takes_device = True
     kind = "float"
     metric = DistanceKind.COSINE
     default_threshold = 0.9  # imagededup's min_similarity_threshold
@@ -243,7 +244,8 @@ class CNN(Method):
                 bar.update(len(indices) + len(failed))
         kept = np.flatnonzero(ok)
         return self._encodings(
-            [ids[k] for k in kept],
+            kept,
+            ids,
             rows[kept].astype(self._params["dtype"]),
             [Skipped(images.source_name(sources[k]), failures[k]) for k in sorted(failures)],
         )

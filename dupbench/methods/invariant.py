@@ -10,7 +10,7 @@ permutes it. Both are undone before or around the hash, so any hash gains them t
 - ``dihedral=True``: the code holds the hashes of all 8 rotations and flips of the one decoded
   image, identity first (the canonical hash), each in its own whole 64-bit words. Two images are
   as far apart as the closest of one's 8 variants to the other's canonical hash, taken both
-  ways (``dihedral_search``, the search a dihedral method picks). Hashing the transposed
+  ways (``dupbench.search.dihedral``, the search a dihedral method picks). Hashing the transposed
   *image* rather than transposing a small working array makes it exact for every hash: the
   variants of an image rotated by 90° are the variants of the original, permuted, so its
   distance to the original is 0 whatever the hash's resampling does.
@@ -27,7 +27,6 @@ from dupbench import images
 from dupbench.distance import DistanceKind
 from dupbench.errors import UsageError
 from dupbench.methods.base import Method
-from dupbench.records import Candidates, Encodings
 
 #: the 8 symmetries of the square, identity first; None: the image as it is
 DIHEDRAL: tuple[Image.Transpose | None, ...] = (
@@ -40,7 +39,7 @@ DIHEDRAL: tuple[Image.Transpose | None, ...] = (
     Image.Transpose.TRANSPOSE,
     Image.Transpose.TRANSVERSE,
 )
-#: the search function a dihedral method pairs with (``registry.SEARCH_FUNCTIONS``)
+#: the search a dihedral method pairs with (``dupbench.search.dihedral``)
 DIHEDRAL_SEARCH = "dihedral"
 
 #: a border line's luma, averaged over ``_TRIM_RUN`` pixels along it, stays this close (0-255)
@@ -213,50 +212,10 @@ class InvariantHash(Method):
         return slots.ravel()
 
 
-def variant_codes(encodings: Encodings) -> np.ndarray:
-    """(n, 8, words) view of dihedral codes: one row of words per variant, canonical first."""
-    if not encodings.params.get("dihedral"):
-        raise ValueError(
-            f"the {DIHEDRAL_SEARCH} search reads codes of a method with "
-            f"dihedral=True, not {encodings.method} {encodings.params}"
-        )
-    return encodings.codes.reshape(len(encodings), len(DIHEDRAL), -1)
-
-
-def dihedral_search(encodings: Encodings, threshold: int, backend: str = "auto") -> Candidates:
-    """Pairs whose dihedral distance is at most ``threshold``.
-
-    d(a, b) = min over the variants v of min(H(v(a), c(b)), H(v(b), c(a))), c the canonical
-    (identity) hash: one range search of the 8n variants (queries) against the n canonical codes.
-    Its score is that distance, so the result ranks pairs as a plain hash's search does.
-    """
-    from dupbench.search import range_search
-
-    slots = variant_codes(encodings)
-    n, variants, words = slots.shape
-    if n < 2:
-        return Candidates.empty(DistanceKind.HAMMING)
-    canonical = np.ascontiguousarray(slots[:, 0])
-    queries = np.ascontiguousarray(slots.reshape(n * variants, words))
-    found = range_search(
-        canonical, threshold, DistanceKind.HAMMING, queries=queries, backend=backend
-    )
-    a, b = found.i // variants, found.j
-    keep = a != b
-    a, b, dist = a[keep], b[keep], found.score[keep].astype(np.int64)
-    pair = np.minimum(a, b) * n + np.maximum(a, b)
-    pairs, inverse = np.unique(pair, return_inverse=True)
-    best = np.full(len(pairs), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(best, inverse, dist)
-    return Candidates(pairs // n, pairs % n, best.astype(np.int32), DistanceKind.HAMMING).sorted()
-
-
 __all__ = [
     "DIHEDRAL",
     "InvariantHash",
     "border_box",
-    "dihedral_search",
     "dihedral_variants",
     "trim_borders",
-    "variant_codes",
 ]

@@ -10,8 +10,6 @@ instantiated; a method whose optional package is missing fails with the extra to
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 from dupbench.errors import check_parameters, unknown_name
@@ -22,15 +20,6 @@ from dupbench.registry import Registry
 #: method classes by name; every module of ``dupbench.methods`` is scanned, so each must import
 #: heavy libraries (torch, OpenCV) inside functions
 METHODS: Registry[type[Method]] = Registry("method", packages=("dupbench.methods",))
-
-#: searches that are functions of one method's encodings rather than ``dupbench.search``
-#: indexes, keyed by the backend name a config or ``search_method`` uses: the method's name, or
-#: "dihedral" for any hash with dihedral=True
-SEARCH_FUNCTIONS = {
-    "crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search",
-    "dihedral": "dupbench.methods.invariant:dihedral_search",
-    "verified": "dupbench.methods.verified:verified_search",
-}
 
 
 def available() -> list[str]:
@@ -94,11 +83,3 @@ def _configures(own: Preset, method: Method, params: dict[str, Any]) -> bool:
     benchmarks/calibrate_thresholds.py) applies to it as it does in ``dupbench run``."""
     given = all(k in own.params and own.params[k] == v for k, v in params.items())
     return given and all(method.params.get(k) == v for k, v in own.params.items())
-
-
-def search_function(backend: str) -> Callable | None:
-    """The method-specific search called ``backend`` (``SEARCH_FUNCTIONS``), or None."""
-    if backend not in SEARCH_FUNCTIONS:
-        return None
-    module, attribute = SEARCH_FUNCTIONS[backend].split(":")
-    return getattr(importlib.import_module(module), attribute)

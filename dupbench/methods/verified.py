@@ -19,7 +19,7 @@ images with them costs n². So:
   geometric transform. The score, in [0, 1], grows with the share of matches that map
   explains and with their count (``Verifier.score``).
 
-``verified_search`` (registered in ``SEARCH_FUNCTIONS``) runs both stages over encodings made by
+``verified_search`` (the registered "verified" search) runs both stages over encodings made by
 this method; the encodings must come from ``encode`` (codes alone, from a file, a store or an
 encoding map, carry no local features, and the search says so).
 """
@@ -41,6 +41,7 @@ from dupbench.errors import UsageError
 from dupbench.methods.base import Method, _map_sources, int_param
 from dupbench.methods.registry import METHODS
 from dupbench.records import Candidates, Encodings, Skipped
+from dupbench.search.registry import whole_search
 from dupbench.workers import parallel_map
 
 #: side of the grey thumbnail that is the code row (stage 1's photometric candidates)
@@ -172,16 +173,16 @@ class RetrieveVerify(Method):
         ids = self._ids_for(sources, ids)
         results = _map_sources(self, list(sources), workers, progress)
         kept, rows, features, skipped = [], [], [], []
-        for ident, result in zip(ids, results):
+        for k, result in enumerate(results):
             if isinstance(result, Skipped):
                 skipped.append(result)
             else:
-                kept.append(ident)
+                kept.append(k)
                 rows.append(result[0])
                 features.append(result[1])
         codes = np.stack(rows) if rows else np.zeros((0, self.size), np.float32)
         return VerifiedEncodings(
-            kept,
+            [ids[k] for k in kept],
             codes,
             self.kind,
             self.metric,
@@ -189,6 +190,7 @@ class RetrieveVerify(Method):
             self.name,
             self.params,
             skipped,
+            np.asarray(kept, dtype=np.int64),
             features=features,
         )
 
@@ -450,6 +452,7 @@ def verify(
     return np.array(scores, dtype=np.float32)
 
 
+@whole_search("verified", timed=True)
 def verified_search(
     encodings: Encodings,
     threshold: float = 0.0,

@@ -2,22 +2,20 @@
 
 Every index answers ``range(threshold)`` (all pairs at least that close) and ``topk(k)`` with a
 ``Candidates`` value: no self pairs, deterministic order, scores returned. ``build_index`` picks
-the index from the codes' metric and, with ``backend="auto"``, from the collection size.
+the index from the codes' metric and, with ``backend="auto"``, from the collection size. Every
+index, and every search that reads whole encodings, is registered by name in ``registry``.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from dupbench.distance import DistanceKind
 from dupbench.records import Candidates, Encodings, GroupedCandidates
+from dupbench.search.registry import SEARCHES, IndexBackend, index_backends
 
-HAMMING_BACKENDS = ("brute", "bktree", "faiss", "mih")
-COSINE_BACKENDS = ("flat", "hnsw", "ivf")
-#: the backends each kind can be searched with (EQUAL has one: grouping equal codes)
-BACKENDS = {DistanceKind.HAMMING: HAMMING_BACKENDS, DistanceKind.COSINE: COSINE_BACKENDS}
 #: from this many codes, "auto" uses multi-index hashing for Hamming search; it plans each search
 #: and runs brute force itself (FAISS when installed) where that is cheaper, e.g. at large radii
 MIH_HAMMING_MIN = 20_000
@@ -44,7 +42,7 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
     metric = DistanceKind(metric)
     if metric is DistanceKind.EQUAL:
         return "equal"
-    valid = BACKENDS[metric]
+    valid = index_backends(metric)
     if backend == "auto":
         if metric is DistanceKind.COSINE:
             from dupbench.search.mih import has_faiss
@@ -61,28 +59,10 @@ def build_index(
 ):
     """An index over ``data`` (Encodings or a code array) for its metric."""
     codes, metric = _codes_and_metric(data, metric)
-    chosen = pick_backend(metric, len(codes), backend)
-    if metric is DistanceKind.EQUAL:
-        from dupbench.search.exact import EqualIndex
-
-        return EqualIndex(codes)
-    if metric is DistanceKind.HAMMING:
-        from dupbench.search import hamming
-        from dupbench.search.mih import HammingMultiIndex
-
-        cls = {
-            "brute": hamming.HammingBruteForce,
-            "bktree": hamming.BKTree,
-            "faiss": hamming.HammingFaiss,
-            "mih": HammingMultiIndex,
-        }[chosen]
-        return cls(codes, **params)
-    if metric is DistanceKind.COSINE:
-        from dupbench.search.cosine import Backend, CosineIndex
-
-        # chosen is one of the cosine backends: pick_backend checked it
-        return CosineIndex(codes, backend=cast(Backend, chosen), **params)
-    raise NotImplementedError(f"no index searches {metric} codes")
+    entry = SEARCHES.get(pick_backend(metric, len(codes), backend))
+    if not isinstance(entry, IndexBackend) or entry.metric != metric:
+        raise NotImplementedError(f"no index searches {metric} codes")
+    return entry.build(codes, **params)
 
 
 def _query_codes(queries: Encodings | np.ndarray | None) -> np.ndarray | None:

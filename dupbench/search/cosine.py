@@ -26,16 +26,19 @@ first then by reference index.
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from dupbench.distance import DistanceKind
 from dupbench.records import Candidates
-from dupbench.search import COSINE_BACKENDS
+from dupbench.search.registry import index_backend
 
 Backend = Literal["flat", "hnsw", "ivf"]
+#: its ways to search: exact, HNSW graph, inverted file (each a registered search backend)
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
 
 
 def _import_faiss():
@@ -178,9 +181,9 @@ class CosineIndex:
         copy: bool = True,
         progress: bool = False,
     ) -> None:
-        if backend not in COSINE_BACKENDS:
+        if backend not in BACKENDS:
             raise ValueError(
-                f"unknown cosine backend {backend!r}; choose from {', '.join(COSINE_BACKENDS)}"
+                f"unknown cosine backend {backend!r}; choose from {', '.join(BACKENDS)}"
             )
         if query_block < 1 or ref_block < 1:
             raise ValueError("query_block and ref_block must be positive")
@@ -401,3 +404,7 @@ class CosineIndex:
             keep = rank < k
             qi, idx, sims = qi[keep], idx[keep], sims[keep]
         return qi, idx.astype(np.int64), sims
+
+
+for _backend in BACKENDS:
+    index_backend(_backend, DistanceKind.COSINE)(functools.partial(CosineIndex, backend=_backend))

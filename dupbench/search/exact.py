@@ -10,6 +10,7 @@ import numpy as np
 
 from dupbench.distance import DistanceKind
 from dupbench.records import Candidates
+from dupbench.search.registry import index_backend
 
 
 def unique_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,3 +83,9 @@ class EqualIndex:
         rank = np.arange(len(i)) - np.searchsorted(i, i, side="left")
         keep = rank < k
         return Candidates(i[keep], j[keep], pairs.score[order][keep], self.metric, True)
+
+
+@index_backend("equal", DistanceKind.EQUAL)
+def equal_index(codes: np.ndarray, **params) -> EqualIndex:
+    """Digests have one search, whatever the configured backend: its parameters do not apply."""
+    return EqualIndex(codes)

@@ -16,6 +16,7 @@ import numpy as np
 
 from dupbench.distance import DistanceKind
 from dupbench.records import Candidates
+from dupbench.search.registry import index_backend
 
 _DEFAULT_BLOCK_BYTES = 64 << 20
 
@@ -55,6 +56,7 @@ def _directed(rows: list, metric: DistanceKind = DistanceKind.HAMMING) -> Candid
     return Candidates(i, j, d.astype(np.int32), metric, cross=True)
 
 
+@index_backend("brute", DistanceKind.HAMMING)
 class HammingBruteForce:
     """Exact search by blocked XOR/popcount. Work is O(N·M·words); memory O(block_bytes)."""
 
@@ -119,6 +121,7 @@ class HammingBruteForce:
         return _directed(rows)
 
 
+@index_backend("bktree", DistanceKind.HAMMING)
 class BKTree:
     """Burkhard-Keller tree over codes (as Python ints); identical codes share one node.
 
@@ -215,6 +218,7 @@ class BKTree:
         return _directed(rows)
 
 
+@index_backend("faiss", DistanceKind.HAMMING)
 class HammingFaiss:
     """FAISS ``IndexBinaryFlat``: exact, SIMD popcount, blocked so result memory stays bounded."""
 

@@ -27,6 +27,7 @@ import numpy as np
 from dupbench.distance import DistanceKind
 from dupbench.records import Candidates
 from dupbench.search.hamming import HammingBruteForce, HammingFaiss, _as_words
+from dupbench.search.registry import index_backend
 
 #: pairs sampled to measure each substring's candidate rate
 SAMPLE_PAIRS = 50_000
@@ -234,6 +235,7 @@ def has_faiss() -> bool:
     return importlib.util.find_spec("faiss") is not None
 
 
+@index_backend("mih", DistanceKind.HAMMING)
 class HammingMultiIndex:
     """Exact Hamming range search by multi-index hashing, with brute force where that is cheaper.
 

@@ -43,7 +43,9 @@ def with_default_experiment(overrides: list[str]) -> list[str]:
     """Add ``experiment=default`` unless the overrides pick a method or an experiment, so
     ``dupbench run`` runs every method, and ``dupbench run dataset=ukbench`` every method on
     that dataset, while ``dupbench run method=phash`` is one run."""
-    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
+    from dupbench.harness.overrides import parse_overrides
+
+    keys = [o.key for o in parse_overrides(overrides) if o.value is not None]
     chooses = any(k in ("method", "experiment") or k.startswith("method.") for k in keys)
     # Hydra's own informational flags (-h/--help never get here: argparse answers them)
     hydra_only = {"--hydra-help", "--info", "-i", "--version"}
@@ -58,11 +60,12 @@ def without_uninstalled(overrides: list[str]) -> tuple[list[str], str | None]:
     line saying what was left out and how to install it (None when nothing was)."""
     from omegaconf import OmegaConf
 
+    from dupbench.harness.overrides import parse_overrides
     from dupbench.methods import method_class
     from dupbench.methods.base import missing_packages
     from dupbench.methods.presets import CONFIGS
 
-    keys = {o.lstrip("+~").split("=", 1)[0]: o.split("=", 1)[-1] for o in overrides if "=" in o}
+    keys = {o.key: o.value for o in parse_overrides(overrides) if o.value is not None}
     if keys.get("experiment") != "default" or "hydra.sweeper.params.method" in keys:
         return list(overrides), None
     sweep = OmegaConf.load(CONFIGS / "experiment" / "default.yaml").hydra.sweeper.params.method
