@@ -7,7 +7,7 @@ each kernel's docstring; ``evaluate`` is imagededup's map-based entry point.
 
 from dupbench.evaluation.compat import evaluate
 from dupbench.evaluation.curves import micro_ap, operating_points, pr_curve, score_distributions
-from dupbench.evaluation.groups import breakdown
+from dupbench.evaluation.groups import breakdown, breakdown_at_precision
 from dupbench.evaluation.pairwise import pairwise_scores
 from dupbench.evaluation.ranking import RankedLists, ranked_lists, ranking_scores, retrieval_scores
 from dupbench.evaluation.run import evaluate_run, scores_at, threshold_free_scores
@@ -15,6 +15,7 @@ from dupbench.evaluation.run import evaluate_run, scores_at, threshold_free_scor
 __all__ = [
     "RankedLists",
     "breakdown",
+    "breakdown_at_precision",
     "evaluate",
     "evaluate_run",
     "micro_ap",
