@@ -1,5 +1,6 @@
 """Figures of stored runs (PNG and PDF): PR curves, metrics vs threshold, score histograms,
-recall per transform, quality vs throughput, memory per stage.
+recall per transform (at each run's threshold, and at one pair precision for all), quality vs
+throughput, memory per stage.
 
 Figures are built with ``matplotlib.figure.Figure`` (no pyplot state, no display needed); scores
 come from ``dupbench.evaluation``, never computed here. They stay readable from one run to a
