@@ -1,6 +1,7 @@
 """Result tables as Markdown, CSV and LaTeX, with the best value of each column marked.
 
-Only formatting: every number comes from a stored run (``dupbench.evaluation`` computed it).
+Only formatting: every number comes from a stored run (``dupbench.evaluation`` computed it, or
+computes it here from the run's stored pairs: recall per group at one precision).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from dupbench.evaluation import breakdown_at_precision
 from dupbench.harness.store import BREAKDOWN_FILE, StoredRun
 from dupbench.text import natural_key
 
@@ -218,8 +220,6 @@ def recall_at_precision_table(
     ``breakdown_table`` with an ``ALL_PAIRS`` row; and per run label its ``threshold``,
     ``precision`` and ``recall`` there (``breakdown_at_precision``, from the stored pairs: no
     encoding). Runs whose truth has no ``column`` labels are left out."""
-    from dupbench.evaluation import breakdown_at_precision
-
     precision = common_target_precision(runs) if precision is None else precision
     recalls, counts, points = {}, [], {}
     for run in runs:
