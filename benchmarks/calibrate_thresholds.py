@@ -1,25 +1,33 @@
 """Calibrate each method's default threshold: the one that gives 99% pair precision on a dataset.
 
 Why: a default threshold should mean the same thing for every method ("what I may delete with
-1 wrong pair in 100"), where today each is a rule of thumb (imagededup's 10 of 64 bits, a cosine
-0.9). Each method preset runs through the harness (``dupbench run method=NAME``, so with its own
-search and sweep), and its threshold is read from the run's precision-recall curve:
-``operating_points``' ``recall_at_precision_threshold``, the threshold with the highest recall
-among those whose pair precision is at least the target (ties: the strictest).
+1 wrong pair in 100"), where each was a rule of thumb (imagededup's 10 of 64 bits, a cosine 0.9).
+Each method preset runs through the harness (``dupbench run method=NAME``, so with its own search
+and sweep), and its threshold is read from the precision-recall curve of the run's stored pairs:
+``operating_points``' ``recall_at_precision_threshold``, the widest threshold whose pair
+precision is at least the target (the highest recall; ties: the strictest, as a looser one only
+adds false pairs), rounded to the stricter side (a cosine at 4 decimals).
+
+What counts as false: every retrieved pair outside the truth levels the run scores (``levels``,
+exact and near on the default dataset). The "similar" pairs, different photos of one scene, are
+hard negatives a user would not delete, so they count against precision: on the default dataset
+they are what holds pHash and the CNN to strict thresholds.
 
 Output: a CSV (default ``results/calibration/thresholds.csv``) with, per preset, the threshold,
-its precision and recall, the method's current default, the widest threshold the run searched
-(``at_sweep_edge``: the target precision still holds at the loosest pair found, so a wider search
-could allow a looser threshold; the script then searches wider, up to ``_WIDENINGS`` times) and
-the dataset's name and checksum. ``--snippet`` prints the YAML lines,
-``--write`` puts the thresholds into ``dupbench/configs/method/<preset>.yaml``; a class name
+its precision and recall there, the method's default when it ran (and its precision and
+recall), the widest threshold the run searched (``at_sweep_edge``: the target precision still
+holds at the loosest pair found, so a wider search could allow a looser threshold; the script
+then searches wider, up to ``_WIDENINGS`` times), the dataset's name, checksum and truth levels,
+and the run's date.
+``--snippet`` prints the YAML lines, ``--write`` puts the thresholds, with a comment naming the
+dataset, date and this script, into ``dupbench/configs/method/<preset>.yaml``; a class name
 (``phash``) takes its own preset file's threshold when called without parameters (registry).
 
 Usage (each method's run lands in ``--results-dir/<preset>``; a finished identical run is reused;
 rows of ``--out`` for presets not calibrated again are kept):
     python benchmarks/calibrate_thresholds.py                        # every preset, default data
     python benchmarks/calibrate_thresholds.py --methods phash,pdq,cnn --snippet
-    python benchmarks/calibrate_thresholds.py --write                # then review the git diff
+    python benchmarks/calibrate_thresholds.py --no-run --write       # from the runs stored
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dupbench.evaluation import operating_points, pr_curve
 from dupbench.files import write_text
 from dupbench.harness.store import find_runs
 from dupbench.methods.presets import CONFIGS, presets
@@ -46,14 +55,18 @@ COLUMNS = [
     "precision",
     "recall",
     "default_threshold",
+    "default_precision",
+    "default_recall",
     "sweep_to",
     "at_sweep_edge",
     "target_precision",
     "dataset",
     "dataset_checksum",
+    "levels",
     "images",
     "truth_pairs",
     "code_bits",
+    "date",
     "status",
 ]
 #: at most this many reruns with a wider search while the target precision holds at its edge
@@ -93,38 +106,66 @@ def strictest_rounding(threshold: float, metric: str) -> float:
     return int(threshold) if metric == "hamming" else math.ceil(threshold * 1e4) / 1e4
 
 
+def at_threshold(curve: pd.DataFrame, threshold: float, metric: str) -> pd.Series | None:
+    """The row of ``curve`` (strictest first) in force at ``threshold``: its loosest row that is
+    no looser than the threshold; None when every row is looser."""
+    kept = (
+        curve["threshold"] >= threshold if metric == "cosine" else curve["threshold"] <= threshold
+    )
+    return curve[kept].iloc[-1] if kept.any() else None
+
+
 def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
-    """The CSV row of preset ``name`` from its newest finished run."""
+    """The CSV row of preset ``name`` from its newest finished run.
+
+    The run's curve is built again from its stored pairs (``pr_curve``): a false pair is any
+    retrieved pair outside the truth levels the run scored (exact and near by default), so the
+    "similar" pairs (different photos of one scene) count against precision, as a user would
+    count them. The threshold is ``operating_points``' (the highest recall with precision ≥ the
+    target, ties: the strictest), rounded to the stricter side; precision and recall are read
+    again at the rounded threshold."""
     row = dict.fromkeys(COLUMNS, None) | {"method": name, "class": presets()[name].method}
     runs = [] if error else find_runs(results_dir / name)
     if not runs:
         return row | {"status": f"failed: {error or 'no finished run'}"}
     run = max(runs, key=lambda r: r.record.finished)
-    record, metrics = run.record, run.metrics
-    threshold = metrics["recall_at_precision_threshold"]
+    record = run.record
+    metric = record.metric
     row.update(
-        metric=record.metric,
+        metric=metric,
         default_threshold=record.threshold,
         sweep_to=record.sweep_to,
         target_precision=record.target_precision,
         dataset=record.dataset.name,
         dataset_checksum=record.dataset.checksum,
+        levels="+".join(record.dataset.levels),
         images=record.dataset.images,
         truth_pairs=record.dataset.truth_pairs,
         code_bits=record.method.size,
+        date=record.finished[:10],
     )
-    if threshold is None or math.isnan(threshold):
+    truth = run.truth()
+    curve = pr_curve(run.candidates(), truth.pairs, truth.n)
+    default = at_threshold(curve, record.threshold, metric)  # what the calibration replaces
+    if default is not None:
+        row.update(
+            default_precision=round(float(default["precision"]), 4),
+            default_recall=round(float(default["recall"]), 4),
+        )
+    found = operating_points(curve, record.target_precision)["recall_at_precision_threshold"]
+    if math.isnan(found):
         return row | {"status": "target precision not reached at any threshold"}
-    curve = run.table("curve.csv")
-    # the curve's row of that threshold (nearest: a cosine score went through JSON and CSV)
-    row_index = int((curve["threshold"] - threshold).abs().argmin())
-    point = curve.iloc[row_index]
+    threshold = strictest_rounding(found, metric)
+    point = at_threshold(curve, threshold, metric)
+    if point is None:
+        return row | {"status": f"no pair within the rounded threshold {threshold}"}
+    precision = float(point["precision"])
     return row | {
-        "threshold": strictest_rounding(float(point["threshold"]), record.metric),
-        "precision": round(float(point["precision"]), 4),
+        "threshold": threshold,
+        "precision": round(precision, 4),
         "recall": round(float(point["recall"]), 4),
-        "at_sweep_edge": row_index == len(curve) - 1,
-        "status": "ok",
+        "at_sweep_edge": found == curve["threshold"].iloc[-1],
+        "status": "ok" if precision >= record.target_precision else "below target once rounded",
     }
 
 
@@ -149,8 +190,8 @@ def preset_line(row: pd.Series) -> str:
     """The ``threshold:`` value and the comment recording how it was derived."""
     value = int(row.threshold) if row.metric == "hamming" else float(row.threshold)
     return (
-        f"threshold: {value}  # {row.target_precision:.0%} pair precision on "
-        f"{row.dataset}@{row.dataset_checksum[:12]} (benchmarks/calibrate_thresholds.py)"
+        f"threshold: {value}  # {row.target_precision:.0%} pair precision, "
+        f"{row.dataset}@{row.dataset_checksum[:12]} {row.date}, benchmarks/calibrate_thresholds.py"
     )
 
 
@@ -187,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write", action="store_true", help="update the threshold: line of each preset file"
     )
+    parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="read the newest finished run of each preset in --results-dir; run nothing",
+    )
     parser.add_argument("overrides", nargs="*", help="extra `dupbench run` overrides")
     args = parser.parse_args(argv)
     names = args.methods.split(",") if args.methods else calibrated_presets()
@@ -198,9 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         print(f"{name} ...", file=sys.stderr, flush=True)
-        error = run_method(name, args.results_dir, args.dataset, args.overrides)
+        error = (
+            None
+            if args.no_run
+            else run_method(name, args.results_dir, args.dataset, args.overrides)
+        )
         row = calibration_row(name, args.results_dir, error)
-        for _ in range(_WIDENINGS):
+        for _ in range(0 if args.no_run else _WIDENINGS):
             wider = None if row["status"] != "ok" else widened(row)
             if not row["at_sweep_edge"] or wider == row["sweep_to"]:
                 break

@@ -1,52 +1,55 @@
 """Recall at a target pair precision, per transform, for stored benchmark runs.
 
 The per-transform tables of ``dupbench report`` give recall at each run's operating threshold,
-which is a different precision for every method. This script puts every run at the threshold
-where its own precision over all pairs reaches the target (``recall_at_precision_threshold``,
-computed from its stored candidates) and prints recall per transform there, so the methods
-are compared at one precision:
+which is a different precision for every method. This puts every run at the threshold where its
+own precision over all pairs reaches the target (``recall_at_precision_threshold``, from its
+stored candidates: no encoding) and prints recall per transform there, so the methods are
+compared at one precision. ``dupbench report`` draws the same table as the figure
+``recall_per_transform_at_precision`` (``dupbench.harness.tables.recall_at_precision_table``).
 
     python benchmarks/recall_at_precision.py results/reference /tmp/runs --precision 0.99
+    python benchmarks/recall_at_precision.py results/calibration/runs --column severity --out t.csv
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pandas as pd
 
-from dupbench.evaluation import breakdown
-from dupbench.evaluation.all_metrics import threshold_free_scores
+from dupbench.files import write_text
 from dupbench.harness.store import find_runs
+from dupbench.harness.tables import recall_at_precision_table
 
 
-def per_transform(run, precision: float) -> tuple[pd.Series, float]:
-    """(recall per transform label, overall recall) at ``precision`` for one stored run."""
-    candidates, truth = run.candidates(), run.truth()
-    free = threshold_free_scores(candidates, truth.pairs, precision, n=truth.n)
-    threshold = free["recall_at_precision_threshold"]
-    table = breakdown(candidates, truth.pairs, truth.groups["transform"], threshold, truth.n)
-    return table.set_index("group")["recall"], free["recall_at_precision"]
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+", help="folders holding stored runs")
     parser.add_argument("--precision", type=float, default=0.99)
-    args = parser.parse_args()
-    columns, overall = {}, {}
-    for root in args.roots:
-        for run in find_runs(root):
-            columns[run.label], overall[run.label] = per_transform(run, args.precision)
-    table = pd.DataFrame(columns)
-    table.loc["ALL"] = pd.Series(overall)
-    best = table.max(axis=1)
-    print(f"recall at {args.precision:.0%} pair precision (rows: transform; * = best or tied)")
-    shown = table.map(lambda v: f"{v:.3f}").where(
-        table.lt(best, axis=0), table.map(lambda v: f"{v:.3f}*")
+    parser.add_argument(
+        "--column", default="transform", help="breakdown column (transform, severity, category)"
     )
-    print(shown.to_string())
+    parser.add_argument("--out", type=Path, help="also write the table (and thresholds) as CSV")
+    args = parser.parse_args(argv)
+    runs = [run for root in args.roots for run in find_runs(root)]
+    wide, points = recall_at_precision_table(runs, args.column, args.precision)
+    if wide.empty:
+        parser.error(f"no finished run with {args.column} labels below {', '.join(args.roots)}")
+    table = wide.set_index(args.column).drop(columns="pairs")
+    table.loc["(threshold)"] = points["threshold"]
+    recalls = table.iloc[:-1]
+    best = recalls.max(axis=1)
+    print(f"recall at {args.precision:.0%} pair precision (rows: {args.column}; * = best or tied)")
+    shown = recalls.map(lambda v: f"{v:.3f}").where(
+        recalls.lt(best, axis=0), recalls.map(lambda v: f"{v:.3f}*")
+    )
+    thresholds = table.loc[["(threshold)"]].map(lambda v: f"{v:.4g}")
+    print(pd.concat([shown, thresholds]).to_string())
+    if args.out:
+        write_text(args.out, table.round(4).to_csv())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

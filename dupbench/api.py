@@ -290,6 +290,33 @@ def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> f
     return int(t)
 
 
+#: imagededup's default thresholds for its own methods, kept by its functions and classes here
+IMAGEDEDUP_THRESHOLDS = {"phash": 10, "ahash": 10, "dhash": 10, "whash": 10, "cnn": 0.9}
+
+
+def _imagededup_thresholds(
+    method: str | Method, params: dict[str, Any], max_distance, min_similarity
+) -> dict[str, Any]:
+    """The threshold keywords of imagededup's functions: as given, or, when neither is given for
+    one of imagededup's methods as it has it (its name, no parameters), imagededup's default,
+    so that code written for imagededup finds what it found there. Everything else keeps None:
+    the method's own default, calibrated to 99 % pair precision (``dupbench methods``)."""
+    thresholds = {
+        "max_distance_threshold": max_distance,
+        "min_similarity_threshold": min_similarity,
+    }
+    name = method.lower() if isinstance(method, str) else None
+    if (
+        max_distance is None
+        and min_similarity is None
+        and not params
+        and name in IMAGEDEDUP_THRESHOLDS
+    ):
+        key = "min_similarity_threshold" if name == "cnn" else "max_distance_threshold"
+        thresholds[key] = IMAGEDEDUP_THRESHOLDS[name]
+    return thresholds
+
+
 def _search_for(m: Method, backend: str) -> tuple[str, dict[str, Any]]:
     """(backend, params) for ``m``: the preset's own search under "auto", else ``backend``
     checked before any encoding is done."""
@@ -420,8 +447,12 @@ def find_duplicates(
 ) -> DuplicateMap:
     """``{file: [duplicates]}`` (or ``[(duplicate, score)]`` with ``scores``), every file a key.
 
-    Hashes: duplicates are within ``max_distance_threshold`` bits (default: the method's, 10 for
-    64-bit hashes, as imagededup). CNN: cosine similarity ≥ ``min_similarity_threshold`` (0.9).
+    Hashes: duplicates are within ``max_distance_threshold`` bits; CNN: cosine similarity ≥
+    ``min_similarity_threshold``. Left out, they are imagededup's defaults for imagededup's
+    methods (10 bits for "phash", "ahash", "dhash", "whash"; 0.9 for "cnn"), as a drop-in
+    replacement must; any other method or preset (or those with parameters) takes its own
+    default, the threshold calibrated to 99 % pair precision (``dupbench methods``), as
+    ``search_duplicates`` and ``dupbench find`` always do.
     Scored lists are sorted best first, for CNN too (imagededup leaves those unsorted).
     The map is read-only and computes each value when read, so 5,000 identical files do not
     cost 12.5 M stored pairs; ``dict(...)`` gives a plain dict. ``outfile`` is written key by key.
@@ -430,8 +461,7 @@ def find_duplicates(
         image_dir,
         encoding_map,
         method,
-        max_distance_threshold=max_distance_threshold,
-        min_similarity_threshold=min_similarity_threshold,
+        **_imagededup_thresholds(method, params, max_distance_threshold, min_similarity_threshold),
         recursive=recursive,
         num_enc_workers=num_enc_workers,
         search_method=search_method,
@@ -459,7 +489,8 @@ def find_duplicates_to_remove(
     store: str | os.PathLike | None = None,
     **params: Any,
 ) -> list[str]:
-    """Files to remove so no two kept files are duplicates; nothing is deleted.
+    """Files to remove so no two kept files are duplicates; nothing is deleted. Thresholds as in
+    ``find_duplicates``.
 
     ``keep`` decides which file of a set survives: "first" (by name, imagededup's behaviour),
     "largest_resolution", "largest_file" or "oldest".
@@ -468,8 +499,7 @@ def find_duplicates_to_remove(
         image_dir,
         encoding_map,
         method,
-        max_distance_threshold=max_distance_threshold,
-        min_similarity_threshold=min_similarity_threshold,
+        **_imagededup_thresholds(method, params, max_distance_threshold, min_similarity_threshold),
         recursive=recursive,
         num_enc_workers=num_enc_workers,
         search_method=search_method,
@@ -503,7 +533,16 @@ class _ImagededupStyle:
 
     def __init__(self, verbose: bool = True, **params: Any) -> None:
         self.verbose = verbose
+        self._params = params
         self._method = _method(self.method, params)
+
+    def _keywords(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with imagededup's default threshold and the progress bar as ``verbose``."""
+        given = [
+            kwargs.pop(k, None) for k in ("max_distance_threshold", "min_similarity_threshold")
+        ]
+        thresholds = _imagededup_thresholds(self.method, self._params, *given)
+        return {"progress": self.verbose, **kwargs, **thresholds}
 
     def encode_image(self, image_file=None, image_array=None):
         return encode_image(image_file, image_array, method=self._method)
@@ -521,12 +560,12 @@ class _ImagededupStyle:
         return enc.to_hex()
 
     def find_duplicates(self, image_dir=None, encoding_map=None, **kwargs):
-        kwargs.setdefault("progress", self.verbose)
-        return find_duplicates(image_dir, encoding_map, self._method, **kwargs)
+        return find_duplicates(image_dir, encoding_map, self._method, **self._keywords(kwargs))
 
     def find_duplicates_to_remove(self, image_dir=None, encoding_map=None, **kwargs):
-        kwargs.setdefault("progress", self.verbose)
-        return find_duplicates_to_remove(image_dir, encoding_map, self._method, **kwargs)
+        return find_duplicates_to_remove(
+            image_dir, encoding_map, self._method, **self._keywords(kwargs)
+        )
 
 
 class PHash(_ImagededupStyle):

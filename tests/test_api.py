@@ -141,6 +141,31 @@ def test_imagededup_style_classes(planted_dir):
     assert len(ph.find_duplicates_to_remove(encoding_map=hashes)) == len(planted_dir["pairs"])
 
 
+def test_imagededup_functions_keep_its_default_threshold_for_its_methods(monkeypatch):
+    """phash.yaml's threshold (calibrated to 99 % pair precision, here 4) is the method's default
+    for dupbench's own functions; imagededup's functions and classes, when given no threshold,
+    keep imagededup's 10 bits for its own methods, so code written for it finds the same pairs."""
+    import dataclasses
+
+    from dupbench.methods import registry
+
+    calibrated = {**registry.presets()}
+    calibrated["phash"] = dataclasses.replace(calibrated["phash"], threshold=4)
+    monkeypatch.setattr(registry, "presets", lambda: calibrated)
+    codes = {"a.jpg": "0000000000000000", "b.jpg": "000000000000003f"}  # 6 bits apart
+    pair = {("a.jpg", "b.jpg")}
+    assert get_method("phash").default_threshold == 4
+    assert not _pairs(api.search_duplicates(encoding_map=codes, method="phash").to_map())
+    assert _pairs(api.find_duplicates(encoding_map=codes, method="phash")) == pair
+    assert len(api.find_duplicates_to_remove(encoding_map=codes, method="phash")) == 1
+    assert _pairs(dupbench.PHash(verbose=False).find_duplicates(encoding_map=codes)) == pair
+    given = api.find_duplicates(encoding_map=codes, method="phash", max_distance_threshold=5)
+    assert not _pairs(given)  # a threshold given is a threshold used
+    assert not _pairs(
+        dupbench.PHash().find_duplicates(encoding_map=codes, max_distance_threshold=5)
+    )
+
+
 @pytest.mark.slow
 def test_cnn_find_duplicates_with_offline_weights(planted_dir):
     """Threshold-free checks first: EfficientNet-Lite0 scores these half-size q70 copies about

@@ -33,6 +33,7 @@ def calibrated(method: str, threshold, metric: str = "hamming") -> dict:
         "target_precision": 0.99,
         "dataset": "default",
         "dataset_checksum": "ab" * 32,
+        "date": "2026-12-01",
         "status": "ok",
     }
 
@@ -66,7 +67,7 @@ def test_write_puts_the_threshold_and_its_origin_into_flat_and_nested_presets(
     assert read["cnn"].threshold == 0.8124  # rounded towards the stricter side
     assert read["crop_resistant_regions"].search[0] == "crop_resistant"  # the rest intact
     text = (tmp_path / "method" / "phash.yaml").read_text()
-    assert "99% pair precision on default@abababababab" in text
+    assert "# 99% pair precision, default@abababababab 2026-12-01, benchmarks/calibrate" in text
 
 
 @pytest.mark.slow
@@ -104,3 +105,22 @@ def test_calibration_reads_the_runs_threshold_at_the_target_precision(
         looser = curve[(curve.threshold > row.threshold) & (curve.recall > at.recall)]
         assert (looser.precision < 0.99).all()
         assert row.dataset_checksum == run.record.dataset.checksum
+
+
+def test_precision_and_recall_are_read_at_the_rounded_threshold():
+    bench = load_benchmark()
+    cosine = pd.DataFrame(
+        {
+            "threshold": [0.99, 0.97005, 0.95],
+            "precision": [1.0, 0.995, 0.9],
+            "recall": [0.1, 0.2, 0.3],
+        }
+    )
+    rounded = bench.strictest_rounding(0.97005, "cosine")
+    assert rounded == 0.9701  # stricter: the pairs at 0.97005 are left out
+    assert bench.at_threshold(cosine, rounded, "cosine")["recall"] == 0.1
+    assert bench.at_threshold(cosine, 0.999, "cosine") is None
+    hamming = pd.DataFrame(
+        {"threshold": [0, 2, 4], "precision": [1.0] * 3, "recall": [0.1, 0.2, 0.3]}
+    )
+    assert bench.at_threshold(hamming, 3, "hamming")["recall"] == 0.2

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 import dupbench
 from dupbench.harness.schema import ConfigError, RunConfig, register_schemas, to_run_config
+from dupbench.methods.presets import presets
 
 CONFIGS = Path(dupbench.__file__).parent / "configs"
 
@@ -121,7 +122,9 @@ def test_every_experiment_sweeps_existing_method_configs(compose_run, name):
 
 def test_a_method_preset_can_pick_its_search(compose_run):
     cfg = to_run_config(compose_run(["method=crop_resistant_regions"]))
-    assert cfg.search.backend == "crop_resistant" and cfg.method.threshold == 16
+    assert cfg.search.backend == "crop_resistant"
+    threshold = presets()["crop_resistant_regions"].threshold  # the preset file's
+    assert threshold is not None and cfg.method.threshold == threshold
 
 
 def test_default_experiment_has_every_hash_digest_and_the_offline_cnn(compose_run):

@@ -12,6 +12,7 @@ from sklearn.metrics import average_precision_score
 
 from dupbench.evaluation import (
     breakdown,
+    breakdown_at_precision,
     micro_ap,
     operating_points,
     pairwise_scores,
@@ -151,6 +152,25 @@ def test_breakdown_median_score_and_label_checks():
     assert (rotate["found"], rotate["recall"], rotate["median_score"]) == (0, 0.0, 8.0)
     with pytest.raises(ValueError, match="one label per truth pair"):
         breakdown(candidates, truth, ["jpeg"], threshold=5)
+
+
+def test_breakdown_at_precision_takes_the_widest_threshold_that_keeps_the_precision():
+    # distances: truth pairs at 1, 2, 3 (jpeg, jpeg, crop), a false pair at 4, a truth pair at 5
+    # (crop), false pairs at 6: precision 1, 1, 1, 0.75, 0.8, 0.57; at 0.8 the widest is 5
+    candidates = Candidates([0, 2, 4, 8, 6, 10], [1, 3, 5, 9, 7, 11], [1, 2, 3, 4, 5, 6], "hamming")
+    truth = [[0, 1], [2, 3], [4, 5], [6, 7], [12, 13]]  # the last one never retrieved
+    groups = ["jpeg", "jpeg", "crop", "crop", "rotate"]
+    table, point = breakdown_at_precision(candidates, truth, groups, 0.8)
+    assert point == {"threshold": 5.0, "precision": 0.8, "recall": 0.8}
+    assert table.equals(breakdown(candidates, truth, groups, 5.0))
+    recall = table.set_index("group")["recall"]
+    assert (recall["jpeg"], recall["crop"], recall["rotate"]) == (1.0, 1.0, 0.0)
+    table, point = breakdown_at_precision(candidates, truth, groups, 0.99)  # strict: up to 3
+    assert point["threshold"] == 3.0 and table.set_index("group")["recall"]["crop"] == 0.5
+    never = Candidates([8], [9], [0], "hamming")  # only a false pair: no threshold reaches 0.99
+    table, point = breakdown_at_precision(never, truth, groups, 0.99)
+    assert math.isnan(point["threshold"]) and point["recall"] == 0.0
+    assert (table["recall"] == 0).all() and (table["found"] == 0).all()
 
 
 def test_curves_fold_directed_pairs_within_one_collection():

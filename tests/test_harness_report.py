@@ -116,6 +116,7 @@ def test_figures_are_written_as_png_and_pdf(report):
             "metrics_vs_threshold",
             "score_histograms",
             "recall_per_transform",
+            "recall_per_transform_at_precision",
             "quality_vs_throughput",
             "memory",
         ]

@@ -15,6 +15,7 @@ from harness_fixtures import build_tiny_dataset, run_dirs, tiny_overrides, worki
 from dupbench.harness import store
 from dupbench.harness.app import run_hydra
 from dupbench.harness.execute import reevaluate
+from dupbench.methods.presets import presets
 from dupbench.records import Candidates
 
 RUN_FILES = (
@@ -81,7 +82,7 @@ def test_run_directory_is_self_describing(phash_run, tiny):
 def test_stored_candidates_reach_the_widest_threshold(phash_run):
     info = json.loads((phash_run / "run.json").read_text())
     candidates = Candidates.load(phash_run / "candidates.npz")
-    assert info["threshold"] == 10 and info["sweep_to"] == 32
+    assert info["threshold"] == presets()["phash"].threshold and info["sweep_to"] == 32
     assert len(candidates) == info["candidates"] > 0
     assert candidates.score.max() <= 32 and (candidates.i < candidates.j).all()
     assert (candidates.score > info["threshold"]).any()  # pairs beyond the threshold are kept
@@ -165,7 +166,8 @@ def test_two_runs_with_the_same_seed_give_the_same_metrics(tmp_path, tiny):
     assert a.record.status == b.record.status == "done"
     assert same(a.metrics, b.metrics)
     np.testing.assert_array_equal(a.candidates().score, b.candidates().score)
-    assert a.record.metric == "cosine" and a.record.threshold == 0.9 and a.record.sweep_to == 0.5
+    assert a.record.metric == "cosine" and a.record.sweep_to == 0.5
+    assert a.record.threshold == presets()["cnn"].threshold  # the preset file's
     assert a.record.seeds["torch"] == 0
 
 

@@ -404,7 +404,8 @@ def test_many_small_adds_are_merged_into_checkpoints(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_cnn_index_finds_recompressed_copies(tmp_path, originals, edited):
-    """The real embedding path: CNN codes, cosine through FAISS, the method's 0.9 threshold."""
+    """The real embedding path: CNN codes, cosine through FAISS, at imagededup's 0.9 (the CNN's
+    default, calibrated to 99 % pair precision against hard negatives, keeps few such copies)."""
     pytest.importorskip("torch")
     pytest.importorskip("faiss")
     names = ("astronaut", "chelsea", "coffee", "rocket")
@@ -412,6 +413,6 @@ def test_cnn_index_finds_recompressed_copies(tmp_path, originals, edited):
     index.add([str(originals[n]) for n in names])
     for copy, name in edited.items():
         if name in names and copy.stem.endswith("jpeg"):
-            best = index.query(copy, k=2)
+            best = index.query(copy, threshold=0.9, k=2)
             assert best and best[0].name == str(originals[name].resolve()), copy.name
-            assert best[0].score >= index.default_threshold
+            assert best[0].score >= 0.9

@@ -55,7 +55,8 @@ def test_explicit_parameters_override_the_preset():
 
 def test_a_preset_carries_its_threshold_and_search():
     regions = get_method("crop_resistant_regions")
-    assert regions.default_threshold == 16
+    threshold = presets()["crop_resistant_regions"].threshold  # the preset file's
+    assert threshold is not None and regions.default_threshold == threshold
     assert regions.preferred_search == ("crop_resistant", {"min_segments": 1})
     assert get_method("crop_resistant").preferred_search is None
 
@@ -67,7 +68,11 @@ def test_a_class_name_takes_its_own_preset_threshold_only_as_configured(monkeypa
 
     from dupbench.methods import registry
 
-    calibrated = {**presets(), "phash": dataclasses.replace(presets()["phash"], threshold=7)}
+    calibrated = {
+        **presets(),
+        "phash": dataclasses.replace(presets()["phash"], threshold=7),
+        "dhash": dataclasses.replace(presets()["dhash"], threshold=None),
+    }
     monkeypatch.setattr(registry, "presets", lambda: calibrated)
     assert get_method("phash").default_threshold == 7
     assert get_method("phash", profile="default").default_threshold == 10  # not in the file
@@ -111,8 +116,10 @@ def test_methods_lists_every_name_with_threshold_and_missing_extras(capsys, with
     assert sorted(rows) == names()
     assert "[cnn] (missing)" in rows["cnn"] and "[cnn] (missing)" in rows["cnn_vit"]
     assert "(missing)" not in rows["pdq"] and "(missing)" not in rows["phash"]
-    assert "d ≤ 40" in rows["phash_16"] and "d ≤ 16" in rows["crop_resistant_regions"]
-    assert "cos ≥ 0.9" in rows["cnn_vit"] and "equal" in rows["file_digest"]
+    for name in ("phash_16", "crop_resistant_regions", "phash"):  # the preset file's (calibrated)
+        assert f"d ≤ {presets()[name].threshold:g} " in rows[name]
+    assert f"cos ≥ {presets()['cnn'].threshold:g} " in rows["cnn"]  # read without torch
+    assert "cos ≥ 0.9 " in rows["cnn_vit"] and "equal" in rows["file_digest"]  # not calibrated
     assert "crops" in rows["crop_resistant_regions"]
 
 
@@ -143,7 +150,7 @@ def test_region_preset_matches_regions_in_the_api_and_the_cli(crops, tmp_path):
         find_duplicates(
             crops,
             method="crop_resistant",
-            max_distance_threshold=16,
+            max_distance_threshold=presets()["crop_resistant_regions"].threshold,
             search_method="crop_resistant",
             **kwargs,
         )
@@ -152,8 +159,11 @@ def test_region_preset_matches_regions_in_the_api_and_the_cli(crops, tmp_path):
     crop_pairs = {
         (f"{n}.png", f"{n}_crop.png") for n in ("astronaut", "coffee", "chelsea", "rocket")
     }
-    assert len(regions & crop_pairs) >= 3  # whole-code Hamming distance finds none of them:
-    assert not _pairs(find_duplicates(crops, method="crop_resistant", **kwargs)) & crop_pairs
+    # at imagehash's 16 bits, matching regions finds the crops; whole-code distance none of them
+    wide = {"max_distance_threshold": 16, **kwargs}
+    found = _pairs(find_duplicates(crops, method="crop_resistant_regions", **wide))
+    assert len(found & crop_pairs) >= 3
+    assert not _pairs(find_duplicates(crops, method="crop_resistant", **wide)) & crop_pairs
     out = tmp_path / "dups.json"
     assert (
         main(

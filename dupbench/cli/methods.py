@@ -19,14 +19,14 @@ def describe(name: str) -> dict:
     """One row: kind, default threshold, extra (and whether it is installed), robustness."""
     from dupbench.methods import get_method, method_class
     from dupbench.methods.base import missing_packages
-    from dupbench.methods.registry import preset
+    from dupbench.methods.registry import preset, presets
 
     cls = method_class(name)
-    found = preset(name)
+    found = preset(name) or presets().get(name.lower())  # a class name: its own preset file
     missing = missing_packages(cls)
     if found is not None and found.threshold is not None:
         threshold = found.threshold
-    elif missing:  # cannot build it: the class's value (the same for every shipped preset)
+    elif missing:  # cannot build it: the class's value
         threshold = cls.default_threshold
     else:  # an instance's default can depend on its parameters (hash length)
         threshold = get_method(name).default_threshold

@@ -8,13 +8,14 @@ each kernel's docstring; ``evaluate`` is imagededup's map-based entry point.
 from dupbench.evaluation.all_metrics import evaluate_run, scores_at, threshold_free_scores
 from dupbench.evaluation.compat import evaluate
 from dupbench.evaluation.curves import micro_ap, operating_points, pr_curve, score_distributions
-from dupbench.evaluation.groups import breakdown
+from dupbench.evaluation.groups import breakdown, breakdown_at_precision
 from dupbench.evaluation.pairwise import pairwise_scores
 from dupbench.evaluation.ranking import RankedLists, ranked_lists, ranking_scores, retrieval_scores
 
 __all__ = [
     "RankedLists",
     "breakdown",
+    "breakdown_at_precision",
     "evaluate",
     "evaluate_run",
     "micro_ap",

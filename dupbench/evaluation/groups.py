@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dupbench.evaluation.curves import operating_points, pr_curve
 from dupbench.evaluation.pairs import Size, label_pairs, lookup_scores, pair_level
 from dupbench.records import Candidates
 
@@ -57,3 +58,30 @@ def breakdown(
         .reset_index()
     )
     return table[BREAKDOWN_COLUMNS]
+
+
+def breakdown_at_precision(
+    candidates: Candidates,
+    truth_pairs,
+    pair_groups,
+    target_precision: float = 0.99,
+    n: Size | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """``breakdown`` at the threshold where precision over *all* pairs reaches the target.
+
+    Each method's own threshold is a different precision; at this one every method is compared
+    at the same precision. The threshold is ``operating_points``' ``recall_at_precision_threshold``
+    (the highest recall with P(t) ≥ target; ties: the strictest). Returns the table and
+    ``{"threshold", "precision", "recall"}`` of that point; when no threshold reaches the target
+    the threshold is NaN and every group's recall is 0.
+    """
+    curve = pr_curve(candidates, truth_pairs, n)
+    points = operating_points(curve, target_precision)
+    threshold = points["recall_at_precision_threshold"]
+    at = curve[curve["threshold"] == threshold]
+    point = {
+        "threshold": threshold,
+        "precision": float(at["precision"].iloc[0]) if len(at) else 0.0,
+        "recall": points["recall_at_precision"],
+    }
+    return breakdown(candidates, truth_pairs, pair_groups, threshold, n), point  # NaN: none found

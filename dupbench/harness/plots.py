@@ -1,5 +1,6 @@
 """Figures of stored runs (PNG and PDF): PR curves, metrics vs threshold, score histograms,
-recall per transform, quality vs throughput, memory per stage.
+recall per transform (at each run's threshold, and at one pair precision for all), quality vs
+throughput, memory per stage.
 
 Figures are built with ``matplotlib.figure.Figure`` (no pyplot state, no display needed); scores
 come from ``dupbench.evaluation``, never computed here. They stay readable from one run to a
@@ -15,6 +16,7 @@ import hashlib
 import math
 import re
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ import pandas as pd
 
 from dupbench import files
 from dupbench.evaluation.catalogue import specs
+from dupbench.harness import tables
 from dupbench.harness.store import CURVE_FILE, SWEEP_FILE, StoredRun
 from dupbench.harness.tables import breakdown_table
 
@@ -382,6 +385,44 @@ def recall_heatmap(runs: list[StoredRun], out: Path, column: str = "transform") 
     return _save(fig, out, f"recall_per_{column}")
 
 
+def recall_at_precision_heatmap(
+    runs: list[StoredRun], out: Path, column: str = "transform"
+) -> list[Path]:
+    """Recall per group of truth pairs at one pair precision (the runs' target, 99 % by default)
+    for every method: methods as rows, groups as columns and every pair last. Each method sits at
+    its own threshold where precision over all pairs reaches the target, so, unlike
+    ``recall_heatmap``, the cells compare methods at one precision. Runs of one sweep (the same
+    pairs) are one row: the threshold they were run at does not change this figure."""
+    groups = group_runs(runs)
+    shown = [replace(group[0], shown_as=group_label(group)) for group in groups]
+    precision = tables.common_target_precision(shown)
+    table, points = tables.recall_at_precision_table(shown, column, precision)
+    if table.empty:
+        return []
+    methods = list(points.index)
+    cols = [f"{g} ({p})" for g, p in zip(table[column], table["pairs"])]
+    matrix = table[methods].to_numpy(dtype=float).T
+    rows = [f"{m} ({_threshold_text(t)})" for m, t in zip(methods, points["threshold"])]
+    width = 3.0 + 0.42 * len(cols) + 0.06 * max(len(r) for r in rows)
+    fig = _figure(width, 2.0 + 0.26 * len(rows))
+    ax = fig.subplots()
+    _annotated_heatmap(fig, ax, matrix, rows, cols, ".2f", "recall", vmin=0, vmax=1, cmap="viridis")
+    ax.axvline(len(cols) - 1.5, color="white", lw=2)  # every pair, apart from the groups
+    ax.set_title(
+        f"Recall per {column} at {precision:.0%} pair precision\n(each method at its own threshold "
+        f"t where its precision over all pairs reaches {precision:.0%}; never: no threshold does)",
+        fontsize=9,
+    )
+    return _save(fig, out, f"recall_per_{column}_at_precision")
+
+
+def _threshold_text(threshold: float) -> str:
+    """ "t = 8", "t = 0.9701", or "never" where no threshold reaches the target precision."""
+    if math.isnan(threshold):
+        return "never"
+    return f"t = {threshold:g}" if float(threshold).is_integer() else f"t = {threshold:.4f}"
+
+
 def _place_labels(fig, ax, xs, ys, texts: list[str], fontsize: float = 7) -> None:
     """Label each point beside it where the label overlaps no other label nor point (first free
     spot of a ring of candidates, further out when the near ones are taken; a thin line joins
@@ -518,6 +559,7 @@ def all_plots(runs: list[StoredRun], runs_df: pd.DataFrame, out: Path) -> list[P
     paths += metrics_vs_threshold(runs, out)
     paths += score_histograms(runs, out)
     paths += recall_heatmap(runs, out, "transform")
+    paths += recall_at_precision_heatmap(runs, out, "transform")
     paths += quality_vs_throughput(runs_df, out, runs)
     paths += memory_bars(runs_df, out)
     return paths

@@ -1,6 +1,7 @@
 """Result tables as Markdown, CSV and LaTeX, with the best value of each column marked.
 
-Only formatting: every number comes from a stored run (``dupbench.evaluation`` computed it).
+Only formatting: every number comes from a stored run (``dupbench.evaluation`` computed it, or
+computes it here from the run's stored pairs: recall per group at one precision).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from dupbench.evaluation import breakdown_at_precision
 from dupbench.evaluation.catalogue import specs
 from dupbench.harness.store import BREAKDOWN_FILE, StoredRun
 from dupbench.text import natural_key
@@ -195,3 +197,49 @@ def breakdown_columns(table: pd.DataFrame) -> tuple[Column, ...]:
         Column("pairs", "pairs", None, 0),
         *(Column(c, c, True) for c in rest if c != "pairs"),
     )
+
+
+#: the last row of ``recall_at_precision_table``: every truth pair, whatever its group
+ALL_PAIRS = "(all pairs)"
+#: the precision of ``recall_at_precision_table`` when the runs were scored at different ones
+DEFAULT_TARGET_PRECISION = 0.99
+
+
+def common_target_precision(runs: list[StoredRun]) -> float:
+    """The target precision the runs were scored at, or ``DEFAULT_TARGET_PRECISION`` when they
+    differ (so that one table compares them at one precision)."""
+    targets = {float(run.record.target_precision) for run in runs}
+    return targets.pop() if len(targets) == 1 else DEFAULT_TARGET_PRECISION
+
+
+def recall_at_precision_table(
+    runs: list[StoredRun], column: str = "transform", precision: float | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Recall per group (rows) and run (columns) at the threshold where each run's precision
+    over all pairs reaches ``precision`` (``common_target_precision`` when None), laid out as
+    ``breakdown_table`` with an ``ALL_PAIRS`` row; and per run label its ``threshold``,
+    ``precision`` and ``recall`` there (``breakdown_at_precision``, from the stored pairs: no
+    encoding). Runs whose truth has no ``column`` labels are left out."""
+    precision = common_target_precision(runs) if precision is None else precision
+    recalls, counts, points = {}, [], {}
+    for run in runs:
+        truth = run.truth()
+        if column not in truth.groups:
+            continue
+        table, points[run.label] = breakdown_at_precision(
+            run.candidates(), truth.pairs, truth.groups[column], precision, truth.n
+        )
+        table = table.set_index(table["group"].astype(str))
+        recalls[run.label] = table["recall"]
+        counts.append(table["pairs"])
+    if not recalls:
+        return pd.DataFrame(), pd.DataFrame()
+    wide = pd.DataFrame(recalls)
+    wide = wide.reindex(sorted(wide.index, key=natural_key))
+    pairs = pd.concat(counts).groupby(level=0).first().reindex(wide.index).astype(int)
+    wide.insert(0, "pairs", pairs)
+    points_table = pd.DataFrame.from_dict(points, orient="index")
+    wide.loc[ALL_PAIRS] = [int(pairs.sum()), *points_table["recall"]]
+    wide["pairs"] = wide["pairs"].astype(int)
+    wide.index.name = column
+    return wide.reset_index(), points_table
