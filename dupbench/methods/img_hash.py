@@ -21,10 +21,13 @@ import numpy as np
 from PIL import Image
 
 from dupbench import images
+from dupbench.distance import DistanceKind
 from dupbench.methods import opencv_pixels as cv
+from dupbench.methods.base import Method, int_param
 from dupbench.methods.hashing import scaled_threshold
 from dupbench.methods.invariant import InvariantHash
 from dupbench.methods.registry import METHODS
+from dupbench.records import Candidates, Encodings
 
 _F32 = np.float32
 
@@ -109,7 +112,7 @@ class MarrHildrethHash(_OpenCVHash):
         return correlate(padded, self.kernel, mode="valid", method="fft").astype(_F32)
 
     def hash_bits(self, rgb: np.ndarray) -> np.ndarray:
-        pixels = cv.resize_cubic(cv.gaussian_blur_7(cv.gray(rgb)), 512, 512)
+        pixels = cv.resize_cubic(cv.gaussian_blur(cv.gray(rgb), 7), 512, 512)
         response = self.filtered(cv.equalize_hist(pixels)).astype(np.float64)
         # OpenCV indexes its 31×31 block sums (x, y): transposed from rows × columns
         blocks = response[:496, :496].reshape(31, 16, 31, 16).sum(axis=(1, 3)).T.astype(_F32)
@@ -154,3 +157,194 @@ class BlockMeanHash(_OpenCVHash):
         sums = integral[y + 16, x + 16] - integral[y, x + 16] - integral[y + 16, x] + integral[y, x]
         # block mean ≥ image mean, in exact integers: sum/256 ≥ total/65536
         return opencv_order((sums * 256 >= integral[-1, -1]).ravel())
+
+
+@METHODS.register()
+class ColorMomentHash(Method):
+    """Colour moments (OpenCV img_hash): the 7 Hu moments of each HSV and YCrCb channel.
+
+    RGB → 512×512 bicubic → 3×3 Gaussian → HSV and YCrCb → ``hu_moments`` of the 6 channels:
+    42 numbers, compared by Euclidean distance. The code is OpenCV's hash (float32 here); its
+    ``compare`` reports 10⁴ × our distance. Hu moments are invariant to rotation and scale, so
+    this finds rotated copies too, but its few numbers separate unrelated photos less well.
+    """
+
+    name = "color_moment"
+    kind = "float"
+    metric = DistanceKind.COSINE  # TEMP
+    default_threshold: ClassVar[float] = 0.001
+    robust_to = "resizing, recompression, rotation, mirrors"
+
+    @property
+    def size(self) -> int:
+        return 42
+
+    def moments(self, rgb: np.ndarray) -> np.ndarray:
+        """OpenCV's 42 float64 values: 7 Hu moments of H, S, V, then of Y, Cr, Cb."""
+        blurred = cv.gaussian_blur(cv.resize_cubic(rgb, 512, 512), 3)
+        spaces = (cv.hsv(blurred), cv.ycrcb(blurred))
+        return np.concatenate([cv.hu_moments(s[..., c]) for s in spaces for c in range(3)])
+
+    def encode_image(self, image: Image.Image) -> np.ndarray:
+        return self.moments(np.asarray(images.to_rgb(image), dtype=np.uint8)).astype(_F32)
+
+
+#: OpenCV's radial variance hash length: DCT coefficients kept, one byte each
+RADIAL_HASH_BYTES = 40
+
+
+def radial_projections(gray: np.ndarray, lines: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's projections: ``lines`` × D pixels along lines through the centre (D the longer
+    side), 0 where a line leaves the image, and the number of pixels on each line.
+
+    Angles k·3.14159/lines (float32, as OpenCV). The first quarter walks x with y = tan·(x − cx)
+    and mirrors it by transposing to fill angles lines/2 − k; the last quarter walks x likewise
+    and fills angles k − 2j from a point reflection through (y_off, y_off), which OpenCV writes
+    with the row centre on both axes; copied as is.
+    """
+    rows, cols = gray.shape
+    side = max(rows, cols)
+    x_off, y_off = cols // 2, rows // 2
+    projections = np.zeros((lines, side), dtype=np.uint8)
+    counts = np.zeros(lines, dtype=np.int64)
+    x = np.arange(side)
+
+    def line(k: int, offset: int) -> np.ndarray:
+        theta = _F32(k) * _F32(3.14159) / _F32(lines)
+        alpha = _F32(math.tan(float(theta)))  # a correctly rounded tanf
+        y = alpha * (x - offset).astype(_F32)
+        return np.floor(y + np.where(y >= 0, _F32(0.5), _F32(-0.5))).astype(np.int64)
+
+    def fill(k: int, keep: np.ndarray, r: np.ndarray, c: np.ndarray) -> None:
+        projections[k, keep] = gray[r[keep], c[keep]]
+        counts[k] += int(keep.sum())
+
+    for k in range(lines // 4 + 1):
+        yd = line(k, x_off)
+        fill(k, (yd + y_off >= 0) & (yd + y_off < rows) & (x < cols), yd + y_off, x)
+        if k != lines // 4:
+            keep = (yd + x_off >= 0) & (yd + x_off < cols) & (x < rows)
+            fill(lines // 2 - k, keep, x, yd + x_off)
+    start = 3 * lines // 4
+    for j, k in enumerate(range(start, lines)):
+        yd = line(k, x_off)
+        fill(k, (yd + y_off >= 0) & (yd + y_off < rows) & (x < cols), yd + y_off, x)
+        if k != start:
+            keep = (y_off - yd >= 0) & (y_off - yd < cols) & (2 * y_off - x >= 0)
+            keep &= 2 * y_off - x < rows
+            fill(k - 2 * j, keep, 2 * y_off - x, y_off - yd)
+    return projections, counts
+
+
+def radial_features(projections: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The variance of each line's pixels, standardised over the lines (float64, OpenCV's order;
+    NaN for an image whose lines all have one variance, as OpenCV)."""
+    values = projections.astype(np.float64)
+    pixels = counts + 0.00001  # OpenCV's guard against a line with no pixel
+    line_sum, line_squares = values.sum(axis=1), (values * values).sum(axis=1)
+    features = line_squares / pixels - line_sum * line_sum / (pixels * pixels)
+    n = len(features)
+    total, squares = np.cumsum(features)[-1], np.cumsum(features * features)[-1]  # in order
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.sqrt(squares / n - total * total / (n * n))
+        return (features - total / n) / spread
+
+
+def radial_hash_bytes(features: np.ndarray) -> np.ndarray:
+    """The first 40 DCT-II coefficients of the features (π as 3.14159, as OpenCV), mapped
+    linearly from [min(0, c), max(0, c)] to bytes and truncated; all 0 when that range is 0."""
+    n = len(features)
+    k = np.arange(RADIAL_HASH_BYTES, dtype=np.float64)[:, None]
+    basis = np.cos(3.14159 * (2 * np.arange(n, dtype=np.float64) + 1) * k / (2 * n))
+    coefficients = np.cumsum(basis * features, axis=1)[:, -1]  # summed in OpenCV's order
+    root = math.sqrt(n)
+    coefficients = np.where(k[:, 0] == 0, coefficients / root, coefficients * math.sqrt(2) / root)
+    with np.errstate(invalid="ignore"):
+        high = max(0.0, float(np.max(coefficients, initial=0.0, where=coefficients > 0)))
+        low = min(0.0, float(np.min(coefficients, initial=0.0, where=coefficients < 0)))
+    if high - low == 0:
+        return np.zeros(RADIAL_HASH_BYTES, dtype=np.uint8)
+    return (255 * (coefficients - low) / (high - low)).astype(np.uint8)
+
+
+@METHODS.register()
+class RadialVarianceHash(Method):
+    """Radial variance (OpenCV img_hash): pixel variance along 180 lines through the centre,
+    compressed to 40 DCT coefficients of one byte.
+
+    Gray → Gaussian blur (``sigma``) → ``radial_projections`` → ``radial_features`` →
+    ``radial_hash_bytes``. OpenCV compares two hashes by the peak of their correlation
+    coefficient over the 40 cyclic shifts of one of them. The code is the hash minus its mean,
+    so the correlation at a shift is the cosine of the codes, and ``radial_variance_search``
+    finds every pair whose peak is at least the threshold: exact, ``compare``'s value, by brute
+    force over all pairs and shifts (about n²·40·40 multiply-adds: seconds at 10k images,
+    minutes at 100k). Other cosine searches (and ``dupbench.Index``) score the unshifted
+    correlation only, a lower bound of the peak.
+    """
+
+    name = "radial_variance"
+    kind = "float"
+    metric = DistanceKind.COSINE
+    default_threshold: ClassVar[float] = 0.9
+    robust_to = "resizing, recompression, brightness and contrast"
+    threshold_form = "peak correlation ≥ {:g}"
+    preferred_search = ("radial_variance", {})
+
+    def __init__(self, sigma: float = 1.0, lines: int = 180, **params: Any) -> None:
+        if not sigma >= 1:
+            raise ValueError(f"sigma must be at least 1 (as OpenCV requires), got {sigma}")
+        self.sigma = float(sigma)
+        self.lines = int_param("lines", lines, 4)
+        super().__init__(sigma=self.sigma, lines=self.lines, **params)
+
+    @property
+    def size(self) -> int:
+        return RADIAL_HASH_BYTES
+
+    def hash_bytes(self, rgb: np.ndarray) -> np.ndarray:
+        """OpenCV's 40 hash bytes."""
+        blurred = cv.gaussian_blur(cv.gray(rgb), 0, self.sigma)
+        return radial_hash_bytes(radial_features(*radial_projections(blurred, self.lines)))
+
+    def encode_image(self, image: Image.Image) -> np.ndarray:
+        code = self.hash_bytes(np.asarray(images.to_rgb(image), dtype=np.uint8))
+        return (code - code.mean()).astype(_F32)
+
+
+def radial_variance_search(
+    encodings: Encodings, threshold: float, backend: str = "flat", block: int = 1024
+) -> Candidates:
+    """Pairs whose peak correlation over cyclic shifts is at least ``threshold``.
+
+    corr(a, roll(b, s)) = corr(roll(a, −s), b), so the peak over b's shifts is the peak over a's:
+    for each block of rows, the 40 shifts of each of its codes are queries of a cosine range
+    search over the codes from the block's first row on, and each pair keeps its best shift.
+    """
+    from dupbench.search import range_search
+
+    from dupbench.search.cosine import unit_rows
+
+    codes = unit_rows(encodings.codes)  # once: each block's search then copies nothing
+    n, width = codes.shape
+    found_i, found_j, found_s = [], [], []
+    shifts = np.arange(width)
+    for start in range(0, n, block):
+        rows = codes[start : start + block]
+        variants = rows[:, (np.arange(width)[None, :] - shifts[:, None]) % width]
+        queries = variants.reshape(-1, width)  # row r's shifts are queries r·40 … r·40 + 39
+        found = range_search(
+            codes[start:], threshold, DistanceKind.COSINE, queries=queries, backend=backend
+        )
+        a, b = start + found.i // width, start + found.j
+        keep = a < b
+        found_i.append(a[keep])
+        found_j.append(b[keep])
+        found_s.append(found.score[keep])
+    if not found_i:
+        return Candidates.empty(DistanceKind.COSINE)
+    a, b, score = (np.concatenate(p) for p in (found_i, found_j, found_s))
+    pair = a * n + b
+    pairs, inverse = np.unique(pair, return_inverse=True)
+    best = np.full(len(pairs), -np.inf, dtype=_F32)
+    np.maximum.at(best, inverse, score.astype(_F32))
+    return Candidates(pairs // n, pairs % n, best, DistanceKind.COSINE).sorted()
