@@ -81,7 +81,9 @@ def test_resize_linear_exact_matches_opencv(cv2):
 def test_gaussian_blur_and_equalize_match_opencv(cv2):
     for k, shape in enumerate(random_shapes(2, 30)):
         image = noise(shape, k, 0) // (1 + k % 7)  # narrow histograms too
-        assert np.array_equal(ops.gaussian_blur(image, 7), cv2.GaussianBlur(image, (7, 7), 0)), shape
+        assert np.array_equal(ops.gaussian_blur(image, 7), cv2.GaussianBlur(image, (7, 7), 0)), (
+            shape
+        )
         assert np.array_equal(ops.equalize_hist(image), cv2.equalizeHist(image)), shape
     flat = np.full((9, 9), 40, np.uint8)
     assert np.array_equal(ops.equalize_hist(flat), cv2.equalizeHist(flat))

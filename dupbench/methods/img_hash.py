@@ -159,20 +159,25 @@ class BlockMeanHash(_OpenCVHash):
         return opencv_order((sums * 256 >= integral[-1, -1]).ravel())
 
 
+#: OpenCV's ColorMomentHash.compare is the L2 norm of the moments times this
+COMPARE_SCALE = 10_000
+
+
 @METHODS.register()
 class ColorMomentHash(Method):
     """Colour moments (OpenCV img_hash): the 7 Hu moments of each HSV and YCrCb channel.
 
     RGB → 512×512 bicubic → 3×3 Gaussian → HSV and YCrCb → ``hu_moments`` of the 6 channels:
-    42 numbers, compared by Euclidean distance. The code is OpenCV's hash (float32 here); its
-    ``compare`` reports 10⁴ × our distance. Hu moments are invariant to rotation and scale, so
-    this finds rotated copies too, but its few numbers separate unrelated photos less well.
+    42 numbers, compared by Euclidean distance. The code is OpenCV's hash × 10⁴ (float32), so
+    the distance is what OpenCV's ``compare`` reports (the L2 norm × 10⁴) and thresholds read as
+    OpenCV's. Hu moments do not change under rotation and mirroring, so those copies are found
+    too, but 42 numbers separate unrelated photos less well than the bit hashes.
     """
 
     name = "color_moment"
     kind = "float"
-    metric = DistanceKind.COSINE  # TEMP
-    default_threshold: ClassVar[float] = 0.001
+    metric = DistanceKind.EUCLIDEAN
+    default_threshold: ClassVar[float] = 3.0
     robust_to = "resizing, recompression, rotation, mirrors"
 
     @property
@@ -186,7 +191,8 @@ class ColorMomentHash(Method):
         return np.concatenate([cv.hu_moments(s[..., c]) for s in spaces for c in range(3)])
 
     def encode_image(self, image: Image.Image) -> np.ndarray:
-        return self.moments(np.asarray(images.to_rgb(image), dtype=np.uint8)).astype(_F32)
+        rgb = np.asarray(images.to_rgb(image), dtype=np.uint8)
+        return (self.moments(rgb) * COMPARE_SCALE).astype(_F32)
 
 
 #: OpenCV's radial variance hash length: DCT coefficients kept, one byte each
@@ -321,7 +327,6 @@ def radial_variance_search(
     search over the codes from the block's first row on, and each pair keeps its best shift.
     """
     from dupbench.search import range_search
-
     from dupbench.search.cosine import unit_rows
 
     codes = unit_rows(encodings.codes)  # once: each block's search then copies nothing

@@ -29,6 +29,7 @@ METHODS: Registry[type[Method]] = Registry("method", packages=("dupbench.methods
 SEARCH_FUNCTIONS = {
     "crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search",
     "dihedral": "dupbench.methods.invariant:dihedral_search",
+    "radial_variance": "dupbench.methods.img_hash:radial_variance_search",
     "verified": "dupbench.methods.verified:verified_search",
 }
 

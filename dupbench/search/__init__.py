@@ -1,4 +1,5 @@
-"""Search over codes: Hamming (binary hashes), equality (digests) and cosine (embeddings).
+"""Search over codes: Hamming (binary hashes), equality (digests), cosine (embeddings) and
+Euclidean (float vectors such as the colour moment hash).
 
 Every index answers ``range(threshold)`` (all pairs at least that close) and ``topk(k)`` with a
 ``Candidates`` value: no self pairs, deterministic order, scores returned. ``build_index`` picks
@@ -16,8 +17,13 @@ from dupbench.records import Candidates, Encodings, GroupedCandidates
 
 HAMMING_BACKENDS = ("brute", "bktree", "faiss", "mih")
 COSINE_BACKENDS = ("flat", "hnsw", "ivf")
+EUCLIDEAN_BACKENDS = ("flat",)
 #: the backends each kind can be searched with (EQUAL has one: grouping equal codes)
-BACKENDS = {DistanceKind.HAMMING: HAMMING_BACKENDS, DistanceKind.COSINE: COSINE_BACKENDS}
+BACKENDS = {
+    DistanceKind.HAMMING: HAMMING_BACKENDS,
+    DistanceKind.COSINE: COSINE_BACKENDS,
+    DistanceKind.EUCLIDEAN: EUCLIDEAN_BACKENDS,
+}
 #: from this many codes, "auto" uses multi-index hashing for Hamming search; it plans each search
 #: and runs brute force itself (FAISS when installed) where that is cheaper, e.g. at large radii
 MIH_HAMMING_MIN = 20_000
@@ -46,6 +52,8 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
         return "equal"
     valid = BACKENDS[metric]
     if backend == "auto":
+        if metric is DistanceKind.EUCLIDEAN:
+            return "flat"
         if metric is DistanceKind.COSINE:
             from dupbench.search.mih import has_faiss
 
@@ -82,6 +90,10 @@ def build_index(
 
         # chosen is one of the cosine backends: pick_backend checked it
         return CosineIndex(codes, backend=cast(Backend, chosen), **params)
+    if metric is DistanceKind.EUCLIDEAN:
+        from dupbench.search.euclidean import EuclideanIndex
+
+        return EuclideanIndex(codes, **params)
     raise NotImplementedError(f"no index searches {metric} codes")
 
 
@@ -98,7 +110,8 @@ def range_search(
     backend: str = "auto",
     **params: Any,
 ) -> Candidates:
-    """All pairs within ``threshold`` (Hamming distance ≤ t, cosine similarity ≥ t, or equal).
+    """All pairs within ``threshold`` (Hamming or L2 distance ≤ t, cosine similarity ≥ t, or
+    equal).
 
     Hamming search at radius 0 uses equality grouping, which is exact and O(N log N).
     """
