@@ -1,15 +1,14 @@
-"""OpenCV img_hash's binary hashes in numpy: Marr-Hildreth and block-mean (modes 0 and 1).
+"""OpenCV img_hash's hashes in numpy: Marr-Hildreth, block-mean (modes 0 and 1), colour moment
+and radial variance.
 
-Codes are OpenCV's hash bytes read most significant bit first, so our hex equals the hex of
-``cv2.img_hash.*Hash(bgr)`` for the same pixels and the Hamming distance equals OpenCV's
-``compare``. The pixel operations are in ``opencv_pixels``; tests/test_methods_img_hash.py checks
-the bits against opencv-contrib on every bundled photo and random sizes.
-
-Not here: ColorMomentHash and RadialVarianceHash. Their codes are not bit strings (42 Hu moments
-compared by L2 distance; 40 bytes compared by the peak of a cross-correlation over shifts), and
-dupbench's searches and metrics know Hamming, cosine and equality only. Cosine would rank Hu
-moments differently from L2 (their scales span 20 orders of magnitude), and a quantised version
-would be a new hash with nothing to check it against.
+The binary ones' codes are OpenCV's hash bytes read most significant bit first, so our hex equals
+the hex of ``cv2.img_hash.*Hash(bgr)`` for the same pixels and the Hamming distance equals
+OpenCV's ``compare``. The other two are not bit strings: colour moment's 42 Hu moments are
+compared by L2 distance (``DistanceKind.EUCLIDEAN``, scaled as OpenCV's compare), radial
+variance's 40 bytes by the peak of their correlation over cyclic shifts (a cosine of centred
+codes maximised over shifts by ``radial_variance_search``). The pixel operations are in
+``opencv_pixels``; tests/test_methods_img_hash.py checks bits, values and compare scores against
+opencv-contrib on every bundled photo and random sizes.
 """
 
 from __future__ import annotations
@@ -178,7 +177,7 @@ class ColorMomentHash(Method):
     kind = "float"
     metric = DistanceKind.EUCLIDEAN
     default_threshold: ClassVar[float] = 3.0
-    robust_to = "resizing, recompression, rotation, mirrors"
+    robust_to = "resizing, 90° rotations, mirrors, mild recompression"
 
     @property
     def size(self) -> int:
@@ -292,8 +291,8 @@ class RadialVarianceHash(Method):
     kind = "float"
     metric = DistanceKind.COSINE
     default_threshold: ClassVar[float] = 0.9
-    robust_to = "resizing, recompression, brightness and contrast"
-    threshold_form = "peak correlation ≥ {:g}"
+    robust_to = "resizing, recompression; exhaustive search (all pairs × 40 shifts)"
+    threshold_form = "corr ≥ {:g}"
     preferred_search = ("radial_variance", {})
 
     def __init__(self, sigma: float = 1.0, lines: int = 180, **params: Any) -> None:
