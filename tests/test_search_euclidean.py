@@ -62,3 +62,23 @@ def test_cross_queries_and_topk():
     assert np.array_equal(top.j.reshape(9, 3), np.argsort(dist, axis=1)[:, :3])
     own = topk_search(refs, 2, L2)
     assert not np.any(own.i == own.j) and len(own) == 100
+
+
+def test_local_index_queries_by_l2(tmp_path):
+    """A persistent index of colour moment codes answers by L2 distance, closest first."""
+    from methods_fixtures import half_size, photo
+
+    from dupbench import Index
+
+    files = []
+    for name in ("astronaut", "camera", "coffee"):
+        photo(name).save(tmp_path / f"{name}.png")
+        files.append(str(tmp_path / f"{name}.png"))
+    index = Index.create(tmp_path / "ix", "color_moment")
+    index.add(files)
+    matches = index.query(half_size(photo("camera")))
+    assert [m.name for m in matches] == [str((tmp_path / "camera.png").resolve())]
+    assert 0 < matches[0].score <= 3.0 and isinstance(matches[0].score, float)
+    nearest = index.query(photo("coffee"), threshold=1e6, k=2)
+    assert nearest[0].score == 0.0 and nearest[1].score > 0
+    assert len(index.find_duplicates(threshold=1e6)) == 3
