@@ -82,3 +82,13 @@ def test_local_index_queries_by_l2(tmp_path):
     nearest = index.query(photo("coffee"), threshold=1e6, k=2)
     assert nearest[0].score == 0.0 and nearest[1].score > 0
     assert len(index.find_duplicates(threshold=1e6)) == 3
+
+
+def test_topk_merges_reference_tiles():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 3))
+    small = build_index(x, L2, query_block=7, ref_block=5).topk(4)
+    whole = build_index(x, L2).topk(4)
+    assert np.array_equal(small.i, whole.i) and np.array_equal(small.j, whole.j)
+    dist = np.linalg.norm(x[:, None] - x[None], axis=2) + np.diag(np.full(40, np.inf))
+    assert np.array_equal(whole.j.reshape(40, 4), np.argsort(dist, axis=1)[:, :4])

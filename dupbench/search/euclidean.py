@@ -33,10 +33,11 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class EuclideanIndex:
-    """Range and top-k search by L2 distance; tiles of ``query_block × ref_block`` pairs."""
+    """Range and top-k search by L2 distance; tiles of ``query_block × ref_block`` float64
+    squared distances (32 MB by default), whatever the number of vectors."""
 
     def __init__(
-        self, vectors: np.ndarray, *, query_block: int = 1024, ref_block: int = 8192
+        self, vectors: np.ndarray, *, query_block: int = 1024, ref_block: int = 4096
     ) -> None:
         if query_block < 1 or ref_block < 1:
             raise ValueError("query_block and ref_block must be positive")
@@ -109,13 +110,21 @@ class EuclideanIndex:
         parts_i, parts_j = [], []
         for qs in range(0, len(q), self.query_block):
             block = q[qs : qs + self.query_block]
-            squared = self._squared(block, slice(None))
-            if not cross:
-                rows = np.arange(len(block))
-                squared[rows, rows + qs] = np.inf
-            nearest = np.argsort(squared, axis=1, kind="stable")[:, :k]
-            parts_i.append(np.repeat(np.arange(qs, qs + len(block)), k))
-            parts_j.append(nearest.ravel())
+            rows = np.arange(len(block))
+            best = np.zeros((len(block), 0))
+            best_j = np.zeros((len(block), 0), np.int64)
+            for rs in range(0, n, self.ref_block):
+                squared = self._squared(block, slice(rs, rs + self.ref_block))
+                columns = np.arange(rs, rs + squared.shape[1])
+                if not cross:
+                    squared[columns[None, :] == (rows + qs)[:, None]] = np.inf
+                merged = np.concatenate([best, squared], axis=1)
+                merged_j = np.concatenate([best_j, np.broadcast_to(columns, squared.shape)], 1)
+                keep = np.argsort(merged, axis=1, kind="stable")[:, :k]
+                best = np.take_along_axis(merged, keep, 1)
+                best_j = np.take_along_axis(merged_j, keep, 1)
+            parts_i.append(np.repeat(qs + rows, k))
+            parts_j.append(best_j.ravel())
         i, j = np.concatenate(parts_i), np.concatenate(parts_j)
         score = _distances(q[i], self.vectors[j]).astype(np.float32)
         order = np.lexsort((j, score, i))
