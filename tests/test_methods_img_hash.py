@@ -31,6 +31,7 @@ from dupbench.methods.img_hash import (
     RadialVarianceHash,
     radial_variance_search,
 )
+from dupbench.records import Encodings
 from dupbench.search import range_search
 
 ALL_PHOTOS = COLOUR_PHOTOS + GRAY_PHOTOS
@@ -291,7 +292,7 @@ def test_radial_variance_search_scores_opencv_compare(cv2):
     encodings = RadialVarianceHash().encode(sources)
     pixels = [np.asarray(Image.open(io.BytesIO(s)) if isinstance(s, bytes) else s) for s in sources]
     hashes = [hasher.compute(as_opencv(p)) for p in pixels]
-    pairs = radial_variance_search(encodings, -1.0, block=3)  # blocks: the tiling is exact
+    pairs = radial_variance_search(encodings, -1.0, block=3, ref_block=2)  # tiling is exact
     assert len(pairs) == 21
     for i, j, score in zip(pairs.i, pairs.j, pairs.score):
         assert score == pytest.approx(hasher.compare(hashes[i], hashes[j]), abs=1e-5)
@@ -301,6 +302,22 @@ def test_radial_variance_search_scores_opencv_compare(cv2):
 
 def jpeg_50(img: Image.Image) -> bytes:
     return jpeg_bytes(img, 50)
+
+
+def test_radial_variance_search_is_the_brute_force_peak():
+    rng = np.random.default_rng(12)
+    codes = rng.integers(0, 256, (70, 40)).astype(np.float32)
+    codes -= codes.mean(axis=1, keepdims=True)
+    codes[5] = 0  # a flat image's hash: correlation 0 with everything
+    encodings = Encodings([str(k) for k in range(70)], codes, "float", "cosine", 40)
+    unit = codes / np.maximum(np.linalg.norm(codes, axis=1, keepdims=True), 1e-30)
+    peak = np.max([unit @ np.roll(unit, s, axis=1).T for s in range(40)], axis=0)
+    for threshold in (0.4, 0.0):
+        found = radial_variance_search(encodings, threshold, block=8, ref_block=16)
+        expected = set(zip(*np.nonzero(np.triu(peak >= threshold, 1))))
+        assert set(zip(found.i.tolist(), found.j.tolist())) == expected
+        assert np.allclose(found.score, peak[found.i, found.j], atol=1e-6)
+        assert np.all(np.diff(found.score) <= 0)  # best first
 
 
 @pytest.mark.parametrize(
