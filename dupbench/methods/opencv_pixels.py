@@ -1,9 +1,10 @@
 """numpy copies of the 8-bit OpenCV operations that cv2.img_hash's hashes are built from.
 
 Each function gives the same bytes as the OpenCV call named in its docstring (OpenCV's own C++
-code paths; where an IPP build swaps in Intel's resize, see ``resize_cubic``), so the hashes in
-``img_hash`` match cv2.img_hash bit for bit without making opencv a dependency. The integer
-arithmetic is OpenCV's fixed point; where OpenCV rounds in float32, so do we, in its order.
+code paths; where an IPP build swaps in Intel's resize, see ``resize_cubic``), and
+``hu_moments`` the same float64 values to a few units in the last place, so the hashes in
+``img_hash`` match cv2.img_hash without making opencv a dependency. The integer arithmetic is
+OpenCV's fixed point; where OpenCV rounds in float32, so do we, in its order.
 tests/test_methods_img_hash.py checks every function here against cv2 on photos and random sizes.
 """
 
