@@ -9,13 +9,14 @@ comparing names.
 
 The stored name is ``kind.value`` (== ``str(kind)``); ``kind.name`` is the member's ("HAMMING").
 
-To add a kind (e.g. ``EUCLIDEAN = "euclidean"``, lower is closer), add the member and its
+To add a kind (``EUCLIDEAN = "euclidean"``, lower is closer, was added so), add the member and its
 ``Traits`` in ``TRAITS`` (direction, what a score is, how a threshold reads, score dtype, the
 score of identical codes, whether a threshold grades pairs, the default widest threshold a
 benchmark sweeps). Direction, threshold names, sweeps, sorting and plots follow from them.
 Then teach the places that search it: ``search.build_index`` / ``pick_backend`` / ``BACKENDS``,
 ``index/local.py`` (its query) and the threshold checks of ``api._threshold`` (range of a valid
-threshold), and set ``metric = DistanceKind.EUCLIDEAN`` on the methods that produce it.
+threshold), and set ``metric = DistanceKind.EUCLIDEAN`` on the methods that produce it
+(``img_hash.ColorMomentHash``; its search is ``search/euclidean.py``).
 """
 
 from __future__ import annotations
