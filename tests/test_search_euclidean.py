@@ -92,3 +92,11 @@ def test_topk_merges_reference_tiles():
     assert np.array_equal(small.i, whole.i) and np.array_equal(small.j, whole.j)
     dist = np.linalg.norm(x[:, None] - x[None], axis=2) + np.diag(np.full(40, np.inf))
     assert np.array_equal(whole.j.reshape(40, 4), np.argsort(dist, axis=1)[:, :4])
+
+
+def test_milvus_backend_refuses_l2_codes(tmp_path):
+    from dupbench.errors import UsageError
+    from dupbench.index.milvus import MilvusBackend
+
+    with pytest.raises(UsageError, match="local"):
+        MilvusBackend(tmp_path, "float", L2, 42)
