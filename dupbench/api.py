@@ -278,10 +278,19 @@ def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> f
             )
         return float(t)
     if min_similarity_threshold is not None:
-        raise UsageError(f"{m.name} scores Hamming distance: use max_distance_threshold")
+        raise UsageError(
+            f"{m.name} scores {m.metric.name.capitalize()} distance: use max_distance_threshold"
+        )
     if not m.metric.graded:
         return 0
     t = m.default_threshold if max_distance_threshold is None else max_distance_threshold
+    if not m.metric.discrete:
+        if not 0 <= float(t) < float("inf"):
+            raise UsageError(
+                f"{m.name} scores {m.metric.name.capitalize()} distance: the threshold "
+                f"(max_distance_threshold) must be a number ≥ 0, got {t}"
+            )
+        return float(t)
     if not (float(t).is_integer() and 0 <= t <= m.size):
         raise UsageError(
             f"{m.name} scores Hamming distance: the threshold "

@@ -1,7 +1,7 @@
 """How two codes are compared, and which way a score points: the one place that knows it.
 
 A ``DistanceKind`` member is also the plain string stored in files and configs ("hamming",
-"cosine", "equal"): it compares, hashes, formats and serializes as that string, so run.json,
+"cosine", "euclidean", "equal"): it compares, hashes, formats and serializes as that string, so run.json,
 .npz headers and method configs written before this type existed load unchanged, and
 ``DistanceKind("cosine")`` turns a stored string back into the kind. Code asks the kind
 (``kind.higher_is_closer``, ``kind.within(score, t)``, ``kind.threshold_name``) instead of
@@ -9,13 +9,14 @@ comparing names.
 
 The stored name is ``kind.value`` (== ``str(kind)``); ``kind.name`` is the member's ("HAMMING").
 
-To add a kind (e.g. ``EUCLIDEAN = "euclidean"``, lower is closer), add the member and its
+To add a kind (``EUCLIDEAN = "euclidean"``, lower is closer, was added so), add the member and its
 ``Traits`` in ``TRAITS`` (direction, what a score is, how a threshold reads, score dtype, the
 score of identical codes, whether a threshold grades pairs, the default widest threshold a
 benchmark sweeps). Direction, threshold names, sweeps, sorting and plots follow from them.
 Then teach the places that search it: ``search.build_index`` / ``pick_backend`` / ``BACKENDS``,
 ``index/local.py`` (its query) and the threshold checks of ``api._threshold`` (range of a valid
-threshold), and set ``metric = DistanceKind.EUCLIDEAN`` on the methods that produce it.
+threshold), and set ``metric = DistanceKind.EUCLIDEAN`` on the methods that produce it
+(``img_hash.ColorMomentHash``; its search is ``search/euclidean.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class DistanceKind(str, Enum):
     COSINE = "cosine"
     #: identical digests or nothing
     EQUAL = "equal"
+    #: L2 distance of float vectors (OpenCV's colour moment hash), in the codes' units
+    EUCLIDEAN = "euclidean"
 
     # the member is its name wherever a string is made of it (f-strings, str(), JSON)
     def __str__(self) -> str:
@@ -132,7 +135,7 @@ class DistanceKind(str, Enum):
 
     def default_sweep_to(self, size: int) -> float:
         """The widest threshold a benchmark searches when none is configured: a quarter of a
-        binary code's bits, a similarity of 0.5, 0 for digests."""
+        binary code's bits, a similarity of 0.5, an L2 distance of 10, 0 for digests."""
         fraction = self.traits.sweep_to
         return round(size * fraction) if self.discrete else fraction
 
@@ -141,4 +144,6 @@ TRAITS = {
     DistanceKind.HAMMING: Traits(False, "distance", "d", np.int32, 0, True, 1 / 4),
     DistanceKind.COSINE: Traits(True, "similarity", "cos", np.float32, 1.0, True, 0.5),
     DistanceKind.EQUAL: Traits(False, "distance", "=", np.int32, 0, False, 0.0),
+    # its scale is the codes': 10 suits the colour moment hash, whose preset sets its own
+    DistanceKind.EUCLIDEAN: Traits(False, "distance", "L2", np.float32, 0.0, True, 10.0),
 }

@@ -16,7 +16,7 @@ HAMMING, COSINE, EQUAL = DistanceKind.HAMMING, DistanceKind.COSINE, DistanceKind
 
 
 def test_a_kind_is_its_stored_name() -> None:
-    assert [str(k) for k in DistanceKind] == ["hamming", "cosine", "equal"]
+    assert [str(k) for k in DistanceKind] == ["hamming", "cosine", "equal", "euclidean"]
     assert DistanceKind("cosine") is COSINE and COSINE == "cosine" and f"{COSINE}" == "cosine"
     assert json.dumps({"metric": HAMMING}) == '{"metric": "hamming"}'
     assert pickle.loads(pickle.dumps(EQUAL)) is EQUAL
@@ -37,8 +37,9 @@ def test_direction_and_thresholds() -> None:
         "max_distance_threshold",
         "min_similarity_threshold",
     )
-    assert [k.threshold_form.format(3) for k in DistanceKind] == ["d ≤ 3", "cos ≥ 3", "equal"]
-    assert [k.default_sweep_to(64) for k in DistanceKind] == [16, 0.5, 0]
+    forms = ["d ≤ 3", "cos ≥ 3", "equal", "L2 ≤ 3"]
+    assert [k.threshold_form.format(3) for k in DistanceKind] == forms
+    assert [k.default_sweep_to(64) for k in DistanceKind] == [16, 0.5, 0, 10.0]
     assert (HAMMING.discrete, COSINE.discrete, EQUAL.graded) == (True, False, False)
 
 

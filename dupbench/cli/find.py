@@ -27,8 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "-t",
         type=float,
         default=None,
-        help="Hamming distance (hashes) or cosine similarity (cnn); default: the method's, "
-        "calibrated to 99%% pair precision (see `dupbench methods`)",
+        help="Hamming distance (hashes, default 10 for 64 bits), cosine similarity "
+        "(cnn, default 0.9) or L2 distance (color_moment, default 3)",
     )
     p.add_argument("--out", "-o", type=Path, help="write {file: [(duplicate, score)]} JSON here")
     p.add_argument("--groups", type=Path, help="write the duplicate groups (JSON list) here")

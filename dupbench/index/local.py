@@ -10,7 +10,8 @@ shards, the live rows are written to one checkpoint shard whose log row says "st
 Search answers a single query fast instead of all pairs: Hamming codes sit in one contiguous
 uint64 array and a query is one XOR + popcount pass (a few ms at 1M 64-bit codes, exact at any
 radius; the multi-index search of ``dupbench.search.mih`` wins only for all-pairs joins);
-cosine rows go to a FAISS flat inner-product index on unit vectors; exact digests to a dict.
+cosine rows go to a FAISS flat inner-product index on unit vectors; Euclidean rows are compared
+with a query in one numpy pass; exact digests to a dict.
 Removed rows are masked and compacted away once they are a quarter of the array.
 
 Readers in other processes see a writer's commits: every query first replays new log rows
@@ -254,6 +255,8 @@ class LocalBackend:
             return [self._query_cosine(row, threshold, k) for row in unit_rows(codes)]
         if self.metric is DistanceKind.EQUAL:
             return [self._query_equal(row, k) for row in codes]
+        if self.metric is DistanceKind.EUCLIDEAN:
+            return [self._query_euclidean(row, threshold, k) for row in codes]
         return [self._query_hamming(row, threshold, k) for row in codes]
 
     def __len__(self) -> int:
@@ -286,6 +289,15 @@ class LocalBackend:
             dist = dist.astype(np.uint16)
             for w in range(1, self._width):
                 dist += np.bitwise_count(codes[:n, w] ^ code[w])
+        rows = np.flatnonzero((dist <= threshold) & alive[:n])
+        return _ranked(ids[rows], dist[rows], k, descending=False)
+
+    def _query_euclidean(
+        self, vector: np.ndarray, threshold: float, k: int | None
+    ) -> list[tuple[int, float]]:
+        n, ids, codes, alive = self._snapshot()
+        difference = codes[:n].astype(np.float64) - vector.astype(np.float64)
+        dist = np.sqrt(np.einsum("ij,ij->i", difference, difference))
         rows = np.flatnonzero((dist <= threshold) & alive[:n])
         return _ranked(ids[rows], dist[rows], k, descending=False)
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from dupbench.distance import DistanceKind
-from dupbench.errors import DupbenchError, MissingExtraError, check_parameters
+from dupbench.errors import DupbenchError, MissingExtraError, UsageError, check_parameters
 from dupbench.files import write_json
 from dupbench.index.backend import check_k, fitted_codes
 from dupbench.records import Kind
@@ -74,6 +74,8 @@ class MilvusBackend:
     ) -> None:
         check_parameters(options, _OPTIONS, "milvus index backend")
         self.kind, self.metric, self.size = kind, DistanceKind(metric), int(size)
+        if self.metric is DistanceKind.EUCLIDEAN:  # its range radius semantics are untested here
+            raise UsageError("the milvus backend does not search L2 codes; use backend 'local'")
         self._binary = kind != "float"
         self._width = max(1, -(-self.size // 64)) if self._binary else self.size
         self._dim = self._width * 64 if self._binary else self.size

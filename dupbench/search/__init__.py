@@ -1,4 +1,5 @@
-"""Search over codes: Hamming (binary hashes), equality (digests) and cosine (embeddings).
+"""Search over codes: Hamming (binary hashes), equality (digests), cosine (embeddings) and
+Euclidean (float vectors such as the colour moment hash).
 
 Every index answers ``range(threshold)`` (all pairs at least that close) and ``topk(k)`` with a
 ``Candidates`` value: no self pairs, deterministic order, scores returned. ``build_index`` picks
@@ -44,6 +45,8 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
         return "equal"
     valid = index_backends(metric)
     if backend == "auto":
+        if metric is DistanceKind.EUCLIDEAN:
+            return "euclidean"
         if metric is DistanceKind.COSINE:
             from dupbench.search.mih import has_faiss
 
@@ -78,7 +81,8 @@ def range_search(
     backend: str = "auto",
     **params: Any,
 ) -> Candidates:
-    """All pairs within ``threshold`` (Hamming distance ≤ t, cosine similarity ≥ t, or equal).
+    """All pairs within ``threshold`` (Hamming or L2 distance ≤ t, cosine similarity ≥ t, or
+    equal).
 
     Hamming search at radius 0 uses equality grouping, which is exact and O(N log N).
     """

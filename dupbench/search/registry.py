@@ -47,6 +47,8 @@ SEARCHES: Registry[IndexBackend | WholeSearch] = Registry(
         "dupbench.search.exact",
         "dupbench.search.regions",
         "dupbench.search.dihedral",
+        "dupbench.search.radial_variance",
+        "dupbench.search.euclidean",
         "dupbench.methods.verified",
     ),
 )
