@@ -16,6 +16,7 @@ from dupbench.records import Encodings
 
 cv2 = pytest.importorskip("cv2")
 verified = pytest.importorskip("dupbench.methods.verified")
+vsearch = pytest.importorskip("dupbench.search.verified")
 
 #: real photos that differ in content; motorcycle_left/right is one scene seen from two places
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "motorcycle_left")
@@ -97,7 +98,7 @@ def test_listed_and_configured_like_its_search_defaults():
     assert search["backend"] == "verified"
     defaults = {
         name: p.default
-        for name, p in inspect.signature(verified.verified_search).parameters.items()
+        for name, p in inspect.signature(vsearch.verified_search).parameters.items()
         if p.kind is p.KEYWORD_ONLY and name != "stage"
     }
     assert search["params"] == defaults
@@ -106,7 +107,7 @@ def test_listed_and_configured_like_its_search_defaults():
 def test_codes_without_features_are_refused():
     enc = Encodings(["a", "b"], np.zeros((2, 256), np.float32), "float", "cosine", 256, "verified")
     with pytest.raises(UsageError, match="local features"):
-        verified.verified_search(enc, 0.0)
+        vsearch.verified_search(enc, 0.0)
 
 
 _NESTED = """

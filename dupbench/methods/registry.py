@@ -36,7 +36,7 @@ _FAMILY_MODULES = (
 SEARCH_FUNCTIONS = {
     "crop_resistant": "dupbench.methods.crop_resistant:crop_resistant_search",
     "dihedral": "dupbench.methods.invariant:dihedral_search",
-    "verified": "dupbench.methods.verified:verified_search",
+    "verified": "dupbench.search.verified:verified_search",
 }
 
 
