@@ -110,6 +110,44 @@ def test_codes_without_features_are_refused():
         vsearch.verified_search(enc, 0.0)
 
 
+def test_bags_do_not_depend_on_how_descriptors_are_blocked(monkeypatch):
+    """Words are assigned a block of images at a time (bounded memory); the bags are those of
+    one pass over every descriptor."""
+    rng = np.random.default_rng(1)
+    features = [
+        verified.LocalFeatures(
+            rng.uniform(0, 99, (m, 2)).astype(np.float32),
+            rng.integers(0, 256, (m, 128), dtype=np.uint8),
+            100,
+            100,
+        )
+        for m in (40, 0, 7, 300, 25, 1, 90)
+    ]
+    whole = vsearch._bags(features, 16, seed=3)
+    monkeypatch.setattr(vsearch, "DESCRIPTOR_BLOCK", 50)
+    blocked = vsearch._bags(features, 16, seed=3)
+    for a, b in zip(whole, blocked):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_letterbox_bars_are_not_encoded():
+    """A letterboxed copy gets its original's thumbnail, and two different photos behind the
+    same wide bars are as unlike as the photos: the bars carry no content."""
+    method = get_method("verified")
+    a, b = _photo("astronaut").convert("RGB"), _photo("chelsea").convert("RGB")
+    code = {
+        name: method.encode_image(img)[0]
+        for name, img in {
+            "a": a,
+            "a_pad": _pad(a, 0.4),
+            "b": b,
+            "b_pad": _pad(b.resize(a.size), 0.4),
+        }.items()
+    }
+    assert float(code["a"] @ code["a_pad"]) > 0.98
+    assert float(code["a_pad"] @ code["b_pad"]) < 0.5
+
+
 _NESTED = """
 import json
 import numpy as np

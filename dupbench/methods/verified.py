@@ -23,6 +23,7 @@ from PIL import Image
 
 from dupbench import images
 from dupbench.methods.base import Method, _map_sources, int_param
+from dupbench.methods.invariant import trim_borders
 from dupbench.methods.registry import register
 from dupbench.records import Encodings, Skipped
 
@@ -115,8 +116,10 @@ class RetrieveVerify(Method):
         return {**self.__dict__, "_sift": None}  # a cv2 object does not pickle to workers
 
     def encode_image(self, image: Image.Image) -> tuple[np.ndarray, LocalFeatures]:
-        """(thumbnail code row, local features) of one decoded image."""
-        grey = image.convert("L")
+        """(thumbnail code row, local features) of one decoded image, inside its uniform
+        borders: letterbox bars carry no content, and their corners would match the bars of
+        any other padded image."""
+        grey = trim_borders(image).convert("L")
         scale = self.max_side / max(grey.size)
         if scale < 1:
             size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))

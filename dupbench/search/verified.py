@@ -37,6 +37,9 @@ from dupbench.workers import die_with_parent
 
 #: descriptors sampled per visual word to learn the vocabulary (k-means cost grows with it)
 SAMPLE_PER_WORD = 32
+#: descriptors given their visual words at a time (a float32 block and its distances to every
+#: word: about 40 MB with the default vocabulary)
+DESCRIPTOR_BLOCK = 8192
 
 
 def dihedral_rows(codes: np.ndarray) -> np.ndarray:
@@ -69,7 +72,7 @@ def _kmeans(data: np.ndarray, k: int, iterations: int, rng: np.random.Generator)
     return centres
 
 
-def _nearest(data: np.ndarray, centres: np.ndarray, block: int = 65536) -> np.ndarray:
+def _nearest(data: np.ndarray, centres: np.ndarray, block: int = 8192) -> np.ndarray:
     """Index of the nearest centre (Euclidean) for every row, in blocks to bound memory."""
     half_norms = 0.5 * np.einsum("ij,ij->i", centres, centres)
     out = np.empty(len(data), dtype=np.int64)
@@ -80,28 +83,38 @@ def _nearest(data: np.ndarray, centres: np.ndarray, block: int = 65536) -> np.nd
 
 
 def _bags(features: list[LocalFeatures], vocabulary: int, seed: int) -> tuple[np.ndarray, ...]:
-    """(bags, mirrored bags): L2-normalised tf-idf word histograms, one row per image."""
+    """(bags, mirrored bags): L2-normalised tf-idf word histograms, one row per image.
+
+    Descriptors stay uint8 in their images' features: only the k-means sample and one block of
+    images at a time (``DESCRIPTOR_BLOCK`` descriptors) are ever float, so memory does not grow
+    with the collection's descriptor count beyond the features themselves."""
     n = len(features)
-    counts = np.array([len(f.descriptors) for f in features])
-    all_desc = np.concatenate(
-        [f.descriptors for f in features] + [np.zeros((0, 128), np.uint8)]
-    ).astype(np.float32)
-    if len(all_desc) == 0:
+    counts = np.array([len(f.descriptors) for f in features], dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
         z = np.zeros((n, 1), np.float32)
         return z, z
     rng = np.random.default_rng(seed)
-    k = min(vocabulary, len(all_desc))
-    sample = all_desc[
-        rng.choice(len(all_desc), size=min(len(all_desc), SAMPLE_PER_WORD * k), replace=False)
-    ]
+    k = min(vocabulary, total)
+    picked = rng.choice(total, size=min(total, SAMPLE_PER_WORD * k), replace=False)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    owner = np.searchsorted(starts, picked, side="right") - 1
+    sample = np.stack(
+        [features[o].descriptors[p - starts[o]] for o, p in zip(owner.tolist(), picked.tolist())]
+    ).astype(np.float32)
     centres = _kmeans(sample, k, iterations=8, rng=rng)
-    image_of = np.repeat(np.arange(n), counts)
-    words = _nearest(all_desc, centres)
-    mirrored_words = _nearest(all_desc[:, mirror_permutation()], centres)
+    del sample
     bags = np.zeros((n, k), np.float32)
     mirrored = np.zeros((n, k), np.float32)
-    np.add.at(bags, (image_of, words), 1)
-    np.add.at(mirrored, (image_of, mirrored_words), 1)
+    permutation = mirror_permutation()
+    first = 0
+    while first < n:
+        last = first + 1 + int(np.searchsorted(np.cumsum(counts[first + 1 :]), DESCRIPTOR_BLOCK))
+        block = np.concatenate([f.descriptors for f in features[first:last]]).astype(np.float32)
+        image_of = np.repeat(np.arange(first, last), counts[first:last])
+        np.add.at(bags, (image_of, _nearest(block, centres)), 1)
+        np.add.at(mirrored, (image_of, _nearest(block[:, permutation], centres)), 1)
+        first = last
     idf = np.log((n + 1) / (1 + (bags > 0).sum(0) + (mirrored > 0).sum(0) / 2)).astype(np.float32)
     return _unit_rows(bags * idf), _unit_rows(mirrored * idf)
 
@@ -127,8 +140,8 @@ def _top_k(queries: list[np.ndarray], refs: np.ndarray, k: int, block: int = 102
 
 def retrieve(
     encodings: VerifiedEncodings,
-    k: int = 30,
-    thumbnail_k: int = 5,
+    k: int = 60,
+    thumbnail_k: int = 10,
     vocabulary: int = 1024,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -292,8 +305,8 @@ def verified_search(
     encodings: Encodings,
     threshold: float = 0.0,
     *,
-    k: int = 30,
-    thumbnail_k: int = 5,
+    k: int = 60,
+    thumbnail_k: int = 10,
     vocabulary: int = 1024,
     seed: int = 0,
     ratio: float = 0.8,
