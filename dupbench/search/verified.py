@@ -171,6 +171,34 @@ def thumbnail_scores(codes: np.ndarray, i: np.ndarray, j: np.ndarray, floor: flo
     return np.clip((best - floor) / (1 - floor), 0, 1).astype(np.float32)
 
 
+def expand(
+    n: int, i: np.ndarray, j: np.ndarray, score: np.ndarray, per_image: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """New candidate pairs (a, c), a < c, not among (i, j): c is among the ``per_image``
+    best-scoring verified pairs (score > 0) of one of ``a``'s own ``per_image`` best.
+
+    Query expansion over verified pairs: an edit that hides a copy from stage 1 (a text bar over
+    a photo with few keypoints: its words are mostly the caption's) rarely hides it from every
+    other copy, and the copies it does match propose the rest of its group. Bounded by
+    ``per_image``² pairs per image, however large a group of copies is.
+    """
+    from scipy.sparse import csr_matrix
+
+    verified = score > 0
+    src = np.concatenate([i[verified], j[verified]])
+    dst = np.concatenate([j[verified], i[verified]])
+    best = np.concatenate([score[verified], score[verified]])
+    order = np.lexsort((-best, src))
+    src, dst = src[order], dst[order]
+    first = np.searchsorted(src, src)  # where each image's run of pairs starts
+    top = np.arange(len(src)) - first < per_image
+    graph = csr_matrix((np.ones(int(top.sum()), np.float32), (src[top], dst[top])), shape=(n, n))
+    two = (graph @ graph).tocoo()
+    a, c = np.minimum(two.row, two.col).astype(np.int64), np.maximum(two.row, two.col)
+    new = np.setdiff1d(np.unique(a[a != c] * n + c[a != c]), i * n + j, assume_unique=True)
+    return new // n, new % n
+
+
 # ---- stage 2: verification ---------------------------------------------------------------
 
 
@@ -301,6 +329,19 @@ def verify(
         return np.concatenate(list(parts)) if len(i) else np.zeros(0, np.float32)
 
 
+def _scores(
+    encodings: VerifiedEncodings,
+    i: np.ndarray,
+    j: np.ndarray,
+    verifier: Verifier,
+    thumbnail_floor: float,
+    workers: int,
+) -> np.ndarray:
+    """Per pair, the better of its verification and its thumbnail score."""
+    score = verify(encodings.features, i, j, verifier, workers)
+    return np.maximum(score, thumbnail_scores(encodings.codes, i, j, thumbnail_floor))
+
+
 def verified_search(
     encodings: Encodings,
     threshold: float = 0.0,
@@ -316,6 +357,7 @@ def verified_search(
     min_inliers: int = 5,
     full_coverage: float = 0.25,
     thumbnail_floor: float = 0.95,
+    expand_k: int = 5,
     workers: int = 0,
     stage: Callable | None = None,
 ) -> Candidates:
@@ -324,7 +366,8 @@ def verified_search(
 
     A pair's score is the better of its verification score and its thumbnail score
     (``thumbnail_scores``): heavy blur or downscaling leaves few keypoints to match but the
-    thumbnails nearly equal.
+    thumbnails nearly equal. With ``expand_k``, the pairs that the verified ones propose
+    (``expand``) are verified too.
 
     ``stage(name, items)``, when given, returns a context manager that times a sub-stage (the
     harness passes its stopwatch's), so that retrieval and verification are reported apart.
@@ -342,10 +385,14 @@ def verified_search(
     with timed("search.retrieve", len(encodings)):
         i, j = retrieve(encodings, int(k), int(thumbnail_k), int(vocabulary), int(seed))
     with timed("search.verify", len(i)):
-        score = verify(encodings.features, i, j, verifier, int(workers))
-        score = np.maximum(score, thumbnail_scores(encodings.codes, i, j, thumbnail_floor))
+        score = _scores(encodings, i, j, verifier, thumbnail_floor, int(workers))
+    if expand_k > 0:
+        more_i, more_j = expand(len(encodings), i, j, score, int(expand_k))
+        with timed("search.expand", len(more_i)):
+            more = _scores(encodings, more_i, more_j, verifier, thumbnail_floor, int(workers))
+        i, j, score = (np.concatenate(x) for x in ((i, more_i), (j, more_j), (score, more)))
     keep = score >= threshold
     return Candidates(i[keep], j[keep], score[keep], "cosine").sorted()
 
 
-__all__ = ["Verifier", "retrieve", "verified_search", "verify"]
+__all__ = ["Verifier", "expand", "retrieve", "verified_search", "verify"]
