@@ -130,6 +130,21 @@ def test_bags_do_not_depend_on_how_descriptors_are_blocked(monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def _expanded(i: list[int], j: list[int], score: list[float], per_image: int) -> list[tuple]:
+    new = vsearch.expand(5, np.array(i), np.array(j), np.array(score, np.float32), per_image)
+    return sorted(zip(new[0].tolist(), new[1].tolist()))
+
+
+def test_expansion_proposes_the_best_pairs_of_the_best_pairs():
+    """0-1, 1-2 and 2-3 verified, 0-3 retrieved but not verified: two hops propose 0-2 and 1-3
+    (never a pair already retrieved: 0-3); with one pair per image, only the best pair of each
+    image is followed."""
+    assert _expanded([0, 0, 1, 2], [1, 3, 2, 3], [0.9, 0.0, 0.8, 0.7], 5) == [(0, 2), (1, 3)]
+    star = ([0, 0, 0], [1, 2, 3], [0.9, 0.5, 0.4])  # 0's best is 1, then 2, then 3
+    assert _expanded(*star, 1) == [(1, 2), (1, 3)]  # 2 and 3 follow 0 to its best, 1
+    assert _expanded(*star, 2) == [(1, 2), (1, 3), (2, 3)]
+
+
 def test_letterbox_bars_are_not_encoded():
     """A letterboxed copy gets its original's thumbnail, and two different photos behind the
     same wide bars are as unlike as the photos: the bars carry no content."""
