@@ -3,8 +3,9 @@
 Every global fingerprint breaks on the edits people actually make (a 50 % crop, a 90° turn, a
 mirror, letterbox bars, a caption). Local features survive them, but matching every pair of
 images with them costs n², so the method is two-stage: this module encodes (SIFT keypoints and
-descriptors of the grey image scaled to ``max_side``, kept in ``VerifiedEncodings.features``; the
-code row is a small grey thumbnail, a unit vector), and ``dupbench.search.verified`` retrieves
+descriptors of the grey image inside its uniform borders, scaled to ``max_side``, kept in
+``VerifiedEncodings.features``; the code row is a small grey thumbnail of the same image, a unit
+vector), and ``dupbench.search.verified`` retrieves
 candidate pairs and verifies them geometrically (registered in ``SEARCH_FUNCTIONS`` as
 "verified", the method's ``preferred_search``).
 
