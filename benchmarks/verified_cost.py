@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from dupbench.methods import get_method
-from dupbench.methods.verified import verified_search
+from dupbench.search.verified import verified_search
 
 SOURCES = (
     "astronaut",

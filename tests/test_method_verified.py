@@ -16,6 +16,7 @@ from dupbench.records import Encodings
 
 cv2 = pytest.importorskip("cv2")
 verified = pytest.importorskip("dupbench.methods.verified")
+vsearch = pytest.importorskip("dupbench.search.verified")
 
 #: real photos that differ in content; motorcycle_left/right is one scene seen from two places
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "motorcycle_left")
@@ -97,7 +98,7 @@ def test_listed_and_configured_like_its_search_defaults():
     assert search["backend"] == "verified"
     defaults = {
         name: p.default
-        for name, p in inspect.signature(verified.verified_search).parameters.items()
+        for name, p in inspect.signature(vsearch.verified_search).parameters.items()
         if p.kind is p.KEYWORD_ONLY and name != "stage"
     }
     assert search["params"] == defaults
@@ -106,7 +107,60 @@ def test_listed_and_configured_like_its_search_defaults():
 def test_codes_without_features_are_refused():
     enc = Encodings(["a", "b"], np.zeros((2, 256), np.float32), "float", "cosine", 256, "verified")
     with pytest.raises(UsageError, match="local features"):
-        verified.verified_search(enc, 0.0)
+        vsearch.verified_search(enc, 0.0)
+
+
+def test_bags_do_not_depend_on_how_descriptors_are_blocked(monkeypatch):
+    """Words are assigned a block of images at a time (bounded memory); the bags are those of
+    one pass over every descriptor."""
+    rng = np.random.default_rng(1)
+    features = [
+        verified.LocalFeatures(
+            rng.uniform(0, 99, (m, 2)).astype(np.float32),
+            rng.integers(0, 256, (m, 128), dtype=np.uint8),
+            100,
+            100,
+        )
+        for m in (40, 0, 7, 300, 25, 1, 90)
+    ]
+    whole = vsearch._bags(features, 16, seed=3)
+    monkeypatch.setattr(vsearch, "DESCRIPTOR_BLOCK", 50)
+    blocked = vsearch._bags(features, 16, seed=3)
+    for a, b in zip(whole, blocked):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def _expanded(i: list[int], j: list[int], score: list[float], per_image: int) -> list[tuple]:
+    new = vsearch.expand(5, np.array(i), np.array(j), np.array(score, np.float32), per_image)
+    return sorted(zip(new[0].tolist(), new[1].tolist()))
+
+
+def test_expansion_proposes_the_best_pairs_of_the_best_pairs():
+    """0-1, 1-2 and 2-3 verified, 0-3 retrieved but not verified: two hops propose 0-2 and 1-3
+    (never a pair already retrieved: 0-3); with one pair per image, only the best pair of each
+    image is followed."""
+    assert _expanded([0, 0, 1, 2], [1, 3, 2, 3], [0.9, 0.0, 0.8, 0.7], 5) == [(0, 2), (1, 3)]
+    star = ([0, 0, 0], [1, 2, 3], [0.9, 0.5, 0.4])  # 0's best is 1, then 2, then 3
+    assert _expanded(*star, 1) == [(1, 2), (1, 3)]  # 2 and 3 follow 0 to its best, 1
+    assert _expanded(*star, 2) == [(1, 2), (1, 3), (2, 3)]
+
+
+def test_letterbox_bars_are_not_encoded():
+    """A letterboxed copy gets its original's thumbnail, and two different photos behind the
+    same wide bars are as unlike as the photos: the bars carry no content."""
+    method = get_method("verified")
+    a, b = _photo("astronaut").convert("RGB"), _photo("chelsea").convert("RGB")
+    code = {
+        name: method.encode_image(img)[0]
+        for name, img in {
+            "a": a,
+            "a_pad": _pad(a, 0.4),
+            "b": b,
+            "b_pad": _pad(b.resize(a.size), 0.4),
+        }.items()
+    }
+    assert float(code["a"] @ code["a_pad"]) > 0.98
+    assert float(code["a_pad"] @ code["b_pad"]) < 0.5
 
 
 _NESTED = """

@@ -52,8 +52,10 @@ def execute_run(
             method = build_method(cfg)
             truth = run_truth(dataset, cfg)
             load.items = len(dataset)
-        # again, before any network is built: embedding (float) methods build theirs with torch
-        seeds = seed_everything(cfg.benchmark.seed, torch_too=method.kind == "float")
+        # again, before any network is built by a method that needs torch; importing torch for
+        # one that does not would add its ~500 MB to the method's measured memory (and to every
+        # worker process it forks)
+        seeds = seed_everything(cfg.benchmark.seed, torch_too="torch" in method.requires)
         threshold, widest = thresholds(cfg, method)
         paths, ids = dataset.paths, dataset.ids
         few = cfg.benchmark.warmup_images

@@ -49,7 +49,7 @@ SEARCHES: Registry[IndexBackend | WholeSearch] = Registry(
         "dupbench.search.dihedral",
         "dupbench.search.radial_variance",
         "dupbench.search.euclidean",
-        "dupbench.methods.verified",
+        "dupbench.search.verified",
     ),
 )
 
