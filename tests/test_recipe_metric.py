@@ -84,3 +84,17 @@ def test_recipe_adds_a_metric(tmp_path: Path) -> None:
     columns = got["columns"]
     assert columns.index("F2") == columns.index("best-F1 thr.") + 1
     assert "| F2 |" in got["markdown"] and f"{m['f2']:.3f}" in got["markdown"]
+
+
+def test_every_formula_reference_into_the_package_resolves():
+    """A catalogue entry's ``reference`` that names a kernel (a dotted name) must name one that
+    exists, so a renamed module cannot leave the catalogue pointing nowhere."""
+    import importlib
+
+    from dupbench.evaluation.catalogue import specs
+
+    kernels = [s.reference.split(";")[0] for s in specs() if s.reference.startswith("dupbench.")]
+    assert kernels
+    for dotted in kernels:  # "module.kernel", or "module.kernel; paper"
+        module, name = dotted.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name)), dotted

@@ -106,7 +106,7 @@ for _spec in (
         "threshold",
         None,
         "the run's threshold (a distance, or a similarity)",
-        "dupbench.harness.runner.thresholds",
+        "dupbench.harness.thresholds.thresholds",
         main=True,
         digits=2,
         shown=True,
@@ -245,7 +245,7 @@ for _spec in (
         "candidates",
         None,
         "candidate pairs the search returned",
-        "dupbench.evaluation.run.threshold_free_scores",
+        "dupbench.evaluation.all_metrics.threshold_free_scores",
         shown=True,
     ),
     MetricSpec(
@@ -253,7 +253,7 @@ for _spec in (
         "truth pairs",
         None,
         "true duplicate pairs",
-        "dupbench.evaluation.run.scores_at",
+        "dupbench.evaluation.all_metrics.scores_at",
         shown=True,
     ),
 ):

@@ -5,9 +5,8 @@ mirror, letterbox bars, a caption). Local features survive them, but matching ev
 images with them costs n², so the method is two-stage: this module encodes (SIFT keypoints and
 descriptors of the grey image inside its uniform borders, scaled to ``max_side``, kept in
 ``VerifiedEncodings.features``; the code row is a small grey thumbnail of the same image, a unit
-vector), and ``dupbench.search.verified`` retrieves
-candidate pairs and verifies them geometrically (registered in ``SEARCH_FUNCTIONS`` as
-"verified", the method's ``preferred_search``).
+vector), and ``dupbench.search.verified`` retrieves candidate pairs and verifies them
+geometrically (the registered "verified" search, this method's ``preferred_search``).
 
 The encodings must come from ``encode``: codes alone, from a file, a store or an encoding map,
 carry no local features, and the search says so.
