@@ -50,9 +50,9 @@ def list_methods(args: argparse.Namespace) -> int:
         "extra": "EXTRA",
         "robust_to": "ROBUST TO",
     }
-    for row in [header, *rows]:
-        print(
-            f"{row['name']:23s} {row['kind']:6s} {row['threshold']:12s} {row['extra']:17s} "
-            f"{row['robust_to']}"
-        )
+    table = [header, *rows]
+    # each column as wide as its widest entry, so a long threshold form never shifts the next
+    width = {key: max(len(row[key]) for row in table) for key in header if key != "robust_to"}
+    for row in table:
+        print(" ".join(f"{row[key]:{n}s}" for key, n in width.items()) + f" {row['robust_to']}")
     return 0
