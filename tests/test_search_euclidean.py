@@ -95,6 +95,7 @@ def test_topk_merges_reference_tiles():
 
 
 def test_milvus_backend_refuses_l2_codes(tmp_path):
+    pytest.importorskip("pymilvus")  # the milvus extra; CI installs it in a later step
     from dupbench.errors import UsageError
     from dupbench.index.milvus import MilvusBackend
 
