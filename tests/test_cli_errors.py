@@ -69,6 +69,7 @@ MISTAKES = [  # (arguments, exit status, words the one line must contain)
     (["evaluate", "imgs"], 1, "not a run directory"),
     (["run", "method=phash", "+method.params.hashsize=16"], 2, "did you mean 'hash_size'"),
     (["run", "method=phsah"], 2, "did you mean 'phash'"),
+    (["run", "method=phash", "search.backend=bktre"], 2, "did you mean 'bktree'"),
 ]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from dupbench.datasets.truth import LEVELS
-from dupbench.errors import UsageError
+from dupbench.errors import UsageError, unknown_name
 
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
 
@@ -129,9 +129,20 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"dataset.levels must be a non-empty subset of {LEVELS}, got {list(cfg.dataset.levels)}"
         )
     problems += _method_problems(cfg.method)
+    problems += _search_problems(cfg.search.backend)
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     return cfg
+
+
+def _search_problems(backend: str) -> list[str]:
+    """An unknown search backend, found before any job encodes (with a suggestion); whether it
+    fits the method's codes is checked when the index is built."""
+    from dupbench.search.registry import SEARCHES
+
+    if backend == "auto" or backend in SEARCHES:
+        return []
+    return [f"search.backend: {unknown_name('search', backend, [*SEARCHES.names(), 'auto'])}"]
 
 
 def _method_problems(method: MethodConfig) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from dupbench.distance import DistanceKind
+from dupbench.errors import UsageError, did_you_mean
 from dupbench.records import Candidates, Encodings, GroupedCandidates
 from dupbench.search.registry import SEARCHES, IndexBackend, index_backends
 
@@ -53,7 +54,10 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
             return "ivf" if n >= COSINE_APPROX_MIN and has_faiss() else "flat"
         return "mih" if n >= MIH_HAMMING_MIN else "brute"
     if backend not in valid:
-        raise ValueError(f"unknown {metric} backend {backend!r}; choose from {', '.join(valid)}")
+        raise UsageError(
+            f"unknown {metric} backend {backend!r}{did_you_mean(backend, valid)} "
+            f"(choose from {', '.join(valid)}, or auto)"
+        )
     return backend
 
 
