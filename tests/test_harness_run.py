@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from harness_fixtures import build_tiny_dataset, run_dirs, tiny_overrides, working_dir
 
+from dupbench.files import write_json
 from dupbench.harness import store
 from dupbench.harness.app import run_hydra
 from dupbench.harness.execute import reevaluate
@@ -227,9 +228,7 @@ def test_peak_memory_includes_worker_processes():
 
 def test_run_json_is_written_atomically_and_keeps_nan(tmp_path):
     path = tmp_path / "deep" / "metrics.json"
-    store.write_json(
-        path, {"a": float("nan"), "b": np.float32(0.5), "c": np.arange(2), "d": tmp_path}
-    )
+    write_json(path, {"a": float("nan"), "b": np.float32(0.5), "c": np.arange(2), "d": tmp_path})
     back = store.read_json(path)
     assert math.isnan(back["a"]) and back["b"] == 0.5 and back["c"] == [0, 1]
     assert back["d"] == str(tmp_path)
@@ -260,7 +259,7 @@ def test_a_finished_run_is_not_reused_when_code_or_data_changed(
         # the stored dataset checksum no longer matches the dataset: run again
         info = store.read_json(first / "run.json")
         info["dataset"]["checksum"] = "0" * 64
-        store.write_json(first / "run.json", info)
+        write_json(first / "run.json", info)
         run_hydra(overrides)
         assert "the dataset changed" in capsys.readouterr().err
         second = [d for d in run_dirs(tmp_path / "results") if d != first]
@@ -314,14 +313,14 @@ def test_runs_whose_outputs_are_gone_are_skipped_with_a_warning(phash_run, tmp_p
     info = store.read_json(phash_run / "run.json")
     orphan = tmp_path / "orphan"
     orphan.mkdir()
-    store.write_json(
+    write_json(
         orphan / "run.json",
         {**info, "status": "reused", "key": "other", "reused_from": str(tmp_path / "deleted")},
     )
     no_metrics = tmp_path / "no_metrics"
     shutil.copytree(phash_run, no_metrics)
     (no_metrics / "metrics.json").unlink()
-    store.write_json(no_metrics / "run.json", {**info, "key": "third"})
+    write_json(no_metrics / "run.json", {**info, "key": "third"})
     with pytest.warns(UserWarning, match="skipping the run"):
         runs = store.find_runs(tmp_path)
     assert [r.dir for r in runs] == [tmp_path / "good"]

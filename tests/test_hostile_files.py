@@ -19,7 +19,8 @@ from harness_fixtures import a_record
 
 from dupbench.datasets import DatasetError, GroundTruth, load_dataset, read_dataset_dir
 from dupbench.datasets.dataset import Dataset
-from dupbench.harness.store import StoredRun, StoredTruth, write_json
+from dupbench.files import write_json
+from dupbench.harness.store import StoredRun, StoredTruth
 from dupbench.records import Candidates, DamagedFile
 
 REPO = Path(__file__).resolve().parents[1]

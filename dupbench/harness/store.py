@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from dupbench.files import write_json as write_json  # the run files' writer, as store.write_json
+from dupbench.files import write_json
 from dupbench.harness.record import RunRecord
 from dupbench.records import Candidates, DamagedFile, Encodings, Skipped, read_npz, write_npz
 from dupbench.text import natural_key
