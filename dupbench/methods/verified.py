@@ -36,15 +36,23 @@ _SIFT_BINS = (4, 4, 8)  # SIFT descriptor layout: rows x columns x orientation b
 @dataclass(frozen=True)
 class LocalFeatures:
     """One image's keypoints: ``points`` (n, 2) x, y in the work image of ``width`` x
-    ``height`` pixels, and their SIFT ``descriptors`` (n, 128) uint8."""
+    ``height`` pixels, and their ``descriptors`` (n, 128) uint8 for SIFT.
+
+    ``mirror``: the features extracted from the mirrored image, kept only for a feature type
+    whose descriptors have no known mirror permutation (None for SIFT: ``mirrored`` derives
+    them)."""
 
     points: np.ndarray
     descriptors: np.ndarray
     width: int
     height: int
+    kind: str = "sift"
+    mirror: LocalFeatures | None = None
 
     def mirrored(self) -> LocalFeatures:
         """The features of the horizontally mirrored image, without extracting them again."""
+        if self.mirror is not None:
+            return self.mirror
         points = self.points.copy()
         points[:, 0] = self.width - 1 - points[:, 0]
         return LocalFeatures(
