@@ -130,8 +130,12 @@ def test_bags_do_not_depend_on_how_descriptors_are_blocked(monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def _expanded(i: list[int], j: list[int], score: list[float], per_image: int) -> list[tuple]:
-    new = vsearch.expand(5, np.array(i), np.array(j), np.array(score, np.float32), per_image)
+def _expanded(
+    i: list[int], j: list[int], score: list[float], per_image: int, neighbours: int = 20
+) -> list[tuple]:
+    new = vsearch.expand(
+        9, np.array(i), np.array(j), np.array(score, np.float32), per_image, neighbours
+    )
     return sorted(zip(new[0].tolist(), new[1].tolist()))
 
 
@@ -143,6 +147,22 @@ def test_expansion_proposes_the_best_pairs_of_the_best_pairs():
     star = ([0, 0, 0], [1, 2, 3], [0.9, 0.5, 0.4])  # 0's best is 1, then 2, then 3
     assert _expanded(*star, 1) == [(1, 2), (1, 3)]  # 2 and 3 follow 0 to its best, 1
     assert _expanded(*star, 2) == [(1, 2), (1, 3), (2, 3)]
+
+
+def test_expansion_proposes_pairs_that_share_verified_partners():
+    """0 and 3 are near-exact copies, 1 and 2 edited copies that verify with both; 7 and 8 are
+    heavily edited copies, each verified with 1 and 2 only (stage 1 also proposed them with 0
+    and 3, and those failed), never put together by stage 1. The best partner of their best
+    partner is 0 or 3, a pair already tried, so only the shared-partner ranking proposes 7-8;
+    neither proposes a pair already retrieved."""
+    retrieved = [(0, 1, 0.9), (0, 2, 0.9), (1, 3, 0.95), (2, 3, 0.95)]
+    retrieved += [(1, 7, 0.5), (2, 7, 0.4), (1, 8, 0.45), (2, 8, 0.35)]
+    retrieved += [(0, 7, 0.0), (3, 7, 0.0), (0, 8, 0.0), (3, 8, 0.0)]
+    pairs = [list(column) for column in zip(*retrieved)]
+    assert (7, 8) not in _expanded(*pairs, 1, neighbours=0)
+    found = _expanded(*pairs, 1)
+    assert (7, 8) in found
+    assert not set(found) & {(a, b) for a, b, _ in retrieved}
 
 
 def test_letterbox_bars_are_not_encoded():

@@ -14,7 +14,8 @@ per image):
   test), as is and mirrored, and a RANSAC affine fit counts the matches that agree on one
   geometric transform. The score, in [0, 1], grows with the share of matches that map
   explains and with their count (``Verifier.score``).
-- Then ``expand``: the best verified pairs of each image propose their own best, verified as
+- Then ``expand``: pairs two hops apart among the verified ones (the best partners of each
+  image's best partners, and the pairs that share the most verified partners) are verified as
   well, so a copy that stage 1 missed is found through the copies it does match.
 
 Stage 1 proposes ``k`` bags per image: more than a group of copies usually holds (each photo
@@ -29,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from dupbench.methods.verified import THUMB, LocalFeatures, VerifiedEncodings, m
 from dupbench.records import Candidates, Encodings
 from dupbench.search.registry import whole_search
 from dupbench.workers import parallel_map
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 #: descriptors sampled per visual word to learn the vocabulary (k-means cost grows with it)
 SAMPLE_PER_WORD = 32
@@ -177,17 +181,11 @@ def thumbnail_scores(codes: np.ndarray, i: np.ndarray, j: np.ndarray, floor: flo
     return np.clip((best - floor) / (1 - floor), 0, 1).astype(np.float32)
 
 
-def expand(
+def _strongest(
     n: int, i: np.ndarray, j: np.ndarray, score: np.ndarray, per_image: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """New candidate pairs (a, c), a < c, not among (i, j): c is among the ``per_image``
-    best-scoring verified pairs (score > 0) of one of ``a``'s own ``per_image`` best.
-
-    Query expansion over verified pairs: an edit that hides a copy from stage 1 (a text bar over
-    a photo with few keypoints: its words are mostly the caption's) rarely hides it from every
-    other copy, and the copies it does match propose the rest of its group. Bounded by
-    ``per_image``² pairs per image, however large a group of copies is.
-    """
+) -> csr_matrix:
+    """(n, n) sparse graph of each image's ``per_image`` best-scoring verified pairs (score >
+    0), weighted by their scores; row a holds a's own best, so it need not be symmetric."""
     from scipy.sparse import csr_matrix
 
     verified = score > 0
@@ -195,14 +193,65 @@ def expand(
     dst = np.concatenate([j[verified], i[verified]])
     best = np.concatenate([score[verified], score[verified]])
     order = np.lexsort((-best, src))
-    src, dst = src[order], dst[order]
+    src, dst, best = src[order], dst[order], best[order]
     first = np.searchsorted(src, src)  # where each image's run of pairs starts
     top = np.arange(len(src)) - first < per_image
-    graph = csr_matrix((np.ones(int(top.sum()), np.float32), (src[top], dst[top])), shape=(n, n))
-    two = (graph @ graph).tocoo()
-    a, c = np.minimum(two.row, two.col).astype(np.int64), np.maximum(two.row, two.col)
-    new = np.setdiff1d(np.unique(a[a != c] * n + c[a != c]), i * n + j, assume_unique=True)
-    return new // n, new % n
+    return csr_matrix((best[top], (src[top], dst[top])), shape=(n, n))
+
+
+def _pair_keys(n: int, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """One int64 per unordered pair (a, c), a != c."""
+    a, c = a.astype(np.int64), c.astype(np.int64)
+    return np.minimum(a, c) * n + np.maximum(a, c)
+
+
+def expand(
+    n: int,
+    i: np.ndarray,
+    j: np.ndarray,
+    score: np.ndarray,
+    per_image: int,
+    neighbours: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """New candidate pairs (a, c), a < c, not among (i, j), two hops apart in the graph of
+    verified pairs (score > 0), proposed by two rankings:
+
+    - best paths: c is among the ``per_image`` best pairs of one of ``a``'s own ``per_image``
+      best, so an image that stage 1 linked to one or two copies reaches their strongest
+      partners (the original, usually);
+    - shared neighbours: the ``per_image`` pairs of each image with the most weight of common
+      verified partners (the sum of score products over each image's ``neighbours`` best
+      pairs), so two copies that stage 1 never put together but that verify with many of the
+      same copies are proposed, however large the group (with only the best paths, the best
+      partners of a 38-copy group are its near-exact copies, and two edited copies stay apart).
+
+    Query expansion over verified pairs: an edit that hides a copy from stage 1 (a text bar over
+    a photo with few keypoints: its words are mostly the caption's) rarely hides it from every
+    other copy. At most ``per_image``² + ``per_image`` pairs per image, however large a group of
+    copies is; the products read at most ``neighbours``² entries per image.
+    """
+    if per_image <= 0:
+        z = np.zeros(0, np.int64)
+        return z, z.copy()
+    known = _pair_keys(n, i, j)
+    best = _strongest(n, i, j, score, per_image)
+    paths = (best @ best).tocoo()
+    proposed = [_pair_keys(n, paths.row, paths.col)[paths.row != paths.col]]
+    near = _strongest(n, i, j, score, neighbours)
+    shared = (near @ near.T).tocoo()
+    mask = shared.row != shared.col
+    a, keys, weight = (
+        shared.row[mask],
+        _pair_keys(n, shared.row, shared.col)[mask],
+        shared.data[mask],
+    )
+    new = ~np.isin(keys, known)
+    a, keys, weight = a[new], keys[new], weight[new]
+    order = np.lexsort((-weight, a))
+    a, keys = a[order], keys[order]
+    proposed.append(keys[np.arange(len(a)) - np.searchsorted(a, a) < per_image])
+    pairs = np.setdiff1d(np.unique(np.concatenate(proposed)), known, assume_unique=False)
+    return pairs // n, pairs % n
 
 
 # ---- stage 2: verification ---------------------------------------------------------------
@@ -363,6 +412,7 @@ def verified_search(
     full_coverage: float = 0.25,
     thumbnail_floor: float = 0.95,
     expand_k: int = 5,
+    expand_neighbours: int = 20,
     workers: int = 0,
     stage: Callable | None = None,
 ) -> Candidates:
@@ -372,7 +422,7 @@ def verified_search(
     A pair's score is the better of its verification score and its thumbnail score
     (``thumbnail_scores``): heavy blur or downscaling leaves few keypoints to match but the
     thumbnails nearly equal. With ``expand_k``, the pairs that the verified ones propose
-    (``expand``) are verified too.
+    (``expand``, looking at each image's ``expand_neighbours`` best) are verified too.
 
     ``stage(name, items)``, when given, returns a context manager that times a sub-stage (the
     harness passes its stopwatch's), so that retrieval and verification are reported apart.
@@ -392,7 +442,7 @@ def verified_search(
     with timed("search.verify", len(i)):
         score = _scores(encodings, i, j, verifier, thumbnail_floor, workers)
     if expand_k > 0:
-        more_i, more_j = expand(len(encodings), i, j, score, int(expand_k))
+        more_i, more_j = expand(len(encodings), i, j, score, int(expand_k), int(expand_neighbours))
         with timed("search.expand", len(more_i)):
             more = _scores(encodings, more_i, more_j, verifier, thumbnail_floor, workers)
         i, j, score = (np.concatenate(x) for x in ((i, more_i), (j, more_j), (score, more)))
