@@ -231,13 +231,14 @@ def _named_as_given(enc: Encodings, names: list[str]) -> Encodings:
 
 
 def _concat(method: Method, parts: list[Encodings], starts: list[int]) -> Encodings:
-    """One ``Encodings`` from the batches, in order (the method's empty layout when none);
-    ``starts``: each batch's first position among the sources."""
+    """One ``Encodings`` from the batches, in order (the method's empty layout when none), of
+    the method's own class (``VerifiedEncodings`` keeps its features); ``starts``: each batch's
+    first position among the sources."""
     empty = method.encode([], [])
     codes = [p.codes for p in parts if len(p)]
     shifted = [p.rows + s for p, s in zip(parts, starts) if p.rows is not None]
     rows = np.concatenate([np.zeros(0, np.int64), *shifted]) if len(shifted) == len(parts) else None
-    return Encodings(
+    whole = Encodings(
         ids=[i for p in parts for i in p.ids],
         codes=np.concatenate(codes) if codes else empty.codes,
         kind=empty.kind,
@@ -248,3 +249,4 @@ def _concat(method: Method, parts: list[Encodings], starts: list[int]) -> Encodi
         skipped=[s for p in parts for s in p.skipped],
         rows=rows,
     )
+    return type(empty).with_extra(whole, [x for p in parts for x in p.extra()])

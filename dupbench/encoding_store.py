@@ -8,12 +8,20 @@ starting over, and the codes must never be held in memory twice. A store is a fo
                          the (shard, slot) of its code or the reason it was skipped; WAL mode, so
                          one writer and any number of readers
     shards/00000000.npy  append-only blocks of codes, one per encoded batch
+    shards/00000000.extra.npz  for a method whose encodings keep an object per row beside the
+                         code (``Encodings.extra_arrays``: the verified method's local
+                         features), those of the same batch, so that they too are made once
 
-Commit order makes a kill at any point recoverable: a shard is written to a temporary name,
-fsync'd and renamed (so it is complete or absent) *before* the SQLite transaction that points rows
-at it commits. A crash leaves at worst a shard no row points at, which the next writer deletes;
-readers only open shards the table lists. Replaced and removed files leave dead rows in their
-shards (the store is append-only); ``encodings()`` copies only the live ones.
+Commit order makes a kill at any point recoverable: a shard (and its extra file) is written to a
+temporary name, fsync'd and renamed (so it is complete or absent) *before* the SQLite
+transaction that points rows at it commits. A crash leaves at worst a shard no row points at,
+which the next writer deletes; readers only open shards the table lists. Replaced and removed
+files leave dead rows in their shards (the store is append-only); ``encodings()`` copies only the
+live ones.
+
+A verified store made before the features were kept (shards without extra files) is refused
+with a one-line ``StoreError``, not re-encoded behind the user's back: removing the folder
+re-encodes, and hours of encoding are not thrown away unasked.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from dupbench.cluster import Cluster, batch_encoder
 from dupbench.errors import UsageError
 from dupbench.files import write_json
 from dupbench.methods import Method, get_method
-from dupbench.records import Encodings, Skipped
+from dupbench.records import DamagedFile, Encodings, Skipped, read_npz
 
 FORMAT = "dupbench-encoding-store"
 VERSION = 1
@@ -105,6 +113,7 @@ class EncodingStore:
         self.path = path
         self.method = method
         self._db = db
+        self._extras_checked = False  # every listed shard has its extra file (when one is due)
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -185,15 +194,17 @@ class EncodingStore:
                 )
             ]
         empty = self.method.encode([], [])
-        codes = self._gather(
-            np.frombuffer(shard_of, np.int32),
-            np.frombuffer(slot_of, np.int32),
-            {s: (rows, np.dtype(dt), w) for s, rows, dt, w in shards},
-            empty.codes,
-        )
-        return Encodings(
+        shard_of_rows = np.frombuffer(shard_of, np.int32)
+        slot_of_rows = np.frombuffer(slot_of, np.int32)
+        layout = {s: (rows, np.dtype(dt), w) for s, rows, dt, w in shards}
+        codes = self._gather(shard_of_rows, slot_of_rows, layout, empty.codes)
+        enc = Encodings(
             ids, codes, empty.kind, empty.metric, empty.size, empty.method, empty.params, skipped
         )
+        if not empty.saved_as:
+            return enc
+        extra = self._gather_extra(type(empty), shard_of_rows, slot_of_rows, layout)
+        return type(empty).with_extra(enc, extra)
 
     def _gather(
         self, shard_of: np.ndarray, slot_of: np.ndarray, shards: dict, empty: np.ndarray
@@ -206,10 +217,7 @@ class EncodingStore:
             raise StoreError(f"{self.path}: shards disagree on code layout {sorted(layouts)}")
         dtype, width = layouts.pop()
         out = np.empty((len(shard_of), width), dtype)
-        order = np.argsort(shard_of, kind="stable")
-        bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
-        for part in np.split(order, bounds):
-            shard = int(shard_of[part[0]])
+        for shard, part in _by_shard(shard_of):
             rows, _, _ = shards[shard]
             try:
                 codes = np.load(self._shard_path(shard), mmap_mode="r")
@@ -226,6 +234,38 @@ class EncodingStore:
             out[part] = codes[slot_of[part]]
             del codes
         return out
+
+    def _gather_extra(
+        self, kind: type[Encodings], shard_of: np.ndarray, slot_of: np.ndarray, shards: dict
+    ) -> list:
+        """Each row's object (``Encodings.extra_rows``) from its shard's extra file, copied
+        out so that the shard's arrays, dead rows and all, are freed one shard at a time."""
+        self._check_extras()
+        out: list = [None] * len(shard_of)
+        for shard, part in _by_shard(shard_of):
+            path = self._extra_path(shard)
+            try:
+                arrays = read_npz(path, kind.extra_layout)
+                taken = kind.extra_rows(arrays, shards[shard][0], path, slot_of[part])
+            except DamagedFile as e:
+                raise StoreError(f"{e}; remove the store folder to rebuild it") from None
+            for k, item in zip(part.tolist(), taken):
+                out[k] = item
+            del arrays
+        return out
+
+    def _check_extras(self) -> None:
+        """Refuse a store whose shards lack the extra files this method's encodings need: one
+        made before they were kept (see the module docstring)."""
+        if self._extras_checked:
+            return
+        listed = [s for (s,) in self._db.execute("SELECT shard FROM shards")]
+        if any(not self._extra_path(s).exists() for s in listed):
+            raise StoreError(
+                f"{self.path} holds {self.method.name} codes without the local features kept "
+                "with them since (an older store): remove the folder to encode them again"
+            )
+        self._extras_checked = True
 
     # -- writing ------------------------------------------------------------------------------
     def update(
@@ -353,9 +393,13 @@ class EncodingStore:
                 f"{len(reasons)} skips for {len(batch)} files"
             )
         shard = None
+        if enc.saved_as:
+            self._check_extras()  # before any work is committed to an older store
         if len(enc.ids):
             (shard,) = self._db.execute("SELECT COALESCE(MAX(shard) + 1, 0) FROM shards").fetchone()
             write_durably(self._shard_path(shard), enc.codes)
+            if enc.saved_as:
+                write_durably(self._extra_path(shard), enc.extra_arrays())
         with self._write():
             if shard is not None:
                 self._db.execute(
@@ -375,6 +419,9 @@ class EncodingStore:
     # -- plumbing -----------------------------------------------------------------------------
     def _shard_path(self, shard: int) -> Path:
         return self.path / SHARDS / f"{shard:08d}.npy"
+
+    def _extra_path(self, shard: int) -> Path:
+        return self.path / SHARDS / f"{shard:08d}.extra.npz"
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -412,21 +459,31 @@ class EncodingStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _delete_orphans(self) -> None:
-        """Temporary files and shards no committed row points at (a kill before the commit)."""
-        known = {self._shard_path(s).name for (s,) in self._db.execute("SELECT shard FROM shards")}
+        """Temporary files, shards and extra files no committed row points at (a kill before
+        the commit)."""
+        known = {
+            p(s).name
+            for (s,) in self._db.execute("SELECT shard FROM shards")
+            for p in (self._shard_path, self._extra_path)
+        }
         for p in (self.path / SHARDS).iterdir():
             if p.name not in known:
                 p.unlink(missing_ok=True)
 
 
-def write_durably(path: Path, codes: np.ndarray) -> None:
-    """Save ``codes`` as ``path`` so that it is complete or absent after a crash or a power cut:
-    written to a temporary name, fsync'd, renamed, and the rename fsync'd with its folder.
+def write_durably(path: Path, data: np.ndarray | dict[str, np.ndarray]) -> None:
+    """Save an array (.npy) or named arrays (an uncompressed .npz) as ``path`` so that it is
+    complete or absent after a crash or a power cut: written to a temporary name, fsync'd,
+    renamed, and the rename fsync'd with its folder.
     (``files.write_text`` renames too but does not fsync: its files need no ordering.)"""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(codes))
+            if isinstance(data, dict):
+                named: dict[str, Any] = data  # Any: numpy's stubs read **arrays as allow_pickle
+                np.savez(f, **named)
+            else:
+                np.save(f, np.ascontiguousarray(data))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -438,6 +495,14 @@ def write_durably(path: Path, codes: np.ndarray) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _by_shard(shard_of: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(shard, positions of its rows) for every shard ``shard_of`` names, one shard at a time."""
+    order = np.argsort(shard_of, kind="stable")
+    bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
+    for part in np.split(order, bounds) if len(order) else []:
+        yield int(shard_of[part[0]]), part
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -7,13 +7,14 @@ and search results are parallel index arrays.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -24,6 +25,12 @@ Kind = Literal["binary", "float", "exact"]
 #: a stored .npz may unpack to at most this many times its size, or NPZ_MIN_CAP bytes if more
 NPZ_MAX_RATIO = 64  # real candidate files unpack to ~15x
 NPZ_MIN_CAP = 64 << 20
+#: ``Encodings`` subclasses that save one object per row beside the codes, by the ``saved_as``
+#: tag their files' header carries. ``Encodings.load`` imports one only when a file names it:
+#: the methods that define them import this module, so it cannot import them up front (nor
+#: would a plain phash file want OpenCV's method modules loaded); and a fixed table, rather than
+#: a module path read from the file, means a file cannot choose what gets imported.
+SAVED_SUBCLASSES = {"verified": "dupbench.methods.verified:VerifiedEncodings"}
 
 
 class DamagedFile(ValueError):
@@ -230,8 +237,39 @@ class Encodings:
             raise TypeError("float embeddings have no hex form; use .codes")
         return dict(zip(self.ids, words_to_hex(self.codes, self.size)))
 
+    # -- one object per row beside the codes: none here, a subclass's (see SAVED_SUBCLASSES) --
+    #: the tag a subclass's saved files carry; "" for codes only
+    saved_as: ClassVar[str] = ""
+    #: the arrays ``extra_arrays`` makes, as ``read_npz`` checks them (kind, dimensions)
+    extra_layout: ClassVar[dict[str, tuple[str, int]]] = {}
+
+    def extra(self) -> list:
+        """The per-row objects, ``extra()[r]`` for row r (none here)."""
+        return []
+
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        """The per-row objects as arrays, saved beside the codes (by ``save`` and by an
+        encoding store's shards)."""
+        return {}
+
+    @classmethod
+    def extra_rows(
+        cls, arrays: dict[str, np.ndarray], n: int, path: str | Path, rows: np.ndarray | None = None
+    ) -> list:
+        """The per-row objects of ``n`` rows that ``extra_arrays`` wrote (only those at
+        ``rows`` when given, copied out of ``arrays``); an inconsistency raises
+        ``DamagedFile`` naming ``path``."""
+        return []
+
+    @classmethod
+    def with_extra(cls, base: Encodings, extra: list) -> Encodings:
+        """``base`` with ``extra[r]`` as row r's object."""
+        return base
+
+    # -- files ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Store as a compressed .npz with a JSON header; ``Encodings.load`` reads it back exactly."""
+        """Store as a compressed .npz with a JSON header, per-row objects included;
+        ``Encodings.load`` reads it back exactly."""
         path = Path(path)
         header = {
             "kind": self.kind,
@@ -241,18 +279,28 @@ class Encodings:
             "params": self.params,
             "skipped": [[s.path, s.reason] for s in self.skipped],
         }
+        if self.saved_as:
+            header["class"] = self.saved_as
         return write_npz(
             path,
-            {"codes": self.codes, "ids": np.array(self.ids, dtype=object).astype(str)},
+            {
+                "codes": self.codes,
+                "ids": np.array(self.ids, dtype=object).astype(str),
+                **self.extra_arrays(),
+            },
             header,
         )
 
     @classmethod
     def load(cls, path: str | Path) -> Encodings:
-        """Read what ``save`` wrote; a damaged file raises ``DamagedFile``."""
+        """Read what ``save`` wrote, as the class that saved it (``VerifiedEncodings`` with its
+        local features); a damaged file raises ``DamagedFile``."""
         arrays, header = read_npz_header(path, {"codes": ("uif", 2), "ids": ("U", 1)})
+        saved = saved_class(header.get("class", ""), path)
+        if not issubclass(saved, cls):
+            raise DamagedFile(f"{path}: holds {saved.__name__}, not {cls.__name__}")
         try:
-            return cls(
+            enc = Encodings(
                 ids=[str(x) for x in arrays["ids"]],
                 codes=arrays["codes"],
                 kind=header["kind"],
@@ -264,6 +312,20 @@ class Encodings:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DamagedFile(f"{path}: unreadable header ({e})") from None
+        if saved is Encodings:
+            return enc
+        extra = read_npz(path, saved.extra_layout)
+        return saved.with_extra(enc, saved.extra_rows(extra, len(enc), path))
+
+
+def saved_class(tag: str, path: str | Path) -> type[Encodings]:
+    """The class of encodings whose files carry ``tag`` (``Encodings.saved_as``)."""
+    if not tag:
+        return Encodings
+    if not isinstance(tag, str) or tag not in SAVED_SUBCLASSES:
+        raise DamagedFile(f"{path}: holds {tag!r} encodings, which this dupbench cannot read")
+    module, name = SAVED_SUBCLASSES[tag].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def canonical_pairs(

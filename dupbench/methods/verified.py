@@ -8,14 +8,17 @@ descriptors of the grey image inside its uniform borders, scaled to ``max_side``
 vector), and ``dupbench.search.verified`` retrieves candidate pairs and verifies them
 geometrically (the registered "verified" search, this method's ``preferred_search``).
 
-The encodings must come from ``encode``: codes alone, from a file, a store or an encoding map,
-carry no local features, and the search says so.
+The features are computed once per image and kept wherever the encodings are:
+``VerifiedEncodings.save`` writes them into the same .npz (``Encodings.load`` gives them back),
+and an encoding store keeps them beside each shard of codes (``features_to_arrays``). Only an
+imagededup-style encoding map ({file: vector}) lacks them, and the search says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,7 +29,7 @@ from dupbench.distance import DistanceKind
 from dupbench.methods.base import Method, _map_sources, int_param
 from dupbench.methods.invariant import trim_borders
 from dupbench.methods.registry import METHODS
-from dupbench.records import Encodings, Skipped
+from dupbench.records import DamagedFile, Encodings, Skipped
 
 #: side of the grey thumbnail that is the code row (stage 1's photometric candidates)
 THUMB = 16
@@ -71,20 +74,130 @@ def mirror_permutation() -> np.ndarray:
     return idx[::-1, :, (-np.arange(_SIFT_BINS[2])) % _SIFT_BINS[2]].ravel()
 
 
+#: the arrays one list of ``LocalFeatures`` is saved as (``features_to_arrays``): per image its
+#: keypoint count, size and feature kind; every image's points and descriptors one after another
+_FLAT = {
+    "feature_counts": ("iu", 1),
+    "points": ("f", 2),
+    "descriptors": ("u", 2),
+    "widths": ("iu", 1),
+    "heights": ("iu", 1),
+    "feature_kinds": ("U", 1),
+}
+#: the same again for the ``mirror`` features of the images that have them (``has_mirror``)
+MIRROR = "mirror_"
+FEATURE_ARRAYS = {**_FLAT, "has_mirror": ("b", 1), **{MIRROR + k: v for k, v in _FLAT.items()}}
+
+
+def features_to_arrays(features: Sequence[LocalFeatures]) -> dict[str, np.ndarray]:
+    """Flat arrays (``FEATURE_ARRAYS``) that ``features_from_arrays`` turns back into
+    ``features``: a few arrays instead of an object per image, so that they save in an .npz
+    without pickling."""
+    mirrors = [f.mirror for f in features if f.mirror is not None]
+    if any(m.mirror is not None for m in mirrors):
+        raise ValueError("the features of a mirror image cannot carry a mirror of their own")
+    flat = _flatten(features)
+    flat["has_mirror"] = np.array([f.mirror is not None for f in features], dtype=bool)
+    flat.update((MIRROR + k, v) for k, v in _flatten(mirrors).items())
+    return flat
+
+
+def _flatten(features: Sequence[LocalFeatures]) -> dict[str, np.ndarray]:
+    widths = {f.descriptors.shape[1] for f in features}
+    if len(widths) > 1:
+        raise ValueError(f"descriptors of {sorted(widths)} bytes cannot be saved together")
+    width = widths.pop() if widths else 0
+    return {
+        "feature_counts": np.array([len(f.points) for f in features], np.int64),
+        "points": np.concatenate([np.zeros((0, 2), np.float32), *(f.points for f in features)]),
+        "descriptors": np.concatenate(
+            [np.zeros((0, width), np.uint8), *(f.descriptors for f in features)]
+        ),
+        "widths": np.array([f.width for f in features], np.int64),
+        "heights": np.array([f.height for f in features], np.int64),
+        "feature_kinds": np.array([f.kind for f in features], dtype=str).reshape(-1),
+    }
+
+
+def features_from_arrays(
+    arrays: dict[str, np.ndarray], n: int, path: str | Path, rows: np.ndarray | None = None
+) -> list[LocalFeatures]:
+    """The ``n`` images' features that ``features_to_arrays`` stored, or only those at ``rows``
+    (then copied, so that ``arrays`` can be freed); inconsistent arrays raise ``DamagedFile``."""
+    has_mirror = arrays["has_mirror"]
+    if len(has_mirror) != n:
+        raise DamagedFile(f"{path}: local features for {len(has_mirror)} images, not {n}")
+    image = _unflatten(arrays, "", n, path)
+    mirror = _unflatten(arrays, MIRROR, int(has_mirror.sum()), path)
+    mirror_of = np.cumsum(has_mirror) - 1
+    copy = rows is not None
+    return [
+        image(r, copy, mirror(int(mirror_of[r]), copy, None) if has_mirror[r] else None)
+        for r in (range(n) if rows is None else rows.tolist())
+    ]
+
+
+def _unflatten(
+    arrays: dict[str, np.ndarray], prefix: str, n: int, path: str | Path
+) -> Callable[[int, bool, LocalFeatures | None], LocalFeatures]:
+    """``take(r, copy, mirror)``: image r's features, after checking the arrays agree."""
+    counts, points, descriptors, widths, heights, kinds = (arrays[prefix + k] for k in _FLAT)
+    if not (len(counts) == len(widths) == len(heights) == len(kinds) == n):
+        raise DamagedFile(f"{path}: {prefix}local features do not list {n} images")
+    if (counts < 0).any() or not (int(counts.sum()) == len(points) == len(descriptors)):
+        raise DamagedFile(f"{path}: {prefix}keypoint counts disagree with the points stored")
+    if points.shape[1] != 2:
+        raise DamagedFile(f"{path}: {prefix}points are not (x, y) pairs")
+    points = points.astype(np.float32, copy=False)
+    descriptors = descriptors.astype(np.uint8, copy=False)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+
+    def take(r: int, copy: bool, mirror: LocalFeatures | None) -> LocalFeatures:
+        part = slice(int(starts[r]), int(ends[r]))
+        p, d = points[part], descriptors[part]
+        if copy:
+            p, d = p.copy(), d.copy()
+        return LocalFeatures(p, d, int(widths[r]), int(heights[r]), str(kinds[r]), mirror)
+
+    return take
+
+
 @dataclass
 class VerifiedEncodings(Encodings):
     """Encodings plus each image's local features (``features[r]`` belongs to row r).
 
-    A subclass rather than a new field of ``Encodings``: every other consumer (saving, stores,
-    search indexes) sees ordinary float codes, and only ``verified_search`` reads the features,
-    which are never saved (a few hundred descriptors per image: kept in memory for one run)."""
+    A subclass rather than a new field of ``Encodings``: every other consumer (search indexes,
+    the other methods) sees ordinary float codes, and only ``verified_search`` reads the
+    features. They are saved with the codes (``save``, an encoding store) through the hooks
+    ``Encodings`` provides for a per-row object, so that features are computed once per image.
+    """
 
     features: list[LocalFeatures] = field(default_factory=list)
+
+    saved_as: ClassVar[str] = "verified"
+    extra_layout: ClassVar[dict[str, tuple[str, int]]] = FEATURE_ARRAYS
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.features) != len(self.ids):
             raise ValueError(f"{len(self.ids)} ids but {len(self.features)} feature sets")
+
+    def extra(self) -> list:
+        return self.features
+
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        return features_to_arrays(self.features)
+
+    @classmethod
+    def extra_rows(
+        cls, arrays: dict[str, np.ndarray], n: int, path: str | Path, rows: np.ndarray | None = None
+    ) -> list:
+        return features_from_arrays(arrays, n, path, rows)
+
+    @classmethod
+    def with_extra(cls, base: Encodings, extra: list) -> VerifiedEncodings:
+        return cls(**{f.name: getattr(base, f.name) for f in fields(Encodings)}, features=extra)
 
 
 @METHODS.register()
@@ -202,6 +315,8 @@ __all__ = [
     "LocalFeatures",
     "RetrieveVerify",
     "VerifiedEncodings",
+    "features_from_arrays",
+    "features_to_arrays",
     "mirror_permutation",
     "thumbnail",
 ]

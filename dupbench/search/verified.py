@@ -429,9 +429,9 @@ def verified_search(
     """
     if not isinstance(encodings, VerifiedEncodings):
         raise UsageError(
-            "the verified search needs the local features that the verified "
-            "method computes while encoding; encodings read back from a file, a "
-            "store or an encoding map hold codes only: search the images instead"
+            "the verified search needs the local features that the verified method keeps "
+            "with its encodings; an encoding map {file: vector} (or a file saved by an "
+            "older dupbench) holds thumbnails only: search the images instead"
         )
     timed = stage or (lambda name, items: nullcontext())
     verifier = Verifier(
