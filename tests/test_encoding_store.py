@@ -205,7 +205,7 @@ _UPDATE_SCRIPT = """
 import sys, time
 from dupbench.encoding_store import EncodingStore
 import tqdm.auto  # imported and warmed up before "start", so kills land in the encoding
-store = EncodingStore.open_or_create(sys.argv[1], "phash")
+store = EncodingStore.open_or_create(sys.argv[1], sys.argv[3] if len(sys.argv) > 3 else "phash")
 store.method.encode([sys.argv[2] + "/img00000.png"])
 print("start", flush=True)
 t = time.perf_counter()
@@ -214,11 +214,13 @@ print("done", time.perf_counter() - t, flush=True)
 """
 
 
-def run_update(store: Path, folder: Path, kill_after: float | None = None) -> float | None:
+def run_update(
+    store: Path, folder: Path, kill_after: float | None = None, method: str = "phash"
+) -> float | None:
     """Run ``update`` in a new process group; SIGKILL the group ``kill_after`` seconds after it
     starts. Returns the encoding time of a run that finished, None for one that was killed."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", _UPDATE_SCRIPT, str(store), str(folder)],
+        [sys.executable, "-c", _UPDATE_SCRIPT, str(store), str(folder), method],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -236,33 +238,51 @@ def run_update(store: Path, folder: Path, kill_after: float | None = None) -> fl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_at_random_points_then_resume_equals_one_uninterrupted_run(tmp_path, seed):
-    """Three kills, each at a random moment of what is left to encode (shards of 16 files)."""
+@pytest.mark.parametrize(
+    "method, seed, count, size",
+    [("phash", 1, 600, 32), ("phash", 2, 600, 32), ("phash", 3, 600, 32), ("verified", 4, 240, 96)],
+)
+def test_sigkill_at_random_points_then_resume_equals_one_uninterrupted_run(
+    tmp_path, method, seed, count, size
+):
+    """Three kills, each at a random moment of what is left to encode (shards of 16 files);
+    for the verified method, its local features (written beside each shard) too."""
     folder = tmp_path / "images"
-    names = write_images(folder, 600)
+    names = write_images(folder, count, size=size)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
-    duration = run_update(tmp_path / "reference", folder)
-    with EncodingStore.open_or_create(tmp_path / "reference", "phash") as store:
+    duration = run_update(tmp_path / "reference", folder, method=method)
+    with EncodingStore.open_or_create(tmp_path / "reference", method) as store:
         reference = store.encodings()
     codes = dict(zip(reference.ids, reference.codes.tolist()))
+    features = dict(zip(reference.ids, map(_feature_bytes, reference.extra())))
     rng = random.Random(seed)
     path = tmp_path / "store"
     kills, left = 0, 1.0
     for _ in range(3):
-        kills += run_update(path, folder, kill_after=rng.uniform(0, duration * left)) is None
-        with EncodingStore.open_or_create(path, "phash") as store:
+        kill_after = rng.uniform(0, duration * left)
+        kills += run_update(path, folder, kill_after, method) is None
+        with EncodingStore.open_or_create(path, method) as store:
             partial = store.encodings()  # readable after any kill, and only committed codes
         assert set(partial.ids) <= set(codes)
         assert all(codes[i] == c for i, c in zip(partial.ids, partial.codes.tolist()))
+        assert all(features[i] == _feature_bytes(f) for i, f in zip(partial.ids, partial.extra()))
         left = 1 - len(partial) / len(names)
     assert kills >= 1
-    run_update(path, folder)
-    with EncodingStore.open_or_create(path, "phash") as store:
-        assert_same(store.encodings(), reference)
-        listed = {f"{s:08d}.npy" for (s,) in store._db.execute("SELECT shard FROM shards")}
-    assert set(shard_files(path)) == listed
-    assert json.loads((path / "manifest.json").read_text())["config"]["method"] == "phash"
+    run_update(path, folder, method=method)
+    with EncodingStore.open_or_create(path, method) as store:
+        done = store.encodings()
+        listed = {s for (s,) in store._db.execute("SELECT shard FROM shards")}
+    assert_same(done, reference)
+    assert list(map(_feature_bytes, done.extra())) == list(features.values())
+    assert (len(features) == len(reference)) == (method == "verified")
+    extra = {f"{s:08d}.extra.npz" for s in listed} if method == "verified" else set()
+    assert set(shard_files(path)) == {f"{s:08d}.npy" for s in listed} | extra
+    assert json.loads((path / "manifest.json").read_text())["config"]["method"] == method
+
+
+def _feature_bytes(f) -> bytes:
+    """One image's local features as bytes, to compare them whole."""
+    return b"".join((f.points.tobytes(), f.descriptors.tobytes(), f"{f.width}x{f.height}".encode()))
 
 
 @pytest.mark.slow
