@@ -58,6 +58,23 @@ def test_the_cluster_encodes_exactly_what_a_local_run_encodes(planted_dir, dask_
     assert_same(cluster_map(method, files, None, dask_cluster, batch_size=1), method.encode(files))
 
 
+def test_the_cluster_keeps_the_verified_methods_local_features(planted_dir, tmp_path, dask_cluster):
+    """Batches from the workers join into ``VerifiedEncodings`` with every row's features, and a
+    store updated on the cluster keeps them beside its shards."""
+    pytest.importorskip("cv2")
+    ref = encode_images(planted_dir["dir"], "verified", num_enc_workers=1, progress=False)
+    files = sorted(str(p) for p in planted_dir["dir"].iterdir())
+    enc = cluster_map(get_method("verified"), files, None, dask_cluster, batch_size=3)
+    with EncodingStore.open_or_create(tmp_path / "store", "verified") as store:
+        store.update(planted_dir["dir"], batch_size=4, cluster=dask_cluster)
+        stored = store.encodings()
+    for got in (enc, stored):
+        assert type(got) is type(ref) and [Path(i).name for i in got.ids] == ref.ids
+        for a, b in zip(got.features, ref.features, strict=True):
+            np.testing.assert_array_equal(a.descriptors, b.descriptors)
+            np.testing.assert_array_equal(a.points, b.points)
+
+
 def test_a_local_cluster_listens_on_the_loopback_address_only(dask_cluster):
     me = psutil.Process()
     listening = [
