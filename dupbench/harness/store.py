@@ -8,7 +8,8 @@
 <run dir>/truth.npz       the truth pairs scored against and their group labels (transform, ...)
 <run dir>/skipped.csv     files that could not be encoded, with the reason
 <run dir>/curve.csv       precision/recall at every distinct score; sweep.csv: metrics per threshold
-<run dir>/breakdown.csv   recall per group of truth pairs; encodings.npz when asked for
+<run dir>/breakdown.csv   recall per group of truth pairs; encodings.npz when asked for (with
+                          the verified method's local features; kept for the user, not read back)
 <run dir>/failed.json     instead of run.json when the job raised: the error, in one line
 ```
 
