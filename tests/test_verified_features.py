@@ -81,7 +81,7 @@ def assert_same(got: Encodings, want: Encodings) -> None:
     assert_same_features(got.features, want.features)
 
 
-def test_sift_features_are_saved_and_loaded_exactly(encoded, tmp_path):
+def test_sift_features_are_saved_and_loaded_exactly(photos, encoded, tmp_path):
     assert len(encoded) == 9 and all(len(f.points) > 100 for f in encoded.features)
     back = Encodings.load(encoded.save(tmp_path / "enc.npz"))
     assert_same(back, encoded)
@@ -90,6 +90,10 @@ def test_sift_features_are_saved_and_loaded_exactly(encoded, tmp_path):
     found = vsearch.verified_search(back, 0.13, workers=1)
     ref = vsearch.verified_search(encoded, 0.13, workers=1)
     assert list(zip(found.i, found.j)) == list(zip(ref.i, ref.j)) and len(found) >= 6
+    from_file = find_duplicates(
+        encoding_map=back, method="verified", scores=True, min_similarity_threshold=0.13
+    )
+    assert dict(from_file) == _find(photos)
 
 
 def _orb(image: Image.Image, mirror: bool) -> verified.LocalFeatures:
