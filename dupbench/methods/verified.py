@@ -211,7 +211,7 @@ class RetrieveVerify(Method):
     name = "verified"
     kind = "float"
     metric = DistanceKind.COSINE
-    #: about the score at 99 % pair precision on the default dataset (0.127, 2026-12-01; 0.149
+    #: about the score at 99 % pair precision on the default dataset (0.127, 2026-12-01; 0.144
     #: on the same recipe built with seed 7)
     default_threshold: ClassVar[float] = 0.13
     robust_to = "crops, 90° rotations, mirroring, padding, overlays, photometric edits"
