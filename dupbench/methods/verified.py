@@ -10,7 +10,7 @@ geometrically (the registered "verified" search, this method's ``preferred_searc
 
 The features are OpenCV's SIFT (``feature_type="sift"``, the default: 128 gradient-histogram
 bytes, compared by L2 distance) or ORB (``"orb"``: 256-bit binary descriptors, compared by
-Hamming distance, about ten times faster to extract). A mirror image's SIFT descriptors are a
+Hamming distance, about six times faster to encode). A mirror image's SIFT descriptors are a
 fixed permutation of the original's (``mirror_permutation``); ORB's sampling pattern has none,
 so ORB is also extracted from the mirrored image and kept as ``LocalFeatures.mirror``.
 
@@ -62,7 +62,7 @@ class LocalFeatures:
         if self.mirror is not None:
             return self.mirror
         if self.kind != "sift":
-            raise ValueError(f"{self.kind} features carry no mirror: extract them with it")
+            raise ValueError(f"{self.kind} features need their mirror image's own (``mirror``)")
         points = self.points.copy()
         points[:, 0] = self.width - 1 - points[:, 0]
         return LocalFeatures(
@@ -92,8 +92,7 @@ class FeatureType:
     binary: bool
 
 
-#: the ``feature_type`` choices (cv2's stubs omit SIFT_create; cv2.SIFT.create is missing from
-#: older releases)
+#: the ``feature_type`` choices (SIFT_create: cv2.SIFT.create is missing from older releases)
 FEATURE_TYPES: dict[str, FeatureType] = {
     "sift": FeatureType(lambda cv2, n: cv2.SIFT_create(nfeatures=n), 128, binary=False),
     "orb": FeatureType(lambda cv2, n: cv2.ORB_create(nfeatures=n), 32, binary=True),

@@ -9,12 +9,13 @@ thumbnail per image):
   image proposes its ``k`` most similar bags; a mirrored copy is found through the mirrored
   bag (of ``LocalFeatures.mirrored``: SIFT descriptors of a mirror image are a fixed
   permutation of the original's, ORB's are extracted from it), a rotated or cropped one
-  because bags of local words ignore position. The ``thumbnail_k`` nearest thumbnails under the 8 rotations/flips add candidates
-  that local features may miss (heavy blur), and a near-equal thumbnail scores a pair alone.
+  because bags of local words ignore position. The ``thumbnail_k`` nearest thumbnails under
+  the 8 rotations/flips add candidates that local features may miss (heavy blur), and a
+  near-equal thumbnail scores a pair alone.
 - Stage 2, ``verify``: each candidate pair is matched descriptor to descriptor (Lowe's ratio
-  test on L2 distances for SIFT, Hamming distances for ORB), as is and mirrored, and a RANSAC affine fit counts the matches that agree on one
-  geometric transform. The score, in [0, 1], grows with the share of matches that map
-  explains and with their count (``Verifier.score``).
+  test on L2 distances for SIFT, Hamming distances for ORB), as is and mirrored, and a RANSAC
+  affine fit counts the matches that agree on one geometric transform. The score, in [0, 1],
+  grows with the share of matches that map explains and with their count (``Verifier.score``).
 - Then ``expand``: the best verified pairs of each image propose their own best, verified as
   well, so a copy that stage 1 missed is found through the copies it does match.
 
@@ -60,9 +61,9 @@ def dihedral_rows(codes: np.ndarray) -> np.ndarray:
 
 
 def descriptor_rows(descriptors: np.ndarray, kind: str) -> np.ndarray:
-    """float32 rows whose squared Euclidean distance is the feature type's own squared distance:
-    SIFT's bytes as they are, a binary descriptor's bits unpacked to 0/1 (squared distance =
-    Hamming distance). Vocabulary learning and matching both work on these."""
+    """Descriptors as the float32 rows that k-means and matching compare by squared Euclidean
+    distance: SIFT's bytes as they are, a binary descriptor's bits unpacked to 0/1 (where that
+    distance is the Hamming distance)."""
     if FEATURE_TYPES[kind].binary:
         return np.unpackbits(descriptors, axis=1).astype(np.float32)
     return descriptors.astype(np.float32)
