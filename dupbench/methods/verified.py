@@ -2,11 +2,17 @@
 
 Every global fingerprint breaks on the edits people actually make (a 50 % crop, a 90° turn, a
 mirror, letterbox bars, a caption). Local features survive them, but matching every pair of
-images with them costs n², so the method is two-stage: this module encodes (SIFT keypoints and
+images with them costs n², so the method is two-stage: this module encodes (keypoints and
 descriptors of the grey image inside its uniform borders, scaled to ``max_side``, kept in
 ``VerifiedEncodings.features``; the code row is a small grey thumbnail of the same image, a unit
 vector), and ``dupbench.search.verified`` retrieves candidate pairs and verifies them
 geometrically (the registered "verified" search, this method's ``preferred_search``).
+
+The features are OpenCV's SIFT (``feature_type="sift"``, the default: 128 gradient-histogram
+bytes, compared by L2 distance) or ORB (``"orb"``: 256-bit binary descriptors, compared by
+Hamming distance, about six times faster to encode). A mirror image's SIFT descriptors are a
+fixed permutation of the original's (``mirror_permutation``); ORB's sampling pattern has none,
+so ORB is also extracted from the mirrored image and kept as ``LocalFeatures.mirror``.
 
 The features are computed once per image and kept wherever the encodings are:
 ``VerifiedEncodings.save`` writes them into the same .npz (``Encodings.load`` gives them back),
@@ -17,7 +23,7 @@ imagededup-style encoding map ({file: vector}) lacks them, and the search says s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +32,7 @@ from PIL import Image
 
 from dupbench import images
 from dupbench.distance import DistanceKind
+from dupbench.errors import UsageError, did_you_mean
 from dupbench.methods.base import Method, _map_sources, int_param
 from dupbench.methods.invariant import trim_borders
 from dupbench.methods.registry import METHODS
@@ -39,7 +46,8 @@ _SIFT_BINS = (4, 4, 8)  # SIFT descriptor layout: rows x columns x orientation b
 @dataclass(frozen=True)
 class LocalFeatures:
     """One image's keypoints: ``points`` (n, 2) x, y in the work image of ``width`` x
-    ``height`` pixels, and their ``descriptors`` (n, 128) uint8 for SIFT.
+    ``height`` pixels, and their ``descriptors`` (n, 128) uint8 for SIFT, (n, 32) packed bits
+    for ORB (``kind``, a key of ``FEATURE_TYPES``).
 
     ``mirror``: the features extracted from the mirrored image, kept only for a feature type
     whose descriptors have no known mirror permutation (None for SIFT: ``mirrored`` derives
@@ -56,10 +64,12 @@ class LocalFeatures:
         """The features of the horizontally mirrored image, without extracting them again."""
         if self.mirror is not None:
             return self.mirror
+        if self.kind != "sift":
+            raise ValueError(f"{self.kind} features need their mirror image's own (``mirror``)")
         points = self.points.copy()
         points[:, 0] = self.width - 1 - points[:, 0]
         return LocalFeatures(
-            points, self.descriptors[:, mirror_permutation()], self.width, self.height
+            points, self.descriptors[:, mirror_permutation()], self.width, self.height, self.kind
         )
 
 
@@ -163,6 +173,24 @@ def _unflatten(
     return take
 
 
+@dataclass(frozen=True)
+class FeatureType:
+    """One kind of local features: ``create(cv2, n)`` makes its OpenCV detector for at most n
+    keypoints, whose descriptors are ``width`` bytes; ``binary`` descriptors are bit strings,
+    compared by Hamming distance (others by L2)."""
+
+    create: Callable[[Any, int], Any]
+    width: int
+    binary: bool
+
+
+#: the ``feature_type`` choices (SIFT_create: cv2.SIFT.create is missing from older releases)
+FEATURE_TYPES: dict[str, FeatureType] = {
+    "sift": FeatureType(lambda cv2, n: cv2.SIFT_create(nfeatures=n), 128, binary=False),
+    "orb": FeatureType(lambda cv2, n: cv2.ORB_create(nfeatures=n), 32, binary=True),
+}
+
+
 @dataclass
 class VerifiedEncodings(Encodings):
     """Encodings plus each image's local features (``features[r]`` belongs to row r).
@@ -202,10 +230,11 @@ class VerifiedEncodings(Encodings):
 
 @METHODS.register()
 class RetrieveVerify(Method):
-    """SIFT features for two-stage retrieve-and-verify search (see the module doc).
+    """Local features for two-stage retrieve-and-verify search (see the module doc).
 
     max_side: the longer side of the grey image features are taken from (pixels).
-    features: at most this many SIFT keypoints per image (the strongest).
+    features: at most this many keypoints per image (the strongest).
+    feature_type: "sift" or "orb" (``FEATURE_TYPES``).
     """
 
     name = "verified"
@@ -221,11 +250,21 @@ class RetrieveVerify(Method):
     preferred_search = ("verified", {})
     threshold_form = "score ≥ {:g}"
 
-    def __init__(self, max_side: int = 512, features: int = 500, **params: Any) -> None:
+    def __init__(
+        self, max_side: int = 512, features: int = 500, feature_type: str = "sift", **params: Any
+    ) -> None:
         self.max_side = int_param("max_side", max_side, 32)
         self.features = int_param("features", features, 8)
-        super().__init__(max_side=self.max_side, features=self.features, **params)
-        self._sift: Any = None  # a cv2.SIFT, made on first use
+        if not isinstance(feature_type, str) or feature_type not in FEATURE_TYPES:
+            raise UsageError(
+                f"feature_type must be one of {', '.join(FEATURE_TYPES)}, got {feature_type!r}"
+                f"{did_you_mean(feature_type, FEATURE_TYPES)}"
+            )
+        self.feature_type = feature_type
+        super().__init__(
+            max_side=self.max_side, features=self.features, feature_type=feature_type, **params
+        )
+        self._detector: Any = None  # the OpenCV detector, made on first use
 
     @property
     def size(self) -> int:
@@ -236,7 +275,7 @@ class RetrieveVerify(Method):
         return {"draft": (self.max_side, self.max_side)}  # JPEG decodes at 1/2..1/8 scale
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_sift": None}  # a cv2 object does not pickle to workers
+        return {**self.__dict__, "_detector": None}  # a cv2 object does not pickle to workers
 
     # a pair, unlike Method.encode_image's row: this method's encode() is its own
     def encode_image(  # type: ignore[override]
@@ -254,18 +293,27 @@ class RetrieveVerify(Method):
         return thumbnail(pixels), self._extract(pixels)
 
     def _extract(self, pixels: np.ndarray) -> LocalFeatures:
+        """The features of ``pixels`` and, for a type whose descriptors have no mirror
+        permutation (all but SIFT), those of its mirror image."""
+        features = self._detect(pixels)
+        if self.feature_type == "sift":
+            return features
+        return replace(features, mirror=self._detect(np.ascontiguousarray(np.fliplr(pixels))))
+
+    def _detect(self, pixels: np.ndarray) -> LocalFeatures:
         import cv2
 
-        if self._sift is None:
+        feature_type = FEATURE_TYPES[self.feature_type]
+        if self._detector is None:
             cv2.setNumThreads(1)
-            # cv2's stubs omit SIFT_create; cv2.SIFT.create is missing from older releases
-            self._sift = cv2.SIFT_create(nfeatures=self.features)  # type: ignore[attr-defined]
-        keypoints, descriptors = self._sift.detectAndCompute(pixels, None)
+            self._detector = feature_type.create(cv2, self.features)
+        keypoints, descriptors = self._detector.detectAndCompute(pixels, None)
         points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
         if descriptors is None:
-            descriptors = np.zeros((0, 128), np.float32)
+            descriptors = np.zeros((0, feature_type.width), np.uint8)
         height, width = pixels.shape
-        return LocalFeatures(points, np.clip(descriptors, 0, 255).astype(np.uint8), width, height)
+        descriptors = np.clip(descriptors, 0, 255).astype(np.uint8)  # SIFT's are float
+        return LocalFeatures(points, descriptors, width, height, self.feature_type)
 
     def encode(
         self,
@@ -312,6 +360,8 @@ def thumbnail(pixels: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "FEATURE_TYPES",
+    "FeatureType",
     "LocalFeatures",
     "RetrieveVerify",
     "VerifiedEncodings",

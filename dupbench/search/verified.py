@@ -1,19 +1,21 @@
 """The verified method's search: retrieve candidate pairs, then verify each geometrically.
 
-Over ``VerifiedEncodings`` (``dupbench.methods.verified``: SIFT features and a grey thumbnail
-per image):
+Over ``VerifiedEncodings`` (``dupbench.methods.verified``: SIFT or ORB features and a grey
+thumbnail per image):
 
 - Stage 1, ``retrieve``: candidate pairs, cheaply. A visual vocabulary is learnt from the
-  collection's own descriptors (k-means), every image becomes a tf-idf bag of words, and each
+  collection's own descriptors (k-means; ORB's bits as 0/1 coordinates, whose squared Euclidean
+  distance is their Hamming distance), every image becomes a tf-idf bag of words, and each
   image proposes its ``k`` most similar bags; a mirrored copy is found through the mirrored
-  bag (SIFT descriptors of a mirror image are a fixed permutation of the original's, see
-  ``mirror_permutation``), a rotated or cropped one because bags of local words ignore
-  position. The ``thumbnail_k`` nearest thumbnails under the 8 rotations/flips add candidates
-  that local features may miss (heavy blur), and a near-equal thumbnail scores a pair alone.
+  bag (of ``LocalFeatures.mirrored``: SIFT descriptors of a mirror image are a fixed
+  permutation of the original's, ORB's are extracted from it), a rotated or cropped one
+  because bags of local words ignore position. The ``thumbnail_k`` nearest thumbnails under
+  the 8 rotations/flips add candidates that local features may miss (heavy blur), and a
+  near-equal thumbnail scores a pair alone.
 - Stage 2, ``verify``: each candidate pair is matched descriptor to descriptor (Lowe's ratio
-  test), as is and mirrored, and a RANSAC affine fit counts the matches that agree on one
-  geometric transform. The score, in [0, 1], grows with the share of matches that map
-  explains and with their count (``Verifier.score``).
+  test on L2 distances for SIFT, Hamming distances for ORB), as is and mirrored, and a RANSAC
+  affine fit counts the matches that agree on one geometric transform. The score, in [0, 1],
+  grows with the share of matches that map explains and with their count (``Verifier.score``).
 - Then ``expand``: pairs two hops apart among the verified ones (the best partners of each
   image's best partners, and the pairs that share the most verified partners) are verified as
   well, so a copy that stage 1 missed is found through the copies it does match.
@@ -27,7 +29,7 @@ never proposed), since a pair stage 1 misses is lost whatever stage 2 would say.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ import numpy as np
 from dupbench.cpus import worker_count
 from dupbench.distance import DistanceKind
 from dupbench.errors import UsageError
-from dupbench.methods.verified import THUMB, LocalFeatures, VerifiedEncodings, mirror_permutation
+from dupbench.methods.verified import FEATURE_TYPES, THUMB, LocalFeatures, VerifiedEncodings
 from dupbench.records import Candidates, Encodings
 from dupbench.search.registry import whole_search
 from dupbench.workers import parallel_map
@@ -60,6 +62,15 @@ def dihedral_rows(codes: np.ndarray) -> np.ndarray:
         for turns in range(4):
             out.append(np.rot90(flipped, turns, axes=(1, 2)).reshape(len(codes), -1))
     return np.stack(out)
+
+
+def descriptor_rows(descriptors: np.ndarray, kind: str) -> np.ndarray:
+    """Descriptors as the float32 rows that k-means and matching compare by squared Euclidean
+    distance: SIFT's bytes as they are, a binary descriptor's bits unpacked to 0/1 (where that
+    distance is the Hamming distance)."""
+    if FEATURE_TYPES[kind].binary:
+        return np.unpackbits(descriptors, axis=1).astype(np.float32)
+    return descriptors.astype(np.float32)
 
 
 # ---- stage 1: retrieval ------------------------------------------------------------------
@@ -104,6 +115,7 @@ def _bags(features: list[LocalFeatures], vocabulary: int, seed: int) -> tuple[np
     if total == 0:
         z = np.zeros((n, 1), np.float32)
         return z, z
+    kind = features[0].kind
     rng = np.random.default_rng(seed)
     k = min(vocabulary, total)
     picked = rng.choice(total, size=min(total, SAMPLE_PER_WORD * k), replace=False)
@@ -111,22 +123,42 @@ def _bags(features: list[LocalFeatures], vocabulary: int, seed: int) -> tuple[np
     owner = np.searchsorted(starts, picked, side="right") - 1
     sample = np.stack(
         [features[o].descriptors[p - starts[o]] for o, p in zip(owner.tolist(), picked.tolist())]
-    ).astype(np.float32)
-    centres = _kmeans(sample, k, iterations=8, rng=rng)
+    )
+    centres = _kmeans(descriptor_rows(sample, kind), k, iterations=8, rng=rng)
     del sample
-    bags = np.zeros((n, k), np.float32)
-    mirrored = np.zeros((n, k), np.float32)
-    permutation = mirror_permutation()
-    first = 0
-    while first < n:
-        last = first + 1 + int(np.searchsorted(np.cumsum(counts[first + 1 :]), DESCRIPTOR_BLOCK))
-        block = np.concatenate([f.descriptors for f in features[first:last]]).astype(np.float32)
-        image_of = np.repeat(np.arange(first, last), counts[first:last])
-        np.add.at(bags, (image_of, _nearest(block, centres)), 1)
-        np.add.at(mirrored, (image_of, _nearest(block[:, permutation], centres)), 1)
-        first = last
+    bags = _word_counts((f.descriptors for f in features), n, centres, kind)
+    mirrored = _word_counts((f.mirrored().descriptors for f in features), n, centres, kind)
     idf = np.log((n + 1) / (1 + (bags > 0).sum(0) + (mirrored > 0).sum(0) / 2)).astype(np.float32)
     return _unit_rows(bags * idf), _unit_rows(mirrored * idf)
+
+
+def _word_counts(
+    descriptors: Iterable[np.ndarray], n: int, centres: np.ndarray, kind: str
+) -> np.ndarray:
+    """(n, words): how many of each image's descriptors (one array per image, made as they are
+    read: a mirror's are) have each visual word, a block of images at a time."""
+    words = np.zeros((n, len(centres)), np.float32)
+    for block in _blocks(descriptors):
+        image_of = np.repeat([r for r, _ in block], [len(d) for _, d in block])
+        rows = descriptor_rows(np.concatenate([d for _, d in block]), kind)
+        np.add.at(words, (image_of, _nearest(rows, centres)), 1)
+    return words
+
+
+def _blocks(descriptors: Iterable[np.ndarray]) -> Iterator[list[tuple[int, np.ndarray]]]:
+    """Lists of (image index, its descriptors): an image and the images after it while these
+    hold fewer than ``DESCRIPTOR_BLOCK`` descriptors."""
+    block: list[tuple[int, np.ndarray]] = []
+    after = 0
+    for r, d in enumerate(descriptors):
+        if block and after + len(d) >= DESCRIPTOR_BLOCK:
+            yield block
+            block, after = [], 0
+        elif block:
+            after += len(d)
+        block.append((r, d))
+    if block:
+        yield block
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -280,12 +312,7 @@ class Verifier:
 
         if len(a.descriptors) < 2 or len(b.descriptors) < 2:
             return 0, 0, 0.0
-        query, ref = a.descriptors.astype(np.float32), b.descriptors.astype(np.float32)
-        dist = (query * query).sum(1)[:, None] + (ref * ref).sum(1)[None, :] - 2 * query @ ref.T
-        two = np.argpartition(dist, 1, axis=1)[:, :2]
-        d = np.take_along_axis(dist, two, axis=1)
-        first = np.where(d[:, 0] <= d[:, 1], two[:, 0], two[:, 1])
-        d = np.sqrt(np.maximum(np.sort(d, axis=1), 0))
+        first, d = _two_nearest(a, b)
         good = np.flatnonzero(d[:, 0] < self.ratio * d[:, 1])
         if len(good) < max(3, self.min_inliers):
             return 0, len(good), 0.0
@@ -320,6 +347,19 @@ class Verifier:
             return 0.0
         spread = min(1.0, coverage / self.full_coverage) if self.full_coverage > 0 else 1.0
         return (inliers / matches) ** 3 * inliers / (inliers + self.half_score_inliers) * spread
+
+
+def _two_nearest(a: LocalFeatures, b: LocalFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """For each descriptor of ``a``: the index of its nearest in ``b``, and the distances to its
+    nearest two, (n, 2) ascending, in the feature type's own metric (L2 for SIFT, Hamming for a
+    binary type)."""
+    query, ref = descriptor_rows(a.descriptors, a.kind), descriptor_rows(b.descriptors, b.kind)
+    dist = (query * query).sum(1)[:, None] + (ref * ref).sum(1)[None, :] - 2 * query @ ref.T
+    two = np.argpartition(dist, 1, axis=1)[:, :2]
+    d = np.take_along_axis(dist, two, axis=1)
+    first = np.where(d[:, 0] <= d[:, 1], two[:, 0], two[:, 1])
+    d = np.maximum(np.sort(d, axis=1), 0)  # squared distances: exact, as integers in float32
+    return first, d if FEATURE_TYPES[a.kind].binary else np.sqrt(d)
 
 
 def _hull_share(points: np.ndarray, image: LocalFeatures) -> float:
