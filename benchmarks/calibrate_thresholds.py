@@ -76,7 +76,7 @@ _THRESHOLD_LINE = re.compile(r"^(?P<indent>\s*)threshold:.*$", re.MULTILINE)
 
 def calibrated_presets() -> list[str]:
     """Every preset whose method has a threshold to calibrate (exact digests have none)."""
-    return [name for name, p in presets().items() if method_class(p.method).metric != "equal"]
+    return [name for name, p in presets().items() if method_class(p.method).distance != "equal"]
 
 
 def run_method(name: str, results_dir: Path, dataset: str, extra: list[str]) -> str | None:
@@ -101,16 +101,16 @@ def run_method(name: str, results_dir: Path, dataset: str, extra: list[str]) -> 
     return lines[-1] if lines else f"exit status {done.returncode}"
 
 
-def strictest_rounding(threshold: float, metric: str) -> float:
+def strictest_rounding(threshold: float, distance: str) -> float:
     """Hamming distances are integers; a cosine threshold is rounded up at 4 decimals (stricter)."""
-    return int(threshold) if metric == "hamming" else math.ceil(threshold * 1e4) / 1e4
+    return int(threshold) if distance == "hamming" else math.ceil(threshold * 1e4) / 1e4
 
 
-def at_threshold(curve: pd.DataFrame, threshold: float, metric: str) -> pd.Series | None:
+def at_threshold(curve: pd.DataFrame, threshold: float, distance: str) -> pd.Series | None:
     """The row of ``curve`` (strictest first) in force at ``threshold``: its loosest row that is
     no looser than the threshold; None when every row is looser."""
     kept = (
-        curve["threshold"] >= threshold if metric == "cosine" else curve["threshold"] <= threshold
+        curve["threshold"] >= threshold if distance == "cosine" else curve["threshold"] <= threshold
     )
     return curve[kept].iloc[-1] if kept.any() else None
 
@@ -130,9 +130,9 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
         return row | {"status": f"failed: {error or 'no finished run'}"}
     run = max(runs, key=lambda r: r.record.finished)
     record = run.record
-    metric = record.metric
+    distance = record.distance
     row.update(
-        metric=metric,
+        metric=distance,  # the CSV column keeps its name
         default_threshold=record.threshold,
         sweep_to=record.sweep_to,
         target_precision=record.target_precision,
@@ -146,7 +146,7 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
     )
     truth = run.truth()
     curve = pr_curve(run.candidates(), truth.pairs, truth.n)
-    default = at_threshold(curve, record.threshold, metric)  # what the calibration replaces
+    default = at_threshold(curve, record.threshold, distance)  # what the calibration replaces
     if default is not None:
         row.update(
             default_precision=round(float(default["precision"]), 4),
@@ -155,8 +155,8 @@ def calibration_row(name: str, results_dir: Path, error: str | None) -> dict:
     found = operating_points(curve, record.target_precision)["recall_at_precision_threshold"]
     if math.isnan(found):
         return row | {"status": "target precision not reached at any threshold"}
-    threshold = strictest_rounding(found, metric)
-    point = at_threshold(curve, threshold, metric)
+    threshold = strictest_rounding(found, distance)
+    point = at_threshold(curve, threshold, distance)
     if point is None:
         return row | {"status": f"no pair within the rounded threshold {threshold}"}
     precision = float(point["precision"])

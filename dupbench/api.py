@@ -251,13 +251,13 @@ def _encodings_from_map(encoding_map: Mapping | Encodings, m: Method) -> Encodin
                     f"makes {digits} (a {m.size}-bit code)"
                 )
         codes = hex_to_words(values, m.size)
-    return Encodings(ids, codes, m.kind, m.metric, m.size, m.name, m.params)
+    return Encodings(ids, codes, m.kind, m.distance, m.size, m.name, m.params)
 
 
 def _made_by(enc: Encodings, m: Method) -> Encodings:
     """``enc`` if ``m`` makes codes of its kind and size, so that ``m``'s threshold and search
     apply to them; searching one method's codes with another's is refused."""
-    if (enc.method, enc.kind, enc.metric, enc.size) != (m.name, m.kind, m.metric, m.size):
+    if (enc.method, enc.kind, enc.distance, enc.size) != (m.name, m.kind, m.distance, m.size):
         raise UsageError(
             f"these encodings are {enc.method or 'unnamed'} codes ({enc.kind}, size {enc.size}), "
             f"not {m.name} codes ({m.kind}, size {m.size}): pass method={enc.method!r} with the "
@@ -267,7 +267,7 @@ def _made_by(enc: Encodings, m: Method) -> Encodings:
 
 
 def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> float:
-    if m.metric.higher_is_closer:
+    if m.distance.higher_is_closer:
         if max_distance_threshold is not None:
             raise UsageError(f"{m.name} scores similarity: use min_similarity_threshold")
         t = m.default_threshold if min_similarity_threshold is None else min_similarity_threshold
@@ -279,15 +279,15 @@ def _threshold(m: Method, max_distance_threshold, min_similarity_threshold) -> f
         return float(t)
     if min_similarity_threshold is not None:
         raise UsageError(
-            f"{m.name} scores {m.metric.name.capitalize()} distance: use max_distance_threshold"
+            f"{m.name} scores {m.distance.name.capitalize()} distance: use max_distance_threshold"
         )
-    if not m.metric.graded:
+    if not m.distance.graded:
         return 0
     t = m.default_threshold if max_distance_threshold is None else max_distance_threshold
-    if not m.metric.discrete:
+    if not m.distance.discrete:
         if not 0 <= float(t) < float("inf"):
             raise UsageError(
-                f"{m.name} scores {m.metric.name.capitalize()} distance: the threshold "
+                f"{m.name} scores {m.distance.name.capitalize()} distance: the threshold "
                 f"(max_distance_threshold) must be a number ≥ 0, got {t}"
             )
         return float(t)
@@ -335,9 +335,9 @@ def _search_for(m: Method, backend: str) -> tuple[str, dict[str, Any]]:
         if backend not in (m.name, (m.preferred_search or ("",))[0]):
             raise UsageError(f"the {backend} search reads {backend} codes, not {m.name} codes")
         return backend, {}
-    valid = index_backends(m.metric)
+    valid = index_backends(m.distance)
     if backend not in valid:
-        raise unknown_name(f"search backend for {m.name} ({m.metric})", backend, ["auto", *valid])
+        raise unknown_name(f"search backend for {m.name} ({m.distance})", backend, ["auto", *valid])
     return backend, {}
 
 

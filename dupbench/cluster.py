@@ -242,7 +242,7 @@ def _concat(method: Method, parts: list[Encodings], starts: list[int]) -> Encodi
         ids=[i for p in parts for i in p.ids],
         codes=np.concatenate(codes) if codes else empty.codes,
         kind=empty.kind,
-        metric=empty.metric,
+        distance=empty.distance,
         size=empty.size,
         method=empty.method,
         params=empty.params,

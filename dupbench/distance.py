@@ -15,7 +15,7 @@ score of identical codes, whether a threshold grades pairs, the default widest t
 benchmark sweeps). Direction, threshold names, sweeps, sorting and plots follow from them.
 Then teach the places that search it: ``search.build_index`` / ``pick_backend`` / ``BACKENDS``,
 ``index/local.py`` (its query) and the threshold checks of ``api._threshold`` (range of a valid
-threshold), and set ``metric = DistanceKind.EUCLIDEAN`` on the methods that produce it
+threshold), and set ``distance = DistanceKind.EUCLIDEAN`` on the methods that produce it
 (``img_hash.ColorMomentHash``; its search is ``search/euclidean.py``).
 """
 

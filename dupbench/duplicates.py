@@ -202,7 +202,7 @@ class DuplicateMap(Mapping):
         score = np.repeat(score, sizes)
         not_self = who != idx
         who, score = who[not_self], score[not_self]
-        order = np.lexsort((self._rank[who], g.between.metric.order_key(score)))
+        order = np.lexsort((self._rank[who], g.between.distance.order_key(score)))
         names = [self._ids[k] for k in who[order].tolist()]
         if not self._scores:
             return names

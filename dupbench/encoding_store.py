@@ -95,7 +95,7 @@ def method_config(method: Method) -> dict[str, Any]:
         "method": method.name,
         "params": params,
         "kind": method.kind,
-        "metric": method.metric,
+        "metric": method.distance,  # the manifest key keeps its old name: old stores open
         "size": method.size,
     }
 
@@ -199,7 +199,7 @@ class EncodingStore:
         layout = {s: (rows, np.dtype(dt), w) for s, rows, dt, w in shards}
         codes = self._gather(shard_of_rows, slot_of_rows, layout, empty.codes)
         enc = Encodings(
-            ids, codes, empty.kind, empty.metric, empty.size, empty.method, empty.params, skipped
+            ids, codes, empty.kind, empty.distance, empty.size, empty.method, empty.params, skipped
         )
         if not empty.saved_as:
             return enc

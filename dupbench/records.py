@@ -214,7 +214,7 @@ class Encodings:
     ids: list[str]
     codes: np.ndarray
     kind: Kind
-    metric: DistanceKind
+    distance: DistanceKind
     size: int
     method: str = ""
     params: dict = field(default_factory=dict)
@@ -222,7 +222,7 @@ class Encodings:
     rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.metric = DistanceKind(self.metric)
+        self.distance = DistanceKind(self.distance)
         if len(self.ids) != len(self.codes):
             raise ValueError(f"{len(self.ids)} ids but {len(self.codes)} code rows")
         if self.rows is not None and len(self.rows) != len(self.codes):
@@ -273,7 +273,7 @@ class Encodings:
         path = Path(path)
         header = {
             "kind": self.kind,
-            "metric": self.metric,
+            "metric": self.distance,  # the on-disk key keeps its old name: old files load
             "size": self.size,
             "method": self.method,
             "params": self.params,
@@ -304,7 +304,7 @@ class Encodings:
                 ids=[str(x) for x in arrays["ids"]],
                 codes=arrays["codes"],
                 kind=header["kind"],
-                metric=header["metric"],
+                distance=header["metric"],
                 size=header["size"],
                 method=header["method"],
                 params=header["params"],
@@ -363,18 +363,18 @@ class Candidates:
     queries against references, and from top-k lists (where both (a, b) and (b, a) can appear):
     ``i`` indexes the queries and ``j`` the references.
     ``score`` is a distance for hamming/equal (lower is closer) and a similarity for cosine
-    (``metric``, a ``DistanceKind``, says which; a name such as "hamming" is accepted).
+    (``distance``, a ``DistanceKind``, says which; a name such as "hamming" is accepted).
     Pairs are ordered best score first, then by (i, j), so results are deterministic.
     """
 
     i: np.ndarray
     j: np.ndarray
     score: np.ndarray
-    metric: DistanceKind
+    distance: DistanceKind
     cross: bool = False
 
     def __post_init__(self) -> None:
-        self.metric = DistanceKind(self.metric)
+        self.distance = DistanceKind(self.distance)
         self.i = np.asarray(self.i, dtype=np.int64)
         self.j = np.asarray(self.j, dtype=np.int64)
         self.score = np.asarray(self.score)
@@ -386,34 +386,36 @@ class Candidates:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric.higher_is_closer
+        return self.distance.higher_is_closer
 
     def within(self, threshold: float) -> Candidates:
         """Pairs at least as close as ``threshold`` (distance ≤ t, or similarity ≥ t)."""
-        keep = self.metric.within(self.score, threshold)
-        return Candidates(self.i[keep], self.j[keep], self.score[keep], self.metric, self.cross)
+        keep = self.distance.within(self.score, threshold)
+        return Candidates(self.i[keep], self.j[keep], self.score[keep], self.distance, self.cross)
 
     def sorted(self) -> Candidates:
         """Best first, ties broken by (i, j)."""
-        order = np.lexsort((self.j, self.i, self.metric.order_key(self.score)))
-        return Candidates(self.i[order], self.j[order], self.score[order], self.metric, self.cross)
+        order = np.lexsort((self.j, self.i, self.distance.order_key(self.score)))
+        return Candidates(
+            self.i[order], self.j[order], self.score[order], self.distance, self.cross
+        )
 
     @classmethod
-    def empty(cls, metric: DistanceKind, cross: bool = False) -> Candidates:
+    def empty(cls, distance: DistanceKind, cross: bool = False) -> Candidates:
         z = np.zeros(0, dtype=np.int64)
-        return cls(z, z.copy(), np.zeros(0, dtype=DistanceKind(metric).dtype), metric, cross)
+        return cls(z, z.copy(), np.zeros(0, dtype=DistanceKind(distance).dtype), distance, cross)
 
     @classmethod
     def concat(
-        cls, parts: list[Candidates], metric: DistanceKind, cross: bool = False
+        cls, parts: list[Candidates], distance: DistanceKind, cross: bool = False
     ) -> Candidates:
         if not parts:
-            return cls.empty(metric, cross)
+            return cls.empty(distance, cross)
         return cls(
             np.concatenate([p.i for p in parts]),
             np.concatenate([p.j for p in parts]),
             np.concatenate([p.score for p in parts]),
-            metric,
+            distance,
             cross,
         )
 
@@ -421,7 +423,7 @@ class Candidates:
         write_npz(
             path,
             {"i": self.i, "j": self.j, "score": self.score},
-            {"metric": self.metric, "cross": self.cross},
+            {"metric": self.distance, "cross": self.cross},  # on-disk key: still "metric"
             header_key="meta",
         )
 
@@ -439,11 +441,11 @@ class Candidates:
             max_bytes=max_bytes,
         )
         try:
-            metric, cross = meta["metric"], meta["cross"]
+            distance, cross = meta["metric"], meta["cross"]
         except KeyError as e:
             raise DamagedFile(f"{path}: unreadable metadata ({e})") from None
-        if metric not in list(DistanceKind) or not isinstance(cross, bool):
-            raise DamagedFile(f"{path}: unknown metric {metric!r} or cross {cross!r}")
+        if distance not in list(DistanceKind) or not isinstance(cross, bool):
+            raise DamagedFile(f"{path}: unknown metric {distance!r} or cross {cross!r}")
         i, j, score = arrays["i"], arrays["j"], arrays["score"]
         if not len(i) == len(j) == len(score):
             raise DamagedFile(f"{path}: i, j and score differ in length")
@@ -454,7 +456,7 @@ class Candidates:
             for side in (i, j):
                 if len(side) and (int(side.min()) < 0 or int(side.max()) >= n):
                     raise DamagedFile(f"{path}: indices outside the {n} images of the run")
-        return cls(i, j, score, metric, cross)
+        return cls(i, j, score, distance, cross)
 
 
 def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -497,8 +499,8 @@ class GroupedCandidates:
             raise ValueError("cosine pairs cannot be collapsed: every class needs one member")
 
     @property
-    def metric(self) -> DistanceKind:
-        return self.between.metric
+    def distance(self) -> DistanceKind:
+        return self.between.distance
 
     @property
     def n_classes(self) -> int:
@@ -551,7 +553,7 @@ class GroupedCandidates:
         j = order[bounds[cj][pair] + t % sizes[cj][pair]]
         keep = (i < j) | (pair >= len(c))  # within a class: each unordered pair once, no self
         i, j = canonical_pairs(i[keep], j[keep])
-        return Candidates(i, j, score[pair[keep]], self.metric).sorted()
+        return Candidates(i, j, score[pair[keep]], self.distance).sorted()
 
     @classmethod
     def from_candidates(cls, candidates: Candidates, n: int) -> GroupedCandidates:

@@ -14,17 +14,17 @@ def all_pairs(n, cross=False):
     return list(itertools.combinations(range(n), 2))
 
 
-def random_problem(seed, n, metric="hamming", cross=False, p_candidate=0.4, p_truth=0.25):
+def random_problem(seed, n, distance="hamming", cross=False, p_candidate=0.4, p_truth=0.25):
     """Candidates (with tied scores) and truth pairs drawn independently over all pairs."""
     rng = np.random.default_rng(seed)
     pairs = np.array(all_pairs(n, cross), dtype=np.int64).reshape(-1, 2)
     picked = pairs[rng.random(len(pairs)) < p_candidate]
     truth = pairs[rng.random(len(pairs)) < p_truth]
-    if metric == "cosine":
+    if distance == "cosine":
         score = rng.integers(0, 5, len(picked)) / 4.0  # few distinct values: ties
     else:
         score = rng.integers(0, 6, len(picked))
-    candidates = Candidates(picked[:, 0], picked[:, 1], score, metric, cross).sorted()
+    candidates = Candidates(picked[:, 0], picked[:, 1], score, distance, cross).sorted()
     return candidates, truth
 
 
@@ -38,4 +38,4 @@ def directed(candidates, seed, both=False):
     i = np.concatenate([candidates.i[forward], candidates.j[backward]])
     j = np.concatenate([candidates.j[forward], candidates.i[backward]])
     score = np.concatenate([candidates.score[forward], candidates.score[backward]])
-    return Candidates(i, j, score, candidates.metric, cross=True).sorted()
+    return Candidates(i, j, score, candidates.distance, cross=True).sorted()

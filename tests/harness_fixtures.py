@@ -76,7 +76,7 @@ def a_record(**changes) -> RunRecord:
         status="done",
         label="phash (threshold=4)",
         method=MethodRecord("phash", {"hash_size": 8}, "binary", 64),
-        metric="hamming",
+        distance="hamming",
         threshold=4.0,
         sweep_to=16.0,
         k_values=[1, 5, 10],

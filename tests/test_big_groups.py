@@ -39,7 +39,7 @@ def names_for(n: int, seed: int) -> list[str]:
 
 
 def arrays(c: Candidates) -> tuple:
-    return c.i.tolist(), c.j.tolist(), c.score.tolist(), c.metric
+    return c.i.tolist(), c.j.tolist(), c.score.tolist(), c.distance
 
 
 # -- reference implementations over plain pairs: what the outputs mean -------------------------

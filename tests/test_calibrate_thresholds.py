@@ -25,10 +25,10 @@ def load_benchmark():
     return module
 
 
-def calibrated(method: str, threshold, metric: str = "hamming") -> dict:
+def calibrated(method: str, threshold, distance: str = "hamming") -> dict:
     return {
         "method": method,
-        "metric": metric,
+        "metric": distance,
         "threshold": threshold,
         "target_precision": 0.99,
         "dataset": "default",

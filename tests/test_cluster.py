@@ -33,9 +33,9 @@ def assert_same(enc: Encodings, ref: Encodings) -> None:
     assert enc.ids == ref.ids
     np.testing.assert_array_equal(enc.codes, ref.codes)
     assert enc.codes.dtype == ref.codes.dtype
-    assert (enc.kind, enc.metric, enc.size, enc.method, enc.params) == (
+    assert (enc.kind, enc.distance, enc.size, enc.method, enc.params) == (
         ref.kind,
-        ref.metric,
+        ref.distance,
         ref.size,
         ref.method,
         ref.params,

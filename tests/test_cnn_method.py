@@ -85,7 +85,7 @@ def test_lite0_different_photos_score_below_the_default_threshold(lite0_photo_en
 @pytest.mark.slow
 def test_lite0_encodings_describe_themselves_and_skip_the_broken_file(lite0_photo_encodings):
     enc, origin = lite0_photo_encodings
-    assert enc.kind == "float" and enc.metric == "cosine" and enc.size == 1280
+    assert enc.kind == "float" and enc.distance == "cosine" and enc.size == 1280
     assert enc.codes.shape == (len(origin), 1280) and enc.codes.dtype == np.float32
     assert np.allclose(np.linalg.norm(enc.codes, axis=1), 1, atol=1e-5)
     assert [s.path.endswith("broken.jpg") for s in enc.skipped] == [True]
@@ -347,7 +347,7 @@ def test_draft_decoding_is_opt_in_and_keeps_embeddings_close(tmp_path):
 def test_registry_and_parameter_validation():
     method = get_method("cnn", backbone="vit_b_16", weights=None)
     assert isinstance(method, CNN) and method.default_threshold == 0.9
-    assert method.kind == "float" and method.metric == "cosine"
+    assert method.kind == "float" and method.distance == "cosine"
     with pytest.raises(ValueError, match="unknown backbone"):
         _ = CNN(backbone="resnet9000", weights=None).size
     with pytest.raises(ValueError, match="timm has no model"):

@@ -60,7 +60,7 @@ def test_every_method_config_instantiates_its_method(compose_run, name):
     for key, value in cfg.method.params.items():
         assert method.params[key] == value
     threshold, widest = thresholds(cfg, method)
-    assert (widest <= threshold) if method.metric == "cosine" else (widest >= threshold)
+    assert (widest <= threshold) if method.distance == "cosine" else (widest >= threshold)
 
 
 @pytest.mark.parametrize("name", options("dataset"))
@@ -83,7 +83,7 @@ def test_folder_dataset_demands_a_path(compose_run):
 
 @pytest.mark.parametrize("name", options("search"))
 def test_every_search_config_builds_an_index(compose_run, name):
-    """Each backend is built with its configured parameters on real codes of its metric."""
+    """Each backend is built with its configured parameters on real codes of its distance."""
     import numpy as np
 
     from dupbench.search import build_index
@@ -95,11 +95,11 @@ def test_every_search_config_builds_an_index(compose_run, name):
     if find_whole_search(backend) is not None:
         pytest.skip(f"{backend} searches one method's codes; run in test_harness_experiments")
     if backend == "auto" or backend in index_backends("hamming"):
-        codes, metric = rng.integers(0, 2**63, size=(50, 1), dtype=np.uint64), "hamming"
+        codes, distance = rng.integers(0, 2**63, size=(50, 1), dtype=np.uint64), "hamming"
     else:
-        codes, metric = rng.standard_normal((50, 16)).astype(np.float32), "cosine"
-    index = build_index(codes, metric, backend, **cfg.search.params)
-    found = index.range(64 if metric == "hamming" else -1.0)
+        codes, distance = rng.standard_normal((50, 16)).astype(np.float32), "cosine"
+    index = build_index(codes, distance, backend, **cfg.search.params)
+    found = index.range(64 if distance == "hamming" else -1.0)
     assert len(found) == 50 * 49 // 2  # the widest radius returns every pair exactly once
 
 

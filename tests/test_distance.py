@@ -45,7 +45,7 @@ def test_direction_and_thresholds() -> None:
 
 def test_candidates_take_a_name_and_keep_the_kind(tmp_path) -> None:
     c = Candidates([0], [1], [0.5], "cosine")
-    assert c.metric is COSINE and c.higher_is_better
+    assert c.distance is COSINE and c.higher_is_better
     assert Candidates.empty("hamming").score.dtype == np.int32
     c.save(tmp_path / "c.npz")
-    assert Candidates.load(tmp_path / "c.npz").metric is COSINE
+    assert Candidates.load(tmp_path / "c.npz").distance is COSINE

@@ -42,9 +42,9 @@ def one_shot(folder: Path, method: str = "phash") -> Encodings:
 def assert_same(enc: Encodings, ref: Encodings) -> None:
     assert enc.ids == ref.ids
     np.testing.assert_array_equal(enc.codes, ref.codes)
-    assert (enc.kind, enc.metric, enc.size, enc.method, enc.params) == (
+    assert (enc.kind, enc.distance, enc.size, enc.method, enc.params) == (
         ref.kind,
-        ref.metric,
+        ref.distance,
         ref.size,
         ref.method,
         ref.params,

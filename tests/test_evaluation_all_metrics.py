@@ -141,11 +141,11 @@ def test_evaluate_run_with_no_candidates():
     assert row["map"] == pytest.approx(2 / 4)  # images 2, 3: nothing to find, nothing found
 
 
-@pytest.mark.parametrize("metric, threshold", [("hamming", 2), ("cosine", 0.5)])
-def test_evaluate_run_is_scores_at_plus_threshold_free_scores(metric, threshold):
+@pytest.mark.parametrize("distance, threshold", [("hamming", 2), ("cosine", 0.5)])
+def test_evaluate_run_is_scores_at_plus_threshold_free_scores(distance, threshold):
     from dupbench.evaluation import pr_curve, scores_at, threshold_free_scores
 
-    candidates, truth = random_problem(3, 10, metric)
+    candidates, truth = random_problem(3, 10, distance)
     row = evaluate_run(
         candidates, truth, 10, threshold=threshold, k_values=(1, 5), target_precision=0.9
     )

@@ -51,8 +51,8 @@ def sklearn_micro_ap(candidates, truth):
 @settings(max_examples=60, deadline=None)
 @given(problems)
 def test_micro_ap_matches_sklearn(problem):
-    seed, n, metric = problem
-    candidates, truth = random_problem(seed, n, metric)
+    seed, n, distance = problem
+    candidates, truth = random_problem(seed, n, distance)
     if len(truth) == 0:
         assert math.isnan(micro_ap(candidates, truth))
         return
@@ -70,8 +70,8 @@ def test_micro_ap_puts_non_matches_first_on_ties():
 @settings(max_examples=40, deadline=None)
 @given(problems, st.sampled_from([0.5, 0.8, 1.0]))
 def test_operating_points_are_the_best_of_all_thresholds(problem, target):
-    seed, n, metric = problem
-    candidates, truth = random_problem(seed, n, metric)
+    seed, n, distance = problem
+    candidates, truth = random_problem(seed, n, distance)
     points = operating_points(pr_curve(candidates, truth), target)
     at = {t: pairwise_scores(candidates, truth, n, t) for t in np.unique(candidates.score)}
     best_f1 = max((s["f1"] for s in at.values()), default=0.0)
@@ -126,9 +126,9 @@ def test_score_distributions_split_candidates_by_truth():
 @settings(max_examples=30, deadline=None)
 @given(problems, st.integers(0, 5))
 def test_breakdown_recall_per_group_by_hand(problem, threshold_index):
-    seed, n, metric = problem
-    candidates, truth = random_problem(seed, n, metric)
-    threshold = threshold_index / 5 if metric == "cosine" else threshold_index
+    seed, n, distance = problem
+    candidates, truth = random_problem(seed, n, distance)
+    threshold = threshold_index / 5 if distance == "cosine" else threshold_index
     groups = np.array(["crop", "jpeg", "resize"])[np.arange(len(truth)) % 3]
     table = breakdown(candidates, truth, groups, threshold)
     found_pairs = set(
@@ -191,8 +191,8 @@ def test_curves_fold_directed_pairs_within_one_collection():
 
 @given(problems, st.booleans())
 def test_curves_of_directed_pairs_equal_the_undirected_ones(problem, both):
-    seed, n, metric = problem
-    candidates, truth = random_problem(seed, n, metric)
+    seed, n, distance = problem
+    candidates, truth = random_problem(seed, n, distance)
     directed_candidates = directed(candidates, seed, both)
     assert micro_ap(directed_candidates, truth, n) == pytest.approx(
         micro_ap(candidates, truth), nan_ok=True
@@ -201,7 +201,7 @@ def test_curves_of_directed_pairs_equal_the_undirected_ones(problem, both):
     expected = score_distributions(candidates, truth)
     for name in ("true_pairs", "false_pairs"):
         assert sorted(got[name].tolist()) == sorted(expected[name].tolist())
-    threshold = 0.5 if metric == "cosine" else 2
+    threshold = 0.5 if distance == "cosine" else 2
     groups = np.array(["a", "b"])[np.arange(len(truth)) % 2]
     pd.testing.assert_frame_equal(
         breakdown(directed_candidates, truth, groups, threshold, n),

@@ -38,9 +38,9 @@ def brute_force(candidates, truth, n, cross):
 @settings(max_examples=60, deadline=None)
 @given(problems, st.integers(0, 5))
 def test_pairwise_matches_enumeration(problem, threshold_index):
-    seed, n, metric, cross = problem
-    candidates, truth = random_problem(seed, corpus_size(n, cross), metric, cross)
-    threshold = np.linspace(0, 1, 6)[threshold_index] if metric == "cosine" else threshold_index
+    seed, n, distance, cross = problem
+    candidates, truth = random_problem(seed, corpus_size(n, cross), distance, cross)
+    threshold = np.linspace(0, 1, 6)[threshold_index] if distance == "cosine" else threshold_index
     ours = pairwise_scores(candidates, truth, corpus_size(n, cross), threshold)
     precision, recall, f1, support = brute_force(candidates.within(threshold), truth, n, cross)
     assert ours["precision_neg"] == pytest.approx(precision[0])
@@ -58,8 +58,8 @@ def test_pairwise_matches_enumeration(problem, threshold_index):
 @settings(max_examples=40, deadline=None)
 @given(problems)
 def test_pr_curve_rows_equal_pairwise_scores_at_their_threshold(problem):
-    seed, n, metric, cross = problem
-    candidates, truth = random_problem(seed, corpus_size(n, cross), metric, cross)
+    seed, n, distance, cross = problem
+    candidates, truth = random_problem(seed, corpus_size(n, cross), distance, cross)
     curve = pr_curve(candidates, truth)
     assert list(curve.columns) == ["threshold", "tp", "fp", "fn", "precision", "recall", "f1"]
     assert curve["threshold"].is_unique
@@ -72,13 +72,13 @@ def test_pr_curve_rows_equal_pairwise_scores_at_their_threshold(problem):
         )
 
 
-@pytest.mark.parametrize("metric", ["hamming", "cosine"])
-def test_pr_curve_runs_from_strict_to_loose(metric):
-    candidates, truth = random_problem(3, 40, metric)
+@pytest.mark.parametrize("distance", ["hamming", "cosine"])
+def test_pr_curve_runs_from_strict_to_loose(distance):
+    candidates, truth = random_problem(3, 40, distance)
     curve = pr_curve(candidates, truth)
     thresholds = curve["threshold"].to_numpy()
     # strictest first: distances grow, similarities shrink
-    steps = np.diff(thresholds) if metric == "hamming" else -np.diff(thresholds)
+    steps = np.diff(thresholds) if distance == "hamming" else -np.diff(thresholds)
     assert np.all(steps > 0)
     for column in ("tp", "fp", "recall"):
         assert curve[column].is_monotonic_increasing
@@ -150,10 +150,10 @@ def test_directed_pairs_within_one_collection_count_each_pair_once():
 @given(problems.filter(lambda p: not p[3]), st.booleans())
 @settings(max_examples=60, deadline=None)
 def test_directed_within_one_collection_equals_undirected(problem, both):
-    seed, n, metric, _ = problem
-    candidates, truth = random_problem(seed, n, metric)
+    seed, n, distance, _ = problem
+    candidates, truth = random_problem(seed, n, distance)
     directed_candidates = directed(candidates, seed, both)
-    for threshold in (None, 2 if metric == "hamming" else 0.5):
+    for threshold in (None, 2 if distance == "hamming" else 0.5):
         assert pairwise_scores(directed_candidates, truth, n, threshold) == pairwise_scores(
             candidates, truth, n, threshold
         )

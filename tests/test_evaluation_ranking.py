@@ -93,9 +93,9 @@ def reference_scores(candidates, truth, n_queries, k_values, convention):
 @settings(max_examples=60, deadline=None)
 @given(problems, st.sampled_from(["imagededup", "trec"]))
 def test_matches_per_query_reference(problem, convention):
-    seed, n, metric, cross = problem
+    seed, n, distance, cross = problem
     size = corpus_size(n, cross)
-    candidates, truth = random_problem(seed, size, metric, cross)
+    candidates, truth = random_problem(seed, size, distance, cross)
     ours = retrieval_scores(candidates, truth, size, K_VALUES, convention)
     expected = reference_scores(candidates, truth, n, K_VALUES, convention)
     if expected is None:  # trec: no query has a duplicate
@@ -110,9 +110,9 @@ def test_matches_per_query_reference(problem, convention):
 @given(problems)
 def test_trec_convention_matches_trec_eval(problem):
     pytrec_eval = pytest.importorskip("pytrec_eval")
-    seed, n, metric, cross = problem
+    seed, n, distance, cross = problem
     size = corpus_size(n, cross)
-    candidates, truth = random_problem(seed, size, metric, cross, p_truth=0.35)
+    candidates, truth = random_problem(seed, size, distance, cross, p_truth=0.35)
     truth_sets = reference_truth(truth, n, cross)
     lists = reference_lists(candidates, n)
     qrels = {str(q): {str(d): 1 for d in docs} for q, docs in truth_sets.items() if docs}
@@ -223,8 +223,8 @@ def test_directed_top_k_within_one_collection_by_hand():
 @given(problems.filter(lambda p: not p[3]))
 @settings(max_examples=60, deadline=None)
 def test_directed_lists_both_ways_equal_the_undirected_pairs(problem):
-    seed, n, metric, _ = problem
-    candidates, truth = random_problem(seed, n, metric)
+    seed, n, distance, _ = problem
+    candidates, truth = random_problem(seed, n, distance)
     both_ways = directed(candidates, seed, both=True)
     for convention in ("imagededup", "trec"):
         expected = retrieval_scores(candidates, truth, n, K_VALUES, convention)

@@ -44,7 +44,7 @@ def write_run(root: Path, name: str, label: str, candidates: Candidates, thresho
     record = a_record(
         key=name,
         label=label,
-        metric=candidates.metric,
+        distance=candidates.distance,
         threshold=threshold,
         target_precision=0.99,
         dataset=DatasetRecord("tiny", "/data", "ab" * 32, TRUTH.n, len(TRUTH.pairs), ["near"]),

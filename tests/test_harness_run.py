@@ -167,7 +167,7 @@ def test_two_runs_with_the_same_seed_give_the_same_metrics(tmp_path, tiny):
     assert a.record.status == b.record.status == "done"
     assert same(a.metrics, b.metrics)
     np.testing.assert_array_equal(a.candidates().score, b.candidates().score)
-    assert a.record.metric == "cosine" and a.record.sweep_to == 0.5
+    assert a.record.distance == "cosine" and a.record.sweep_to == 0.5
     assert a.record.threshold == presets()["cnn"].threshold  # the preset file's
     assert a.record.seeds["torch"] == 0
 

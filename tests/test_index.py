@@ -161,7 +161,7 @@ class ColourHistogram(Method):
 
     name = "test_colour_histogram"
     kind = "float"
-    metric = "cosine"
+    distance = "cosine"
     default_threshold = 0.95
 
     @property

@@ -21,11 +21,11 @@ from dupbench.search.cosine import unit_rows
 
 @pytest.fixture()
 def open_backend(tmp_path):
-    """``open_backend(kind, metric, size, folder=...)``; every backend is closed afterwards."""
+    """``open_backend(kind, distance, size, folder=...)``; every backend is closed afterwards."""
     opened = []
 
-    def make(kind, metric, size, folder=None, **options):
-        backend = MilvusBackend(folder or tmp_path / "index", kind, metric, size, **options)
+    def make(kind, distance, size, folder=None, **options):
+        backend = MilvusBackend(folder or tmp_path / "index", kind, distance, size, **options)
         opened.append(backend)
         return backend
 
@@ -209,7 +209,7 @@ def test_closing_the_last_backend_stops_the_milvus_lite_server(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kind, metric, size, threshold",
+    "kind, distance, size, threshold",
     [
         pytest.param("binary", "hamming", 64, 12, marks=binary_vectors),
         pytest.param("binary", "hamming", 256, 50, marks=binary_vectors),
@@ -218,7 +218,7 @@ def test_closing_the_last_backend_stops_the_milvus_lite_server(tmp_path):
     ],
 )
 def test_the_same_matches_as_the_local_backend(
-    open_backend, tmp_path, kind, metric, size, threshold
+    open_backend, tmp_path, kind, distance, size, threshold
 ):
     local_module = pytest.importorskip("dupbench.index.local")  # the Index's own backend
     rng = np.random.default_rng(size)
@@ -230,8 +230,8 @@ def test_the_same_matches_as_the_local_backend(
         copies = with_near_copies(rng, originals[:100], size, 0 if kind == "exact" else 16)
     codes = np.concatenate([originals, copies])
     ids = distinct_ids(rng, len(codes))
-    milvus = open_backend(kind, metric, size)
-    local = local_module.LocalBackend(tmp_path / "local", kind, metric, size)
+    milvus = open_backend(kind, distance, size)
+    local = local_module.LocalBackend(tmp_path / "local", kind, distance, size)
     try:
         for backend in (milvus, local):
             backend.add(ids[:250], codes[:250])

@@ -47,7 +47,7 @@ def test_file_digest_is_blake2b_128_of_the_bytes(saved):
     (h,) = hexes("file_digest", [path])
     assert h == hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
     encodings = get_method("file_digest").encode([path])
-    assert encodings.kind == "exact" and encodings.metric == "equal" and encodings.size == 128
+    assert encodings.kind == "exact" and encodings.distance == "equal" and encodings.size == 128
     assert encodings.codes.shape == (1, 2) and encodings.codes.dtype == np.uint64
 
 

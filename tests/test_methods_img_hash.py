@@ -350,8 +350,8 @@ def test_find_duplicates_finds_copies_not_other_photos(tmp_path, name, copies, t
 
 def test_float_hashes_registered_and_validated():
     color, radial = get_method("color_moment"), get_method("radial_variance")
-    assert (color.size, color.metric, color.kind) == (42, DistanceKind.EUCLIDEAN, "float")
-    assert (radial.size, radial.metric) == (40, DistanceKind.COSINE)
+    assert (color.size, color.distance, color.kind) == (42, DistanceKind.EUCLIDEAN, "float")
+    assert (radial.size, radial.distance) == (40, DistanceKind.COSINE)
     assert radial.preferred_search[0] == "radial_variance"
     with pytest.raises(ValueError, match="sigma"):
         RadialVarianceHash(sigma=0.5)

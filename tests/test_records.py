@@ -51,9 +51,9 @@ def test_encodings_save_load_round_trip(tmp_path):
     )
     back = Encodings.load(enc.save(tmp_path / "enc.npz"))
     assert back.ids == enc.ids and np.array_equal(back.codes, enc.codes)
-    assert (back.kind, back.metric, back.size, back.method, back.params, back.skipped) == (
+    assert (back.kind, back.distance, back.size, back.method, back.params, back.skipped) == (
         enc.kind,
-        enc.metric,
+        enc.distance,
         enc.size,
         enc.method,
         enc.params,
@@ -75,7 +75,7 @@ def test_candidates_filter_sort_and_store(tmp_path):
     assert cos.within(0.9).i.tolist() == [1]
     c.save(tmp_path / "c.npz")
     back = Candidates.load(tmp_path / "c.npz")
-    assert np.array_equal(back.i, c.i) and back.metric == "hamming" and not back.cross
+    assert np.array_equal(back.i, c.i) and back.distance == "hamming" and not back.cross
 
 
 def test_encodings_carry_the_source_row_of_each_code(tmp_path):

@@ -40,7 +40,7 @@ def test_range_equals_brute_force_in_tiles():
     expected = brute_pairs(x, 8.0)
     for blocks in ({}, {"query_block": 17, "ref_block": 29}):
         found = build_index(x, L2, **blocks).range(8.0)
-        assert found.metric is L2 and found.score.dtype == np.float32
+        assert found.distance is L2 and found.score.dtype == np.float32
         got = {(int(i), int(j)): float(s) for i, j, s in zip(found.i, found.j, found.score)}
         assert got.keys() == expected.keys()
         assert np.allclose([got[k] for k in expected], list(expected.values()), rtol=1e-6)

@@ -70,9 +70,9 @@ def assert_same(got: Encodings, want: Encodings) -> None:
     assert isinstance(got, verified.VerifiedEncodings)
     assert got.ids == want.ids
     np.testing.assert_array_equal(got.codes, want.codes)
-    assert (got.kind, got.metric, got.size, got.method, got.params, got.skipped) == (
+    assert (got.kind, got.distance, got.size, got.method, got.params, got.skipped) == (
         want.kind,
-        want.metric,
+        want.distance,
         want.size,
         want.method,
         want.params,
@@ -224,7 +224,7 @@ def test_a_truncated_features_member_is_refused(encoded, tmp_path):
 def test_a_file_saved_before_features_were_kept_loads_as_codes(encoded, tmp_path):
     """What an older ``save`` wrote (codes, no class tag) is plain ``Encodings``, which the
     search refuses in one line."""
-    old = Encodings(*(getattr(encoded, k) for k in ("ids", "codes", "kind", "metric", "size")))
+    old = Encodings(*(getattr(encoded, k) for k in ("ids", "codes", "kind", "distance", "size")))
     back = Encodings.load(old.save(tmp_path / "old.npz"))
     assert type(back) is Encodings and back.ids == encoded.ids
     with pytest.raises(UsageError, match=r"older dupbench"):

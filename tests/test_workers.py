@@ -28,7 +28,7 @@ _SLOW_ENCODE = """
 from dupbench.methods.base import Method
 
 class Slow(Method):
-    name, kind, metric = "slow", "binary", "hamming"
+    name, kind, distance = "slow", "binary", "hamming"
     size = 64
     def encode_source(self, source):
         return slow()

@@ -139,7 +139,7 @@ def _search(args: argparse.Namespace, dest: Path | None):
     method = get_method(args.method, **parse_params(args.param))
     bounds = {}
     if args.threshold is not None:
-        bounds[method.metric.threshold_name] = args.threshold
+        bounds[method.distance.threshold_name] = args.threshold
     scan = scan_files(args.directory, args.recursive, exclude=[dest] if dest else ())
     result = search_scan(
         scan,

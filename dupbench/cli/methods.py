@@ -33,7 +33,7 @@ def describe(name: str) -> dict:
     return {
         "name": name,
         "kind": cls.kind,
-        "threshold": (cls.threshold_form or cls.metric.threshold_form).format(threshold),
+        "threshold": (cls.threshold_form or cls.distance.threshold_form).format(threshold),
         "extra": (f"[{cls.extra}]" + (" (missing)" if missing else "")) if cls.extra else "-",
         "robust_to": (found.robust_to if found and found.robust_to else cls.robust_to) or "-",
     }

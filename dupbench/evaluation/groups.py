@@ -45,7 +45,7 @@ def breakdown(
     if len(raw) == 0:
         return pd.DataFrame(columns=BREAKDOWN_COLUMNS)
     score = lookup_scores(raw[:, 0], raw[:, 1], labelled)  # each row's best candidate score
-    found = labelled.metric.within(score, threshold)  # NaN: False
+    found = labelled.distance.within(score, threshold)  # NaN: False
     table = (
         pd.DataFrame({"group": labels, "found": found, "score": score})
         .groupby("group", sort=True)

@@ -91,7 +91,7 @@ def undirected(candidates: Candidates) -> Candidates:
     """Directed pairs within one collection folded to unordered (min, max) pairs, self pairs
     refused. (a, b) and (b, a) both stay listed; ``label_pairs`` keeps the better score."""
     i, j = canonical_pairs(candidates.i, candidates.j, False, "candidates")
-    return Candidates(i, j, candidates.score, candidates.metric, cross=False)
+    return Candidates(i, j, candidates.score, candidates.distance, cross=False)
 
 
 def pair_level(candidates: Candidates, n: Size | None) -> Candidates:
@@ -146,7 +146,7 @@ class LabelledPairs:
     score: np.ndarray
     is_true: np.ndarray
     truth: np.ndarray
-    metric: DistanceKind
+    distance: DistanceKind
     cross: bool
     directed_self: bool = False
 
@@ -159,7 +159,7 @@ class LabelledPairs:
 
     def best_first(self, true_last_on_ties: bool = False) -> np.ndarray:
         """Indices ordering the pairs best score first; ties by (i, j), or non-matches first."""
-        key = self.metric.order_key(self.score)
+        key = self.distance.order_key(self.score)
         if true_last_on_ties:
             return np.lexsort((self.j, self.i, self.is_true, key))
         return np.lexsort((self.j, self.i, key))
@@ -189,7 +189,7 @@ def label_pairs(candidates: Candidates, truth_pairs, n: Size | None = None) -> L
     if len(i):
         width = int(j.max()) + 1
         keys = pair_keys(i, j, width)
-        order = np.lexsort((candidates.metric.order_key(score), keys))
+        order = np.lexsort((candidates.distance.order_key(score), keys))
         first = np.ones(len(order), dtype=bool)
         first[1:] = keys[order][1:] != keys[order][:-1]
         keep = order[first]
@@ -200,7 +200,7 @@ def label_pairs(candidates: Candidates, truth_pairs, n: Size | None = None) -> L
         score=score,
         is_true=in_pair_set(i, j, truth, truth_cross),
         truth=truth,
-        metric=candidates.metric,
+        distance=candidates.distance,
         cross=cross,
         directed_self=directed_self,
     )

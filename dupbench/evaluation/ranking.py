@@ -61,7 +61,7 @@ def ranked_lists(candidates: Candidates, truth_pairs, n: Size) -> RankedLists:
         score = np.concatenate([labelled.score, labelled.score])
         relevant = np.concatenate([labelled.is_true, labelled.is_true])
         truth_query = np.concatenate([truth[:, 0], truth[:, 1]])
-    order = np.lexsort((doc, labelled.metric.order_key(score), query))
+    order = np.lexsort((doc, labelled.distance.order_key(score), query))
     return RankedLists(query[order], relevant[order], truth_query, space.n_queries)
 
 

@@ -64,7 +64,7 @@ def execute_run(
         for _ in range(cfg.benchmark.repeats):
             encodings, found = encode_index_search(method, paths, ids, cfg, widest, watch)
         candidates = to_source_rows(found, encodings)
-        sweep = sweep_thresholds(method.metric, threshold, widest, cfg.benchmark.sweep_points)
+        sweep = sweep_thresholds(method.distance, threshold, widest, cfg.benchmark.sweep_points)
         with watch.stage("evaluate", len(candidates)):
             scores = score(
                 candidates,
@@ -80,7 +80,7 @@ def execute_run(
         status="done",
         label=label,
         method=MethodRecord(method.name, method.params, method.kind, method.size),
-        metric=method.metric,
+        distance=method.distance,
         threshold=threshold,
         sweep_to=widest,
         k_values=list(cfg.benchmark.k_values),
@@ -94,7 +94,7 @@ def execute_run(
             levels=list(cfg.dataset.levels),
         ),
         search=SearchRecord(
-            backend_used(cfg.search, method.metric, len(encodings)), dict(cfg.search.params)
+            backend_used(cfg.search, method.distance, len(encodings)), dict(cfg.search.params)
         ),
         encoded=len(encodings),
         skipped=len(encodings.skipped),
@@ -132,7 +132,7 @@ def reevaluate(run_dir: str | Path, threshold: float | None = None) -> Scores:
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {store.RUN_FILE})")
     record = run.record
     t = record.threshold if threshold is None else float(threshold)
-    if DistanceKind(record.metric).is_beyond(t, record.sweep_to):
+    if DistanceKind(record.distance).is_beyond(t, record.sweep_to):
         raise ValueError(
             f"threshold {t} is beyond the widest threshold searched ({record.sweep_to}); "
             "run again with a wider benchmark.sweep_to"

@@ -48,5 +48,5 @@ def to_source_rows(candidates: Candidates, encodings: Encodings) -> Candidates:
     rows = encodings.rows
     i, j = rows[candidates.i], rows[candidates.j]
     return Candidates(
-        np.minimum(i, j), np.maximum(i, j), candidates.score, candidates.metric
+        np.minimum(i, j), np.maximum(i, j), candidates.score, candidates.distance
     ).sorted()

@@ -111,7 +111,7 @@ def group_runs(runs: list[StoredRun]) -> list[list[StoredRun]]:
     for run in runs:
         key = (
             run.record.dataset.checksum,
-            run.record.metric,
+            run.record.distance,
             _file_digest(run, CURVE_FILE),
             _file_digest(run, SWEEP_FILE),
         )
@@ -150,7 +150,7 @@ def group_label(group: list[StoredRun]) -> str:
 def _one_point(run: StoredRun) -> bool:
     """Exact digests (and any run whose sweep has a single threshold) have one operating point:
     a curve over the threshold would be meaningless."""
-    return not run.record.metric.graded or len(run.table(SWEEP_FILE)) <= 1
+    return not run.record.distance.graded or len(run.table(SWEEP_FILE)) <= 1
 
 
 def _threshold_marks(ax, group: list[StoredRun]) -> None:
@@ -273,7 +273,7 @@ def metrics_vs_threshold(runs: list[StoredRun], out: Path) -> list[Path]:
                     color=f"C{k}",
                 )
         _threshold_marks(ax, group)
-        ax.set(xlabel=f"threshold ({run.record.metric.score_name})")
+        ax.set(xlabel=f"threshold ({run.record.distance.score_name})")
     if groups:
         from matplotlib.lines import Line2D
 
@@ -322,12 +322,12 @@ def score_histograms(runs: list[StoredRun], out: Path) -> list[Path]:
             )
             ax.set(xlabel="exact matches (one operating point)")
             continue
-        discrete = run.record.metric.discrete
+        discrete = run.record.distance.discrete
         bins: int | np.ndarray = np.arange(both.min() - 0.5, both.max() + 1.5) if discrete else 30
         ax.hist(false, bins=bins, alpha=0.6, color=colours["false"])
         ax.hist(true, bins=bins, alpha=0.6, color=colours["true"])
         _threshold_marks(ax, group)
-        ax.set(xlabel=str(run.record.metric), yscale="log")
+        ax.set(xlabel=str(run.record.distance), yscale="log")
     if groups:
         from matplotlib.patches import Patch
 

@@ -88,7 +88,7 @@ class RunRecord:
     status: str
     label: str
     method: MethodRecord
-    metric: DistanceKind
+    distance: DistanceKind
     threshold: float
     sweep_to: float
     k_values: list[int]
@@ -110,6 +110,8 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         """The ``run.json`` object (plain JSON values)."""
         data = dataclasses.asdict(self)
+        # run.json keeps the key "metric" for the distance, so old and new readers share files
+        data = {("metric" if k == "distance" else k): v for k, v in data.items()}
         if self.reused_from is None:
             del data["reused_from"]
         return data
@@ -119,8 +121,8 @@ class RunRecord:
         """Read a ``run.json`` object; ``KeyError`` / ``TypeError`` when it is not one."""
         return cls(
             **{
-                **data,
-                "metric": DistanceKind(data["metric"]),
+                **{k: v for k, v in data.items() if k != "metric"},
+                "distance": DistanceKind(data["metric"]),  # the run.json key is still "metric"
                 "method": MethodRecord(**data["method"]),
                 "dataset": DatasetRecord(**data["dataset"]),
                 "search": SearchRecord(**data["search"]),

@@ -29,11 +29,11 @@ class Scores:
     breakdown: pd.DataFrame
 
 
-def sweep_thresholds(metric: str, threshold: float, sweep_to: float, points: int) -> np.ndarray:
+def sweep_thresholds(distance: str, threshold: float, sweep_to: float, points: int) -> np.ndarray:
     """Thresholds for the metrics-vs-threshold table, from the closest score to the widest
     threshold: every integer (Hamming distance), ``points`` values (cosine similarity), or the
     closest alone (equality); the run's own threshold is always included."""
-    kind = DistanceKind(metric)
+    kind = DistanceKind(distance)
     widest = kind.widest(threshold, sweep_to)
     if not kind.graded:
         grid = np.array([float(kind.closest)])

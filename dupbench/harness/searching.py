@@ -26,11 +26,11 @@ def searcher(
     return build_index(encodings, backend=search.backend, **params).range
 
 
-def backend_used(search: SearchConfig, metric: str, n: int) -> str:
+def backend_used(search: SearchConfig, distance: str, n: int) -> str:
     """The search a run over ``n`` codes used (what "auto" resolved to)."""
     from dupbench.search import pick_backend
     from dupbench.search.registry import find_whole_search
 
     if find_whole_search(search.backend) is not None:
         return search.backend
-    return pick_backend(metric, n, search.backend)
+    return pick_backend(distance, n, search.backend)

@@ -338,7 +338,7 @@ def runs_table(runs: list[StoredRun]) -> pd.DataFrame:
             "params": json.dumps(record.method.params, sort_keys=True),
             "dataset": record.dataset.name,
             "dataset_checksum": record.dataset.checksum,
-            "metric": record.metric,
+            "metric": record.distance,  # the runs.csv column keeps its name
             "images": record.dataset.images,
             "encoded": record.encoded,
             "skipped": record.skipped,

@@ -17,7 +17,7 @@ def thresholds(cfg: RunConfig, method) -> tuple[float, float]:
         threshold = method.default_threshold
     widest = cfg.benchmark.sweep_to if cfg.benchmark.sweep_to is not None else cfg.method.sweep_to
     if widest is None:
-        widest = method.metric.default_sweep_to(method.size)
+        widest = method.distance.default_sweep_to(method.size)
     # the widest search must include the operating threshold
-    widest = method.metric.widest(widest, threshold)
+    widest = method.distance.widest(widest, threshold)
     return float(threshold), float(widest)

@@ -98,15 +98,15 @@ def backend_class(name: str) -> type:
 
 
 def open_backend(
-    name: str, folder: str | Path, kind: Kind, metric: DistanceKind, size: int, **options: Any
+    name: str, folder: str | Path, kind: Kind, distance: DistanceKind, size: int, **options: Any
 ) -> IndexBackend:
     """Create or reopen backend ``name`` for an index kept in ``folder``.
 
-    Every backend class takes ``(path_or_uri, kind, metric, size, **options)``: the local one keeps
+    Every backend class takes ``(path_or_uri, kind, distance, size, **options)``: the local one keeps
     its files under ``folder``; a remote one gets ``options["uri"]`` if given (e.g. a Milvus server)
     and otherwise a path inside ``folder`` (e.g. a milvus-lite database file). ``size`` is the bits
     of a binary/exact code or the dimension of a float one. ``options`` are recorded in the index
     manifest and passed again on every open.
     """
     cls = backend_class(name)
-    return cls(Path(folder), kind, metric, size, **options)
+    return cls(Path(folder), kind, distance, size, **options)

@@ -114,7 +114,7 @@ class Index:
             manifest["backend"],
             path,
             method.kind,
-            method.metric,
+            method.distance,
             method.size,
             **manifest["backend_options"],
         )
@@ -239,12 +239,12 @@ class Index:
     ) -> list[list[Match]]:
         """``query`` for precomputed codes (rows as ``method.encode`` gives them), per row."""
         t = self.default_threshold if threshold is None else float(threshold)
-        if self.method.metric is DistanceKind.COSINE and not -1.0 <= t <= 1.0:
+        if self.method.distance is DistanceKind.COSINE and not -1.0 <= t <= 1.0:
             raise UsageError(f"a cosine threshold is a similarity in [-1, 1], got {t}")
         check_k(k)
         found = self.backend.query(codes, t, k)
         names = self._names({i for row in found for i, _ in row})
-        score = int if self.method.metric.discrete else float  # distances are whole bits
+        score = int if self.method.distance.discrete else float  # distances are whole bits
         return [[Match(i, names[i], score(s)) for i, s in row if i in names] for row in found]
 
     def encode(self, image: images.Source, *, max_pixels: int | None = None) -> np.ndarray:
@@ -310,7 +310,7 @@ class Index:
         keep = np.array([int(i) in names for i in ids], bool)
         ids, codes = ids[keep], codes[keep]
         t = self.default_threshold if threshold is None else float(threshold)
-        pairs = range_groups(codes, t, self.method.metric)
+        pairs = range_groups(codes, t, self.method.distance)
         labels = [names[int(i)] for i in ids]
         return DuplicateResult(labels, pairs, [], labels).to_map(scores=scores)
 

@@ -59,10 +59,15 @@ class LocalBackend:
     """``IndexBackend`` kept under ``folder/local``; see the module docstring."""
 
     def __init__(
-        self, folder: str | os.PathLike, kind: Kind, metric: DistanceKind, size: int, **options: Any
+        self,
+        folder: str | os.PathLike,
+        kind: Kind,
+        distance: DistanceKind,
+        size: int,
+        **options: Any,
     ) -> None:
         check_parameters(options, (), "local index backend")
-        self.kind, self.metric, self.size = kind, DistanceKind(metric), int(size)
+        self.kind, self.distance, self.size = kind, DistanceKind(distance), int(size)
         self.path = Path(folder) / FOLDER
         (self.path / SHARDS).mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
@@ -91,9 +96,9 @@ class LocalBackend:
         self._alive = np.zeros(capacity, bool)
         self._n = 0
         self._live = 0
-        self._by_code: dict[bytes, list[int]] = {}  # equal metric: code bytes -> rows
+        self._by_code: dict[bytes, list[int]] = {}  # equal distance: code bytes -> rows
         self._faiss = None
-        if self.metric is DistanceKind.COSINE:
+        if self.distance is DistanceKind.COSINE:
             try:
                 import faiss
             except ImportError as e:
@@ -113,7 +118,7 @@ class LocalBackend:
         self._ids[n : n + m] = ids
         self._codes[n : n + m] = codes
         self._alive[n : n + m] = True
-        if self.metric is DistanceKind.EQUAL:
+        if self.distance is DistanceKind.EQUAL:
             for row in range(n, n + m):
                 self._by_code.setdefault(self._codes[row].tobytes(), []).append(row)
         if self._faiss is not None:
@@ -209,7 +214,7 @@ class LocalBackend:
             raise ValueError(f"{len(ids)} ids but {len(codes)} codes")
         if len(ids) == 0:
             return
-        if self.metric is DistanceKind.COSINE:
+        if self.distance is DistanceKind.COSINE:
             codes = unit_rows(codes)
         with self._write_lock:
             if not self._cleaned:
@@ -251,11 +256,11 @@ class LocalBackend:
         codes = self._checked(codes)
         check_k(k)
         self._refresh()
-        if self.metric is DistanceKind.COSINE:
+        if self.distance is DistanceKind.COSINE:
             return [self._query_cosine(row, threshold, k) for row in unit_rows(codes)]
-        if self.metric is DistanceKind.EQUAL:
+        if self.distance is DistanceKind.EQUAL:
             return [self._query_equal(row, k) for row in codes]
-        if self.metric is DistanceKind.EUCLIDEAN:
+        if self.distance is DistanceKind.EUCLIDEAN:
             return [self._query_euclidean(row, threshold, k) for row in codes]
         return [self._query_hamming(row, threshold, k) for row in codes]
 
@@ -315,7 +320,7 @@ class LocalBackend:
             n, ids, alive, index = self._n, self._ids, self._alive, self._faiss
             if n == 0:
                 return []
-            assert index is not None  # _reset makes one for the cosine metric
+            assert index is not None  # _reset makes one for the cosine distance
             q = vector.reshape(1, -1)
             if k is None:
                 lims, sims, rows = index.range_search(q, float(threshold))

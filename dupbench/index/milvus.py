@@ -70,11 +70,16 @@ class MilvusBackend:
     """``IndexBackend`` kept in a Milvus collection; see the module docstring."""
 
     def __init__(
-        self, folder: str | os.PathLike, kind: Kind, metric: DistanceKind, size: int, **options: Any
+        self,
+        folder: str | os.PathLike,
+        kind: Kind,
+        distance: DistanceKind,
+        size: int,
+        **options: Any,
     ) -> None:
         check_parameters(options, _OPTIONS, "milvus index backend")
-        self.kind, self.metric, self.size = kind, DistanceKind(metric), int(size)
-        if self.metric is DistanceKind.EUCLIDEAN:  # its range radius semantics are untested here
+        self.kind, self.distance, self.size = kind, DistanceKind(distance), int(size)
+        if self.distance is DistanceKind.EUCLIDEAN:  # its range radius semantics are untested here
             raise UsageError("the milvus backend does not search L2 codes; use backend 'local'")
         self._binary = kind != "float"
         self._width = max(1, -(-self.size // 64)) if self._binary else self.size
@@ -182,7 +187,7 @@ class MilvusBackend:
     ) -> list[list[tuple[int, float]]]:
         codes = self._checked(codes)
         check_k(k)
-        if not self.metric.graded:
+        if not self.distance.graded:
             threshold = 0
         if not self._binary:
             codes = unit_rows(codes)

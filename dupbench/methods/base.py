@@ -38,13 +38,13 @@ class Method(ABC):
 
     name: ClassVar[str]
     kind: ClassVar[Kind]
-    metric: ClassVar[DistanceKind]
+    distance: ClassVar[DistanceKind]
     #: default threshold for ``find_duplicates``: a Hamming distance, or a cosine similarity
     default_threshold: ClassVar[float] = 0
     #: the edits whose copies it still finds, in a few words (``dupbench methods``)
     robust_to: ClassVar[str] = ""
     #: how ``dupbench methods`` writes its threshold, where its own search scores something other
-    #: than the metric (e.g. "score ≥ {:g}"); None: the metric's usual form
+    #: than the distance (e.g. "score ≥ {:g}"); None: the distance's usual form
     threshold_form: ClassVar[str | None] = None
     #: optional packages it imports (module names) and the ``dupbench[extra]`` that installs them
     requires: ClassVar[tuple[str, ...]] = ()
@@ -52,13 +52,13 @@ class Method(ABC):
     #: it takes a ``device`` parameter (a torch device), which the harness sets from
     #: ``benchmark.device`` unless the method's own config does
     takes_device: ClassVar[bool] = False
-    #: (backend, params) of the search a preset pairs it with; None: the metric's usual search
+    #: (backend, params) of the search a preset pairs it with; None: the distance's usual search
     preferred_search: tuple[str, dict[str, Any]] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if isinstance(cls.__dict__.get("metric"), str):  # a name such as "hamming" is accepted
-            cls.metric = DistanceKind(cls.metric)
+        if isinstance(cls.__dict__.get("distance"), str):  # a name such as "hamming" is accepted
+            cls.distance = DistanceKind(cls.distance)
 
     def __init__(self, **params: Any) -> None:
         if params:
@@ -133,7 +133,7 @@ class Method(ABC):
             ids=[ids[k] for k in kept],
             codes=codes,
             kind=self.kind,
-            metric=self.metric,
+            distance=self.distance,
             size=self.size,
             method=self.name,
             params=self.params,

@@ -64,7 +64,7 @@ class CNN(Method):
     extra = "cnn"
     takes_device = True
     kind = "float"
-    metric = DistanceKind.COSINE
+    distance = DistanceKind.COSINE
     default_threshold = 0.9  # imagededup's min_similarity_threshold
 
     def __init__(

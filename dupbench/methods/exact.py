@@ -35,7 +35,7 @@ class DigestMethod(Method):
     """Shared declaration of the 128-bit exact digests."""
 
     kind = "exact"
-    metric = DistanceKind.EQUAL
+    distance = DistanceKind.EQUAL
     default_threshold: ClassVar[float] = 0
 
     @property

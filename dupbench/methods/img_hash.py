@@ -176,7 +176,7 @@ class ColorMomentHash(Method):
 
     name = "color_moment"
     kind = "float"
-    metric = DistanceKind.EUCLIDEAN
+    distance = DistanceKind.EUCLIDEAN
     #: a start (the median distance of true copies on the default dataset); benchmarks'
     #: calibrate_thresholds.py derives a 99 %-precision one
     default_threshold: ClassVar[float] = 3.0
@@ -292,7 +292,7 @@ class RadialVarianceHash(Method):
 
     name = "radial_variance"
     kind = "float"
-    metric = DistanceKind.COSINE
+    distance = DistanceKind.COSINE
     default_threshold: ClassVar[float] = 0.9
     robust_to = "resizing, recompression; exhaustive search (all pairs × 40 shifts)"
     threshold_form = "corr ≥ {:g}"

@@ -166,7 +166,7 @@ class InvariantHash(Method):
     """
 
     kind = "binary"
-    metric = DistanceKind.HAMMING
+    distance = DistanceKind.HAMMING
     #: False where a code's layout means something that 8 variants side by side would break
     supports_dihedral: ClassVar[bool] = True
 

@@ -30,7 +30,7 @@ class Preset:
     threshold: float | None = None
     #: overrides the class's ``robust_to`` where the preset changes it (e.g. region matching)
     robust_to: str | None = None
-    #: (backend, params) of the search the preset selects; None: the metric's usual search
+    #: (backend, params) of the search the preset selects; None: the distance's usual search
     search: tuple[str, dict[str, Any]] | None = None
 
 

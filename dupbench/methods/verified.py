@@ -239,7 +239,7 @@ class RetrieveVerify(Method):
 
     name = "verified"
     kind = "float"
-    metric = DistanceKind.COSINE
+    distance = DistanceKind.COSINE
     #: about the score at 99 % pair precision on the default dataset (0.127, 2026-12-01; 0.144
     #: on the same recipe built with seed 7)
     default_threshold: ClassVar[float] = 0.13
@@ -339,7 +339,7 @@ class RetrieveVerify(Method):
             [ids[k] for k in kept],
             codes,
             self.kind,
-            self.metric,
+            self.distance,
             self.size,
             self.name,
             self.params,

@@ -3,8 +3,10 @@ Euclidean (float vectors such as the colour moment hash).
 
 Every index answers ``range(threshold)`` (all pairs at least that close) and ``topk(k)`` with a
 ``Candidates`` value: no self pairs, deterministic order, scores returned. ``build_index`` picks
-the index from the codes' metric and, with ``backend="auto"``, from the collection size. Every
+the index from the codes' distance and, with ``backend="auto"``, from the collection size. Every
 index, and every search that reads whole encodings, is registered by name in ``registry``.
+The public functions' ``metric`` argument is the ``DistanceKind`` (kept under that name for
+their callers).
 """
 
 from __future__ import annotations
@@ -28,34 +30,34 @@ MIH_HAMMING_MIN = 20_000
 COSINE_APPROX_MIN = 200_000
 
 
-def _codes_and_metric(
-    data: Encodings | np.ndarray, metric: str | None
+def _codes_and_distance(
+    data: Encodings | np.ndarray, distance: str | None
 ) -> tuple[np.ndarray, DistanceKind]:
     if isinstance(data, Encodings):
-        return data.codes, DistanceKind(metric or data.metric)
+        return data.codes, DistanceKind(distance or data.distance)
     codes = np.asarray(data)
-    if metric is None:
+    if distance is None:
         return codes, DistanceKind.COSINE if codes.dtype.kind == "f" else DistanceKind.HAMMING
-    return codes, DistanceKind(metric)
+    return codes, DistanceKind(distance)
 
 
 def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
     """The backend ``build_index`` uses: explicit names are checked, "auto" decides by size."""
-    metric = DistanceKind(metric)
-    if metric is DistanceKind.EQUAL:
+    distance = DistanceKind(metric)
+    if distance is DistanceKind.EQUAL:
         return "equal"
-    valid = index_backends(metric)
+    valid = index_backends(distance)
     if backend == "auto":
-        if metric is DistanceKind.EUCLIDEAN:
+        if distance is DistanceKind.EUCLIDEAN:
             return "euclidean"
-        if metric is DistanceKind.COSINE:
+        if distance is DistanceKind.COSINE:
             from dupbench.search.mih import has_faiss
 
             return "ivf" if n >= COSINE_APPROX_MIN and has_faiss() else "flat"
         return "mih" if n >= MIH_HAMMING_MIN else "brute"
     if backend not in valid:
         raise UsageError(
-            f"unknown {metric} backend {backend!r}{did_you_mean(backend, valid)} "
+            f"unknown {distance} backend {backend!r}{did_you_mean(backend, valid)} "
             f"(choose from {', '.join(valid)}, or auto)"
         )
     return backend
@@ -64,11 +66,11 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
 def build_index(
     data: Encodings | np.ndarray, metric: str | None = None, backend: str = "auto", **params: Any
 ):
-    """An index over ``data`` (Encodings or a code array) for its metric."""
-    codes, metric = _codes_and_metric(data, metric)
-    entry = SEARCHES.get(pick_backend(metric, len(codes), backend))
-    if not isinstance(entry, IndexBackend) or entry.metric != metric:
-        raise NotImplementedError(f"no index searches {metric} codes")
+    """An index over ``data`` (Encodings or a code array) for its distance."""
+    codes, distance = _codes_and_distance(data, metric)
+    entry = SEARCHES.get(pick_backend(distance, len(codes), backend))
+    if not isinstance(entry, IndexBackend) or entry.distance != distance:
+        raise NotImplementedError(f"no index searches {distance} codes")
     return entry.build(codes, **params)
 
 
@@ -90,12 +92,12 @@ def range_search(
 
     Hamming search at radius 0 uses equality grouping, which is exact and O(N log N).
     """
-    codes, metric = _codes_and_metric(data, metric)
-    if metric is DistanceKind.HAMMING and threshold == 0 and backend == "auto":
+    codes, distance = _codes_and_distance(data, metric)
+    if distance is DistanceKind.HAMMING and threshold == 0 and backend == "auto":
         from dupbench.search.exact import EqualIndex
 
-        return EqualIndex(codes, metric).range(0, _query_codes(queries))
-    index = build_index(codes, metric, backend, **params)
+        return EqualIndex(codes, distance).range(0, _query_codes(queries))
+    index = build_index(codes, distance, backend, **params)
     return index.range(threshold, queries=_query_codes(queries))
 
 
@@ -116,15 +118,17 @@ def range_groups(
     """
     from dupbench.search.exact import unique_codes
 
-    codes, metric = _codes_and_metric(data, metric)
-    pick_backend(metric, len(codes), backend)  # an unknown backend fails whatever the threshold
-    if metric.higher_is_closer or threshold < 0:  # below 0, not even identical codes pair up
-        pairs = range_search(codes, threshold, metric, backend=backend, **params)
+    codes, distance = _codes_and_distance(data, metric)
+    pick_backend(distance, len(codes), backend)  # an unknown backend fails whatever the threshold
+    if distance.higher_is_closer or threshold < 0:  # below 0, not even identical codes pair up
+        pairs = range_search(codes, threshold, distance, backend=backend, **params)
         return GroupedCandidates.from_candidates(pairs, len(codes))
     distinct, classes = unique_codes(codes)
-    if not metric.graded or (metric.discrete and threshold < 1):  # distinct codes: ≥ 1 bit apart
-        return GroupedCandidates(classes, Candidates.empty(metric))
-    index = build_index(distinct, metric, backend, **params)
+    if not distance.graded or (
+        distance.discrete and threshold < 1
+    ):  # distinct codes: ≥ 1 bit apart
+        return GroupedCandidates(classes, Candidates.empty(distance))
+    index = build_index(distinct, distance, backend, **params)
     return GroupedCandidates(classes, index.range(threshold))
 
 

@@ -35,16 +35,16 @@ def _members(labels: np.ndarray) -> list[np.ndarray]:
 
 
 class EqualIndex:
-    """Pairs whose codes are identical; the score is a distance of 0 (metric "equal")."""
+    """Pairs whose codes are identical; the score is a distance of 0 (``DistanceKind.EQUAL``)."""
 
-    def __init__(self, codes: np.ndarray, metric: DistanceKind = DistanceKind.EQUAL) -> None:
+    def __init__(self, codes: np.ndarray, distance: DistanceKind = DistanceKind.EQUAL) -> None:
         self.codes = np.ascontiguousarray(np.atleast_2d(codes))
-        self.metric = metric
+        self.distance = distance
 
     def range(self, threshold: float = 0, queries: np.ndarray | None = None) -> Candidates:
         """Identical pairs; ``threshold`` is accepted for interface parity and must be 0 or more."""
         if threshold < 0:
-            return Candidates.empty(self.metric, queries is not None)
+            return Candidates.empty(self.distance, queries is not None)
         if queries is None:
             parts = []
             for g in _members(_group_labels(self.codes)):
@@ -62,10 +62,10 @@ class EqualIndex:
                     parts.append((np.repeat(qs, len(rs)), np.tile(rs, len(qs))))
             cross = True
         if not parts:
-            return Candidates.empty(self.metric, cross)
+            return Candidates.empty(self.distance, cross)
         i = np.concatenate([p[0] for p in parts])
         j = np.concatenate([p[1] for p in parts])
-        return Candidates(i, j, np.zeros(len(i), np.int32), self.metric, cross).sorted()
+        return Candidates(i, j, np.zeros(len(i), np.int32), self.distance, cross).sorted()
 
     def topk(self, k: int, queries: np.ndarray | None = None) -> Candidates:
         """Up to ``k`` identical references per query, lowest index first."""
@@ -75,14 +75,14 @@ class EqualIndex:
                 np.concatenate([pairs.i, pairs.j]),
                 np.concatenate([pairs.j, pairs.i]),
                 np.concatenate([pairs.score, pairs.score]),
-                self.metric,
+                self.distance,
                 True,
             ).sorted()
         order = np.lexsort((pairs.j, pairs.i))
         i, j = pairs.i[order], pairs.j[order]
         rank = np.arange(len(i)) - np.searchsorted(i, i, side="left")
         keep = rank < k
-        return Candidates(i[keep], j[keep], pairs.score[order][keep], self.metric, True)
+        return Candidates(i[keep], j[keep], pairs.score[order][keep], self.distance, True)
 
 
 @index_backend("equal", DistanceKind.EQUAL)

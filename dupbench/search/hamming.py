@@ -49,11 +49,11 @@ def _topk_rows(dist: np.ndarray, k: int, n_cols: int) -> tuple[np.ndarray, np.nd
     return best, np.take_along_axis(dist, best, 1)
 
 
-def _directed(rows: list, metric: DistanceKind = DistanceKind.HAMMING) -> Candidates:
+def _directed(rows: list, distance: DistanceKind = DistanceKind.HAMMING) -> Candidates:
     if not rows:
-        return Candidates.empty(metric, cross=True)
+        return Candidates.empty(distance, cross=True)
     i, j, d = (np.concatenate(x) for x in zip(*rows))
-    return Candidates(i, j, d.astype(np.int32), metric, cross=True)
+    return Candidates(i, j, d.astype(np.int32), distance, cross=True)
 
 
 @index_backend("brute", DistanceKind.HAMMING)

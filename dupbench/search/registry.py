@@ -1,7 +1,7 @@
 """Every search by the name a config (``search.backend=``), ``search_method=`` or a method's
 ``preferred_search`` uses, in one ``Registry``. Two kinds register here, each where it is defined:
 
-- ``IndexBackend`` (``@index_backend(name, metric)``): an index over the codes of one metric,
+- ``IndexBackend`` (``@index_backend(name, distance)``): an index over the codes of one distance,
   built once, then asked ``range(threshold)`` / ``topk(k)``; ``build_index`` picks one.
 - ``WholeSearch`` (``@whole_search(name)``): a search that needs more than codes and reads the
   encodings of the methods that pick it (region matching, the dihedral minimum, verification):
@@ -21,10 +21,10 @@ from dupbench.registry import Registry
 
 @dataclass(frozen=True)
 class IndexBackend:
-    """``build(codes, **params)`` → an index over codes of ``metric``."""
+    """``build(codes, **params)`` → an index over codes of ``distance``."""
 
     name: str
-    metric: DistanceKind
+    distance: DistanceKind
     build: Callable[..., Any]
 
 
@@ -54,11 +54,11 @@ SEARCHES: Registry[IndexBackend | WholeSearch] = Registry(
 )
 
 
-def index_backend(name: str, metric: DistanceKind | str) -> Callable:
+def index_backend(name: str, distance: DistanceKind | str) -> Callable:
     """Decorator: register an index class (or a function building one) under ``name``."""
 
     def decorate(build: Callable) -> Callable:
-        SEARCHES.add(name, IndexBackend(name, DistanceKind(metric), build))
+        SEARCHES.add(name, IndexBackend(name, DistanceKind(distance), build))
         return build
 
     return decorate
@@ -74,12 +74,12 @@ def whole_search(name: str, timed: bool = False) -> Callable:
     return decorate
 
 
-def index_backends(metric: DistanceKind | str) -> tuple[str, ...]:
-    """The names of the indexes over codes of ``metric``, sorted."""
+def index_backends(distance: DistanceKind | str) -> tuple[str, ...]:
+    """The names of the indexes over codes of ``distance``, sorted."""
     return tuple(
         name
         for name, entry in SEARCHES.items()
-        if isinstance(entry, IndexBackend) and entry.metric == metric
+        if isinstance(entry, IndexBackend) and entry.distance == distance
     )
 
 
