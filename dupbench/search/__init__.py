@@ -5,8 +5,8 @@ Every index answers ``range(threshold)`` (all pairs at least that close) and ``t
 ``Candidates`` value: no self pairs, deterministic order, scores returned. ``build_index`` picks
 the index from the codes' distance and, with ``backend="auto"``, from the collection size. Every
 index, and every search that reads whole encodings, is registered by name in ``registry``.
-The public functions' ``metric`` argument is the ``DistanceKind`` (kept under that name for
-their callers).
+``distance`` is a ``DistanceKind`` or its name; None takes the encodings' own (or, for a bare
+array, cosine for floats and Hamming otherwise).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def _codes_and_distance(
     return codes, DistanceKind(distance)
 
 
-def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
+def pick_backend(distance: str, n: int, backend: str = "auto") -> str:
     """The backend ``build_index`` uses: explicit names are checked, "auto" decides by size."""
-    distance = DistanceKind(metric)
+    distance = DistanceKind(distance)
     if distance is DistanceKind.EQUAL:
         return "equal"
     valid = index_backends(distance)
@@ -64,10 +64,10 @@ def pick_backend(metric: str, n: int, backend: str = "auto") -> str:
 
 
 def build_index(
-    data: Encodings | np.ndarray, metric: str | None = None, backend: str = "auto", **params: Any
+    data: Encodings | np.ndarray, distance: str | None = None, backend: str = "auto", **params: Any
 ):
     """An index over ``data`` (Encodings or a code array) for its distance."""
-    codes, distance = _codes_and_distance(data, metric)
+    codes, distance = _codes_and_distance(data, distance)
     entry = SEARCHES.get(pick_backend(distance, len(codes), backend))
     if not isinstance(entry, IndexBackend) or entry.distance != distance:
         raise NotImplementedError(f"no index searches {distance} codes")
@@ -81,7 +81,7 @@ def _query_codes(queries: Encodings | np.ndarray | None) -> np.ndarray | None:
 def range_search(
     data: Encodings | np.ndarray,
     threshold: float,
-    metric: str | None = None,
+    distance: str | None = None,
     *,
     queries: Encodings | np.ndarray | None = None,
     backend: str = "auto",
@@ -92,7 +92,7 @@ def range_search(
 
     Hamming search at radius 0 uses equality grouping, which is exact and O(N log N).
     """
-    codes, distance = _codes_and_distance(data, metric)
+    codes, distance = _codes_and_distance(data, distance)
     if distance is DistanceKind.HAMMING and threshold == 0 and backend == "auto":
         from dupbench.search.exact import EqualIndex
 
@@ -104,7 +104,7 @@ def range_search(
 def range_groups(
     data: Encodings | np.ndarray,
     threshold: float,
-    metric: str | None = None,
+    distance: str | None = None,
     *,
     backend: str = "auto",
     **params: Any,
@@ -118,7 +118,7 @@ def range_groups(
     """
     from dupbench.search.exact import unique_codes
 
-    codes, distance = _codes_and_distance(data, metric)
+    codes, distance = _codes_and_distance(data, distance)
     pick_backend(distance, len(codes), backend)  # an unknown backend fails whatever the threshold
     if distance.higher_is_closer or threshold < 0:  # below 0, not even identical codes pair up
         pairs = range_search(codes, threshold, distance, backend=backend, **params)
@@ -135,7 +135,7 @@ def range_groups(
 def topk_search(
     data: Encodings | np.ndarray,
     k: int,
-    metric: str | None = None,
+    distance: str | None = None,
     *,
     queries: Encodings | np.ndarray | None = None,
     backend: str = "auto",
@@ -144,7 +144,7 @@ def topk_search(
     """The ``k`` nearest references of every query (self excluded), as directed pairs."""
     if k < 1:
         raise ValueError("k must be at least 1")
-    index = build_index(data, metric, backend, **params)
+    index = build_index(data, distance, backend, **params)
     return index.topk(k, queries=_query_codes(queries))
 
 
