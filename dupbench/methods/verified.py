@@ -64,12 +64,13 @@ class LocalFeatures:
         """The features of the horizontally mirrored image, without extracting them again."""
         if self.mirror is not None:
             return self.mirror
-        if self.kind != "sift":
+        mirror_order = FEATURE_TYPES[self.kind].mirror_order
+        if mirror_order is None:
             raise ValueError(f"{self.kind} features need their mirror image's own (``mirror``)")
         points = self.points.copy()
         points[:, 0] = self.width - 1 - points[:, 0]
         return LocalFeatures(
-            points, self.descriptors[:, mirror_permutation()], self.width, self.height, self.kind
+            points, self.descriptors[:, mirror_order()], self.width, self.height, self.kind
         )
 
 
@@ -177,16 +178,24 @@ def _unflatten(
 class FeatureType:
     """One kind of local features: ``create(cv2, n)`` makes its OpenCV detector for at most n
     keypoints, whose descriptors are ``width`` bytes; ``binary`` descriptors are bit strings,
-    compared by Hamming distance (others by L2)."""
+    compared by Hamming distance (others by L2). ``mirror_order()``: the column order that turns
+    a descriptor into its mirrored keypoint's, where there is one (else the mirror image's own
+    features are extracted too)."""
 
     create: Callable[[Any, int], Any]
     width: int
     binary: bool
+    mirror_order: Callable[[], np.ndarray] | None = None
 
 
 #: the ``feature_type`` choices (SIFT_create: cv2.SIFT.create is missing from older releases)
 FEATURE_TYPES: dict[str, FeatureType] = {
-    "sift": FeatureType(lambda cv2, n: cv2.SIFT_create(nfeatures=n), 128, binary=False),
+    "sift": FeatureType(
+        lambda cv2, n: cv2.SIFT_create(nfeatures=n),
+        128,
+        binary=False,
+        mirror_order=mirror_permutation,
+    ),
     "orb": FeatureType(lambda cv2, n: cv2.ORB_create(nfeatures=n), 32, binary=True),
 }
 
@@ -294,9 +303,9 @@ class RetrieveVerify(Method):
 
     def _extract(self, pixels: np.ndarray) -> LocalFeatures:
         """The features of ``pixels`` and, for a type whose descriptors have no mirror
-        permutation (all but SIFT), those of its mirror image."""
+        permutation (``FeatureType.mirror_order``), those of its mirror image."""
         features = self._detect(pixels)
-        if self.feature_type == "sift":
+        if FEATURE_TYPES[self.feature_type].mirror_order is not None:
             return features
         return replace(features, mirror=self._detect(np.ascontiguousarray(np.fliplr(pixels))))
 

@@ -282,7 +282,7 @@ def expand(
     order = np.lexsort((-weight, a))
     a, keys = a[order], keys[order]
     proposed.append(keys[np.arange(len(a)) - np.searchsorted(a, a) < per_image])
-    pairs = np.setdiff1d(np.unique(np.concatenate(proposed)), known, assume_unique=False)
+    pairs = np.setdiff1d(np.concatenate(proposed), known)
     return pairs // n, pairs % n
 
 
