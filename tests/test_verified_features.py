@@ -23,22 +23,17 @@ cv2 = pytest.importorskip("cv2")
 verified = pytest.importorskip("dupbench.methods.verified")
 vsearch = pytest.importorskip("dupbench.search.verified")
 
+from test_method_verified import _crop, _photo
+
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
-
-
-def _photo(name: str) -> Image.Image:
-    from skimage import data
-
-    return Image.fromarray(getattr(data, name)()).convert("RGB")
 
 
 def _write_versions(folder: Path, name: str) -> None:
     """A photo, its mirror image and its centre crop (60 % of each side)."""
     img = _photo(name)
-    w, h = img.size
     img.save(folder / f"{name}.jpg", quality=90)
     img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / f"{name}__mirror.jpg")
-    img.crop((w // 5, h // 5, w - w // 5, h - h // 5)).save(folder / f"{name}__crop.jpg")
+    _crop(img, 0.6).save(folder / f"{name}__crop.jpg")
 
 
 @pytest.fixture(scope="module")
